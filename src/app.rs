@@ -1,0 +1,116 @@
+//! Assembly: state shared by handlers and workers, the listener, start-up and graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::crypto::phone::PhoneCrypto;
+use crate::crypto::session::SessionKeys;
+use crate::db::{Db, DbError};
+use crate::jobs::JobsHandle;
+use crate::media::fetch::{FetchPolicy, Fetcher};
+use crate::media::store::{MediaStore, StoreError};
+
+/// What every handler and worker can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub store: MediaStore,
+    pub fetcher: Fetcher,
+    pub phone: PhoneCrypto,
+    pub sessions: SessionKeys,
+    pub jobs: JobsHandle,
+    pub metrics: crate::telemetry::Metrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    #[error("media store: {0}")]
+    Store(#[from] StoreError),
+    #[error("media downloader: {0}")]
+    Fetcher(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl AppState {
+    /// Connects to the database (migrating it), opens the media store and builds the clients.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let db = Db::connect(&config.database).await?;
+        db.migrate().await?;
+        let store = MediaStore::from_config(&config).await?;
+        let fetcher = Fetcher::new(FetchPolicy {
+            allow_private: config.media_fetch_allow_private,
+            max_bytes: config.max_media_size_bytes,
+            ..FetchPolicy::default()
+        })
+        .map_err(|e| StartError::Fetcher(e.to_string()))?;
+        Ok(Self(Arc::new(Inner {
+            phone: PhoneCrypto::new(&config.secrets),
+            sessions: SessionKeys::new(&config.secrets),
+            config: Arc::new(config),
+            db,
+            store,
+            fetcher,
+            jobs: JobsHandle::default(),
+            metrics: crate::telemetry::Metrics::get(),
+        })))
+    }
+}
+
+/// A built application with its listener bound (port 0 works: read [`App::local_addr`]).
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let addr = SocketAddr::new(config.host, config.port);
+        let state = AppState::build(config).await?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| StartError::Bind(addr, e))?;
+        Ok(Self { state, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` is cancelled; then stops accepting,
+    /// finishes in-flight requests and lets running jobs end within the drain time.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Self { state, listener } = self;
+        let router = crate::web::router(state.clone());
+        let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(25)));
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        shutdown.cancel();
+        if let Err(e) = workers.await {
+            tracing::error!(error = %e, "job workers ended abnormally");
+        }
+        state.db.close().await;
+        served
+    }
+}

@@ -1,0 +1,166 @@
+//! Files of messages: pending until a worker has stored them, then stored, failed or deleted.
+
+use chrono::{DateTime, Utc};
+
+use super::{run, Conn, Result};
+use crate::domain::{AttachmentId, ChurchId, ConversationId, MessageId};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub id: AttachmentId,
+    pub church_id: ChurchId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub position: i32,
+    pub status: String,
+    pub source_url: Option<String>,
+    pub declared_type: Option<String>,
+    pub declared_size: Option<i64>,
+    pub declared_sha256: Option<String>,
+    pub media_type: Option<String>,
+    pub mime_type: Option<String>,
+    pub name: String,
+    pub storage_key: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub duration_seconds: Option<f64>,
+    pub sha256: Option<String>,
+    pub failure_reason: Option<String>,
+    pub keep: bool,
+    pub created_at: DateTime<Utc>,
+    pub stored_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
+                       declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
+                       height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at";
+
+pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+    );
+    run!(c, |q| sqlx::query(&sql)
+        .bind(a.id)
+        .bind(a.church_id)
+        .bind(a.conversation_id)
+        .bind(a.message_id)
+        .bind(a.position)
+        .bind(&a.status)
+        .bind(&a.source_url)
+        .bind(&a.declared_type)
+        .bind(a.declared_size)
+        .bind(&a.declared_sha256)
+        .bind(&a.media_type)
+        .bind(&a.mime_type)
+        .bind(&a.name)
+        .bind(&a.storage_key)
+        .bind(a.size_bytes)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(a.duration_seconds)
+        .bind(&a.sha256)
+        .bind(&a.failure_reason)
+        .bind(a.keep)
+        .bind(a.created_at)
+        .bind(a.stored_at)
+        .bind(a.deleted_at)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))
+}
+
+/// One attachment of a church.
+pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: AttachmentId) -> Result<Option<AttachmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE church_id = $1 AND id = $2");
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)
+}
+
+/// Machine side (jobs): by id alone; the row carries its church.
+pub async fn get_for_job(c: &mut Conn<'_>, id: AttachmentId) -> Result<Option<AttachmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE id = $1");
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(id).fetch_optional(&mut **q).await)
+}
+
+/// The attachments of the messages `first..=last` (by id) of one conversation, in message order.
+pub async fn for_messages(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    conversation: ConversationId,
+    first: MessageId,
+    last: MessageId,
+) -> Result<Vec<AttachmentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM attachments
+         WHERE church_id = $1 AND conversation_id = $2 AND message_id >= $3 AND message_id <= $4
+         ORDER BY message_id, position"
+    );
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
+        .bind(church)
+        .bind(conversation)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&mut **q)
+        .await)
+}
+
+/// What a worker learned about a stored file.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub storage_key: String,
+    pub media_type: String,
+    pub mime_type: String,
+    pub name: String,
+    pub size_bytes: i64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub duration_seconds: Option<f64>,
+    pub sha256: String,
+}
+
+/// pending → stored. False when the attachment was no longer pending.
+pub async fn mark_stored(c: &mut Conn<'_>, id: AttachmentId, s: &Stored, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str = "UPDATE attachments SET status = 'stored', storage_key = $2, media_type = $3, mime_type = $4,
+                           name = $5, size_bytes = $6, width = $7, height = $8, duration_seconds = $9, sha256 = $10,
+                           failure_reason = NULL, stored_at = $11
+                       WHERE id = $1 AND status = 'pending'";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(id)
+        .bind(&s.storage_key)
+        .bind(&s.media_type)
+        .bind(&s.mime_type)
+        .bind(&s.name)
+        .bind(s.size_bytes)
+        .bind(s.width)
+        .bind(s.height)
+        .bind(s.duration_seconds)
+        .bind(&s.sha256)
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// pending → failed, with the reason a leader will read.
+pub async fn mark_failed(c: &mut Conn<'_>, id: AttachmentId, reason: &str) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE attachments SET status = 'failed', failure_reason = $2 WHERE id = $1 AND status = 'pending'"
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// Notes the latest problem of a still-pending download (shown while it retries).
+pub async fn note_problem(c: &mut Conn<'_>, id: AttachmentId, reason: &str) -> Result<()> {
+    run!(c, |q| sqlx::query("UPDATE attachments SET failure_reason = $2 WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .bind(reason)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))
+}

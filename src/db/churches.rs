@@ -1,0 +1,46 @@
+//! Churches: the tenants.
+
+use chrono::{DateTime, Utc};
+
+use super::{run, Conn, Result};
+use crate::domain::ChurchId;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChurchRow {
+    pub id: ChurchId,
+    pub name: String,
+    pub phone_number: String,
+    pub messaging_profile_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, phone_number, messaging_profile_id, created_at";
+
+pub async fn insert(c: &mut Conn<'_>, row: &ChurchRow) -> Result<()> {
+    const SQL: &str = "INSERT INTO churches (id, name, phone_number, messaging_profile_id, created_at)
+                       VALUES ($1, $2, $3, $4, $5)";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(row.id)
+        .bind(&row.name)
+        .bind(&row.phone_number)
+        .bind(&row.messaging_profile_id)
+        .bind(row.created_at)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))
+}
+
+/// The church that owns a phone number (E.164), for routing inbound messages.
+pub async fn find_by_number(c: &mut Conn<'_>, number: &str) -> Result<Option<ChurchRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM churches WHERE phone_number = $1");
+    run!(c, |q| sqlx::query_as::<_, ChurchRow>(&sql).bind(number).fetch_optional(&mut **q).await)
+}
+
+pub async fn get(c: &mut Conn<'_>, id: ChurchId) -> Result<Option<ChurchRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM churches WHERE id = $1");
+    run!(c, |q| sqlx::query_as::<_, ChurchRow>(&sql).bind(id).fetch_optional(&mut **q).await)
+}
+
+pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
+    run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM churches").fetch_one(&mut **q).await)
+}

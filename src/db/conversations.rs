@@ -1,0 +1,154 @@
+//! Conversations: one per church and member, with the inbox's summary columns.
+
+use chrono::{DateTime, Utc};
+
+use super::{run, Conn, Result};
+use crate::domain::{ChurchId, ConversationId, MemberId};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub id: ConversationId,
+    pub church_id: ChurchId,
+    pub member_id: MemberId,
+    pub last_message_at: DateTime<Utc>,
+    pub last_message_preview: String,
+    pub unread_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A conversation joined with what the inbox shows of its member.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboxRow {
+    pub id: ConversationId,
+    pub member_id: MemberId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_last4: String,
+    pub phone_ciphertext: Vec<u8>,
+    pub opted_out: bool,
+    pub unreachable: bool,
+    pub last_message_at: DateTime<Utc>,
+    pub last_message_preview: String,
+    pub unread_count: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, church_id, member_id, last_message_at, last_message_preview, unread_count, created_at, updated_at";
+const INBOX_COLUMNS: &str = "c.id, c.member_id, m.first_name, m.last_name, m.phone_last4, m.phone_ciphertext, \
+                             m.opted_out, m.unreachable, c.last_message_at, c.last_message_preview, c.unread_count, c.created_at";
+
+pub async fn find_or_create(c: &mut Conn<'_>, new: &ConversationRow) -> Result<ConversationRow> {
+    let sql = format!(
+        "INSERT INTO conversations (id, church_id, member_id, last_message_at, last_message_preview, unread_count, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, '', 0, $4, $4)
+         ON CONFLICT (church_id, member_id) DO UPDATE SET updated_at = conversations.updated_at
+         RETURNING {COLUMNS}"
+    );
+    run!(c, |q| sqlx::query_as::<_, ConversationRow>(&sql)
+        .bind(new.id)
+        .bind(new.church_id)
+        .bind(new.member_id)
+        .bind(new.created_at)
+        .fetch_one(&mut **q)
+        .await)
+}
+
+/// Moves the conversation to the top of the inbox with a new last message.
+pub async fn record_message(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    id: ConversationId,
+    at: DateTime<Utc>,
+    preview: &str,
+    unread_increment: i64,
+) -> Result<()> {
+    const SQL: &str = "UPDATE conversations
+                       SET last_message_at = CASE WHEN last_message_at > $3 THEN last_message_at ELSE $3 END,
+                           last_message_preview = $4, unread_count = unread_count + $5, updated_at = $3
+                       WHERE church_id = $1 AND id = $2";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(church)
+        .bind(id)
+        .bind(at)
+        .bind(preview)
+        .bind(unread_increment)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))
+}
+
+/// Keyset position in the inbox (newest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxCursor {
+    pub last_message_at: DateTime<Utc>,
+    pub id: ConversationId,
+}
+
+/// What the inbox may be filtered by.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    /// Lower-cased substring of the member's first or last name.
+    pub name_like: Option<String>,
+    /// Digits the number ends with (up to four).
+    pub last_digits: Option<String>,
+    /// Exact number, by blind index.
+    pub phone_hash: Option<Vec<u8>>,
+}
+
+pub async fn list(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    after: Option<&InboxCursor>,
+    filter: &InboxFilter,
+    limit: i64,
+) -> Result<Vec<InboxRow>> {
+    // One statement for every combination: absent filters are bound as NULL and switch themselves off.
+    let sql = format!(
+        "SELECT {INBOX_COLUMNS} FROM conversations c JOIN members m ON m.id = c.member_id
+         WHERE c.church_id = $1
+           AND ($2 IS NULL OR c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))
+           AND (($4 IS NULL AND $5 IS NULL AND $6 IS NULL)
+                OR LOWER(COALESCE(m.first_name, '') || ' ' || COALESCE(m.last_name, '')) LIKE $4
+                OR m.phone_last4 LIKE $5
+                OR m.phone_hash = $6)
+         ORDER BY c.last_message_at DESC, c.id DESC
+         LIMIT $7"
+    );
+    let name = filter.name_like.as_ref().map(|n| format!("%{}%", escape_like(n)));
+    let digits = filter.last_digits.as_ref().map(|d| format!("%{d}"));
+    run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql)
+        .bind(church)
+        .bind(after.map(|a| a.last_message_at))
+        .bind(after.map(|a| a.id))
+        .bind(name.as_deref())
+        .bind(digits.as_deref())
+        .bind(filter.phone_hash.as_deref())
+        .bind(limit)
+        .fetch_all(&mut **q)
+        .await)
+}
+
+/// `%` and `_` in a search are literal characters, not wildcards.
+fn escape_like(s: &str) -> String {
+    s.replace(['%', '_'], "")
+}
+
+pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<Option<InboxRow>> {
+    let sql = format!(
+        "SELECT {INBOX_COLUMNS} FROM conversations c JOIN members m ON m.id = c.member_id
+         WHERE c.church_id = $1 AND c.id = $2"
+    );
+    run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)
+}
+
+/// Marks a conversation read for the whole church; false when it is not this church's.
+pub async fn mark_read(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<bool> {
+    run!(c, |q| sqlx::query("UPDATE conversations SET unread_count = 0 WHERE church_id = $1 AND id = $2")
+        .bind(church)
+        .bind(id)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}

@@ -1,0 +1,163 @@
+//! The job queue table. Claiming is the one query that differs per dialect: PostgreSQL skips rows
+//! another instance has locked (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer, so the same
+//! statement without the clause is already atomic.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+use super::{run, Conn, Result};
+use crate::domain::{ChurchId, JobId};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: JobId,
+    pub kind: String,
+    pub payload: Json<serde_json::Value>,
+    pub church_id: Option<ChurchId>,
+    pub state: String,
+    pub priority: i32,
+    pub run_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub leased_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, kind, payload, church_id, state, priority, run_at, attempts, max_attempts, lease_until, \
+                       leased_by, last_error, created_at, updated_at";
+
+pub async fn insert(c: &mut Conn<'_>, j: &JobRow) -> Result<()> {
+    let sql =
+        format!("INSERT INTO jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
+    run!(c, |q| sqlx::query(&sql)
+        .bind(j.id)
+        .bind(&j.kind)
+        .bind(&j.payload)
+        .bind(j.church_id)
+        .bind(&j.state)
+        .bind(j.priority)
+        .bind(j.run_at)
+        .bind(j.attempts)
+        .bind(j.max_attempts)
+        .bind(j.lease_until)
+        .bind(&j.leased_by)
+        .bind(&j.last_error)
+        .bind(j.created_at)
+        .bind(j.updated_at)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))
+}
+
+const CLAIM_WHERE: &str = "WHERE (state = 'queued' AND run_at <= $1) OR (state = 'running' AND lease_until <= $1)
+                           ORDER BY priority DESC, run_at, id LIMIT 1";
+
+/// Takes the next due job (or one whose lease expired) for `worker` until `lease_until`.
+pub async fn claim(
+    c: &mut Conn<'_>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    worker: &str,
+) -> Result<Option<JobRow>> {
+    let (pg, sqlite);
+    let sql = match c {
+        Conn::Postgres(_) => {
+            pg = claim_sql(" FOR UPDATE SKIP LOCKED");
+            &pg
+        }
+        Conn::Sqlite(_) => {
+            sqlite = claim_sql("");
+            &sqlite
+        }
+    };
+    run!(c, |q| sqlx::query_as::<_, JobRow>(sql)
+        .bind(now)
+        .bind(lease_until)
+        .bind(worker)
+        .fetch_optional(&mut **q)
+        .await)
+}
+
+fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, leased_by = $3, updated_at = $1
+         WHERE id = (SELECT id FROM jobs {CLAIM_WHERE}{lock})
+         RETURNING {COLUMNS}"
+    )
+}
+
+/// Done: the row goes. Only the lease holder can finish a job.
+pub async fn complete(c: &mut Conn<'_>, id: JobId, worker: &str) -> Result<bool> {
+    run!(c, |q| sqlx::query("DELETE FROM jobs WHERE id = $1 AND leased_by = $2 AND state = 'running'")
+        .bind(id)
+        .bind(worker)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Back to the queue, due at `run_at`.
+pub async fn retry(
+    c: &mut Conn<'_>,
+    id: JobId,
+    worker: &str,
+    run_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "UPDATE jobs SET state = 'queued', run_at = $3, lease_until = NULL, leased_by = NULL,
+                           last_error = $4, updated_at = $5
+                       WHERE id = $1 AND leased_by = $2 AND state = 'running'";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(id)
+        .bind(worker)
+        .bind(run_at)
+        .bind(error)
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Dead: kept (state `failed`) for an operator to read.
+pub async fn fail(c: &mut Conn<'_>, id: JobId, worker: &str, error: &str, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str = "UPDATE jobs SET state = 'failed', lease_until = NULL, last_error = $3, updated_at = $4
+                       WHERE id = $1 AND leased_by = $2 AND state = 'running'";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(id)
+        .bind(worker)
+        .bind(error)
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Keeps a long job's lease alive.
+pub async fn extend_lease(c: &mut Conn<'_>, id: JobId, worker: &str, lease_until: DateTime<Utc>) -> Result<bool> {
+    run!(c, |q| sqlx::query("UPDATE jobs SET lease_until = $3 WHERE id = $1 AND leased_by = $2 AND state = 'running'")
+        .bind(id)
+        .bind(worker)
+        .bind(lease_until)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Jobs per state, for metrics and tests.
+pub async fn count_by_state(c: &mut Conn<'_>, state: &str) -> Result<i64> {
+    run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = $1")
+        .bind(state)
+        .fetch_one(&mut **q)
+        .await)
+}
+
+/// When the next queued job is due (for sleeping until then).
+pub async fn next_due(c: &mut Conn<'_>) -> Result<Option<DateTime<Utc>>> {
+    run!(c, |q| sqlx::query_scalar::<_, Option<DateTime<Utc>>>("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
+        .fetch_one(&mut **q)
+        .await)
+}

@@ -1,0 +1,68 @@
+//! Congregation members: one row per phone number per church.
+
+use chrono::{DateTime, Utc};
+
+use super::{run, Conn, Result};
+use crate::domain::{ChurchId, MemberId};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: MemberId,
+    pub church_id: ChurchId,
+    pub phone_hash: Vec<u8>,
+    pub phone_ciphertext: Vec<u8>,
+    pub phone_last4: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub opted_out: bool,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub unreachable: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, church_id, phone_hash, phone_ciphertext, phone_last4, first_name, last_name, \
+                       opted_out, opted_out_at, unreachable, created_at, updated_at";
+
+/// Finds the member of `church` with this blind index, or creates it from `new`.
+pub async fn find_or_create(c: &mut Conn<'_>, new: &MemberRow) -> Result<MemberRow> {
+    let sql = format!(
+        "INSERT INTO members (id, church_id, phone_hash, phone_ciphertext, phone_last4, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (church_id, phone_hash) DO UPDATE SET updated_at = members.updated_at
+         RETURNING {COLUMNS}"
+    );
+    run!(c, |q| sqlx::query_as::<_, MemberRow>(&sql)
+        .bind(new.id)
+        .bind(new.church_id)
+        .bind(&new.phone_hash)
+        .bind(&new.phone_ciphertext)
+        .bind(&new.phone_last4)
+        .bind(new.created_at)
+        .fetch_one(&mut **q)
+        .await)
+}
+
+pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: MemberId) -> Result<Option<MemberRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM members WHERE church_id = $1 AND id = $2");
+    run!(c, |q| sqlx::query_as::<_, MemberRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)
+}
+
+pub async fn find_by_hash(c: &mut Conn<'_>, church: ChurchId, phone_hash: &[u8]) -> Result<Option<MemberRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM members WHERE church_id = $1 AND phone_hash = $2");
+    run!(c, |q| sqlx::query_as::<_, MemberRow>(&sql).bind(church).bind(phone_hash).fetch_optional(&mut **q).await)
+}
+
+/// Records an opt-out (`true`) or opt-in (`false`) keyword.
+pub async fn set_opted_out(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    id: MemberId,
+    opted_out: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const SQL: &str = "UPDATE members SET opted_out = $3,
+                           opted_out_at = CASE WHEN $3 THEN $4 ELSE NULL END, updated_at = $4
+                       WHERE church_id = $1 AND id = $2";
+    run!(c, |q| sqlx::query(SQL).bind(church).bind(id).bind(opted_out).bind(now).execute(&mut **q).await.map(|_| ()))
+}

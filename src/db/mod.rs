@@ -1,0 +1,195 @@
+//! The relational store: SQLite (embedded) or PostgreSQL (at scale), one set of SQL for both.
+//!
+//! Each query is written once with `$N` placeholders (sqlx's SQLite driver accepts them) and run
+//! through [`run!`] on whichever connection we hold. Only the job claim and `NOTIFY` differ per
+//! dialect, and they branch inside this module. `now` is always bound from Rust, never `now()`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::config::DatabaseKind;
+
+pub mod attachments;
+pub mod audit;
+pub mod churches;
+pub mod conversations;
+pub mod jobs;
+pub mod leaders;
+pub mod members;
+pub mod messages;
+pub mod webhook_events;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pool of either database.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A borrowed connection of either database: a pooled one or a transaction's.
+pub enum Conn<'c> {
+    Postgres(&'c mut PgConnection),
+    Sqlite(&'c mut SqliteConnection),
+}
+
+/// A connection checked out of the pool.
+pub enum Pooled {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+/// An open transaction. Dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs the same runtime-checked query on whichever connection `$conn` (a `&mut Conn`) holds.
+/// Inside the body, `$q` is a `&mut &mut {Pg,Sqlite}Connection`: pass `&mut **$q` as executor.
+macro_rules! run {
+    ($conn:expr, |$q:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres($q) => $body,
+            $crate::db::Conn::Sqlite($q) => $body,
+        }
+    };
+}
+pub(crate) use run;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database folder {0}: {1}")]
+    Folder(String, std::io::Error),
+}
+
+pub type Result<T, E = sqlx::Error> = std::result::Result<T, E>;
+
+impl Db {
+    /// Opens the pool (creating the SQLite file and its folder if needed). Does not migrate.
+    pub async fn connect(kind: &DatabaseKind) -> Result<Self, DbError> {
+        match kind {
+            DatabaseKind::Sqlite { path } => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| DbError::Folder(parent.display().to_string(), e))?;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Self::Sqlite(pool))
+            }
+            DatabaseKind::Postgres { url } => {
+                let opts = PgConnectOptions::from_str(url.expose_secret())?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Self::Postgres(pool))
+            }
+        }
+    }
+
+    /// Applies pending migrations of this database's dialect.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Self::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            Self::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    pub async fn acquire(&self) -> Result<Pooled> {
+        Ok(match self {
+            Self::Postgres(p) => Pooled::Postgres(p.acquire().await?),
+            Self::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
+        })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so two
+    /// writers queue instead of failing with `SQLITE_BUSY` on upgrade.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Self::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Self::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// Liveness of the database.
+    pub async fn ping(&self) -> Result<()> {
+        let mut pooled = self.acquire().await?;
+        let c = &mut pooled.conn();
+        run!(c, |q| sqlx::query("SELECT 1").execute(&mut **q).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(p) => p.close().await,
+            Self::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+impl Pooled {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Postgres(c) => Conn::Postgres(&mut **c),
+            Self::Sqlite(c) => Conn::Sqlite(&mut **c),
+        }
+    }
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Self::Postgres(t) => Conn::Postgres(&mut **t),
+            Self::Sqlite(t) => Conn::Sqlite(&mut **t),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Self::Postgres(t) => t.commit().await,
+            Self::Sqlite(t) => t.commit().await,
+        }
+    }
+}
+
+/// Maps a unique-constraint violation to a caller's error (portable: no constraint names).
+pub trait UniqueExt<T> {
+    fn on_unique<E: From<sqlx::Error>>(self, f: impl FnOnce() -> E) -> std::result::Result<T, E>;
+}
+
+impl<T> UniqueExt<T> for Result<T> {
+    fn on_unique<E: From<sqlx::Error>>(self, f: impl FnOnce() -> E) -> std::result::Result<T, E> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => f(),
+            _ => E::from(e),
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Phone numbers, always E.164 inside koinonia.
+
+use std::fmt;
+
+/// A phone number in E.164 form (`+15551230000`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Phone(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("not a valid phone number; use international form such as +15551230000")]
+    Invalid,
+}
+
+impl Phone {
+    /// Parses a number given by a person or a carrier. Without a leading `+` the number is read as
+    /// North American (the carrier's home region).
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let cleaned: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        if cleaned.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if cleaned.len() > 20 {
+            return Err(PhoneError::Invalid);
+        }
+        let region = if cleaned.starts_with('+') { None } else { Some(phonenumber::country::Id::US) };
+        let parsed = phonenumber::parse(region, &cleaned).map_err(|_| PhoneError::Invalid)?;
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        // Length rules rather than libphonenumber's allocation tables: numbers that are not yet
+        // (or never) allocated, such as the fictional 555 range, must still be storable.
+        let digits = e164.len().saturating_sub(1);
+        let plausible = if parsed.code().value() == 1 { digits == 11 } else { (8..=15).contains(&digits) };
+        if !plausible {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(Self(e164))
+    }
+
+    /// Wraps a value read back from koinonia's own storage (already E.164).
+    pub fn from_trusted(e164: String) -> Self {
+        Self(e164)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last four digits.
+    pub fn last4(&self) -> &str {
+        let n = self.0.len();
+        &self.0[n.saturating_sub(4)..]
+    }
+
+    /// What leaders see in lists: `•••-•••-1234`.
+    pub fn masked(&self) -> String {
+        mask_last4(self.last4())
+    }
+
+    /// MMS exists only for US and Canadian numbers.
+    pub fn is_us_or_canada(&self) -> bool {
+        match phonenumber::parse(None, &self.0) {
+            Ok(p) => {
+                matches!(p.country().id(), Some(phonenumber::country::Id::US) | Some(phonenumber::country::Id::CA))
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// `•••-•••-1234` from the last four digits.
+pub fn mask_last4(last4: &str) -> String {
+    format!("•••-•••-{last4}")
+}
+
+impl fmt::Debug for Phone {
+    /// Never prints the number: Debug output ends up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Phone({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_to_e164() {
+        // Fictional 555 numbers are what churches test with: they must parse.
+        assert_eq!(Phone::parse("+1 (555) 123-0000").expect("valid").as_str(), "+15551230000");
+        assert_eq!(Phone::parse("+1 312 555 0001").expect("valid").as_str(), "+13125550001");
+        assert_eq!(Phone::parse("(312) 555-0001").expect("valid").as_str(), "+13125550001");
+        assert_eq!(Phone::parse("+44 20 7946 0958").expect("valid").as_str(), "+442079460958");
+        assert_eq!(Phone::parse(""), Err(PhoneError::Empty));
+        assert_eq!(Phone::parse("hello"), Err(PhoneError::Invalid));
+    }
+
+    #[test]
+    fn masks_and_regions() {
+        let p = Phone::parse("+13125550001").expect("valid");
+        assert_eq!(p.masked(), "•••-•••-0001");
+        assert_eq!(format!("{p:?}"), "Phone(•••-•••-0001)");
+        assert!(p.is_us_or_canada());
+        assert!(!Phone::parse("+442079460958").expect("valid").is_us_or_canada());
+    }
+}

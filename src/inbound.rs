@@ -1,0 +1,279 @@
+//! Member → church: an inbound message becomes facts in one transaction.
+//!
+//! The event id, member, conversation, message, pending attachments and their download jobs are
+//! written together or not at all; a redelivered event finds its id already recorded and
+//! changes nothing. Files are downloaded later by workers ([`crate::media::ingest`]).
+
+use chrono::{DateTime, Utc};
+
+use crate::app::AppState;
+use crate::clock;
+use crate::db;
+use crate::domain::{AttachmentId, AttachmentStatus, ConversationId, Direction, MessageId, Phone};
+use crate::jobs::{self, NewJob};
+use crate::media::names;
+
+pub mod keywords;
+
+/// Most files kept from one message (Telnyx sends at most 10).
+pub const MAX_FILES: usize = 20;
+
+/// A file announced by the carrier, to be downloaded.
+#[derive(Debug, Clone)]
+pub struct AnnouncedFile {
+    pub url: String,
+    pub declared_type: Option<String>,
+    pub declared_size: Option<u64>,
+    pub declared_sha256: Option<String>,
+}
+
+/// An inbound message, whatever carried it (Telnyx webhook or the sandbox phone).
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    /// The carrier's event id, for deduplication.
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub from: Phone,
+    /// The church numbers it was sent to (the first one known to koinonia wins).
+    pub to: Vec<Phone>,
+    /// Other recipients of a group MMS.
+    pub cc: Vec<Phone>,
+    pub text: String,
+    pub files: Vec<AnnouncedFile>,
+    /// Telnyx's `autoresponse_type` (`STOP`, `START`, `HELP`) when its profile recognised a keyword.
+    pub autoresponse_type: Option<String>,
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Recorded {
+        message: MessageId,
+        conversation: ConversationId,
+        files: usize,
+    },
+    /// The event id was seen before: nothing changed.
+    Duplicate,
+    /// No church owns the number it was sent to: nothing stored.
+    UnknownNumber,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::phone::PhoneCryptoError),
+    #[error(transparent)]
+    Enqueue(#[from] jobs::EnqueueError),
+}
+
+/// Records an inbound message (see the module docs).
+pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, InboundError> {
+    let now = clock::now();
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+
+    let mut church = None;
+    for number in &msg.to {
+        if let Some(found) = db::churches::find_by_number(c, number.as_str()).await? {
+            church = Some(found);
+            break;
+        }
+    }
+    let Some(church) = church else {
+        return Ok(Outcome::UnknownNumber);
+    };
+
+    if let Some(event_id) = &msg.event_id {
+        if !db::webhook_events::insert_if_new(c, event_id, &msg.event_type, Some(church.id), now).await? {
+            return Ok(Outcome::Duplicate);
+        }
+    }
+
+    let member = db::members::find_or_create(
+        c,
+        &db::members::MemberRow {
+            id: crate::domain::MemberId::new(),
+            church_id: church.id,
+            phone_hash: state.phone.blind_index(&msg.from),
+            phone_ciphertext: state.phone.encrypt(&msg.from)?,
+            phone_last4: msg.from.last4().to_owned(),
+            first_name: None,
+            last_name: None,
+            opted_out: false,
+            opted_out_at: None,
+            unreachable: false,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    let conversation = db::conversations::find_or_create(
+        c,
+        &db::conversations::ConversationRow {
+            id: ConversationId::new(),
+            church_id: church.id,
+            member_id: member.id,
+            last_message_at: now,
+            last_message_preview: String::new(),
+            unread_count: 0,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+
+    let keyword = keywords::classify(&msg.text, msg.autoresponse_type.as_deref());
+    match keyword {
+        Some(keywords::Keyword::OptOut) if !member.opted_out => {
+            db::members::set_opted_out(c, church.id, member.id, true, now).await?;
+        }
+        Some(keywords::Keyword::OptIn) if member.opted_out => {
+            db::members::set_opted_out(c, church.id, member.id, false, now).await?;
+        }
+        _ => {}
+    }
+
+    let message_id = MessageId::new();
+    let cc_ciphertext = if msg.cc.is_empty() {
+        None
+    } else {
+        let list: Vec<&str> = msg.cc.iter().map(Phone::as_str).collect();
+        let joined = Phone::from_trusted(list.join(","));
+        Some(state.phone.encrypt(&joined)?)
+    };
+    db::messages::insert(
+        c,
+        &db::messages::MessageRow {
+            id: message_id,
+            church_id: church.id,
+            conversation_id: conversation.id,
+            member_id: member.id,
+            leader_id: None,
+            direction: Direction::Inbound.as_str().to_owned(),
+            content: msg.text.clone(),
+            keyword: keyword.map(|k| k.as_str().to_owned()),
+            likely_opt_out: keyword.is_none() && keywords::likely_opt_out(&msg.text),
+            delivery_status: None,
+            failure_reason: None,
+            provider_message_id: None,
+            cc_ciphertext,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+
+    let files: Vec<&AnnouncedFile> = msg.files.iter().take(MAX_FILES).collect();
+    if msg.files.len() > MAX_FILES {
+        tracing::warn!(count = msg.files.len(), kept = MAX_FILES, "message announced too many files");
+    }
+    for (position, file) in files.iter().enumerate() {
+        let id = AttachmentId::new();
+        let declared_type = file.declared_type.as_deref().map(normalise_type);
+        db::attachments::insert(
+            c,
+            &db::attachments::AttachmentRow {
+                id,
+                church_id: church.id,
+                conversation_id: conversation.id,
+                message_id,
+                position: i32::try_from(position).unwrap_or(i32::MAX),
+                status: AttachmentStatus::Pending.as_str().to_owned(),
+                source_url: Some(file.url.clone()),
+                declared_type: declared_type.clone(),
+                declared_size: file.declared_size.and_then(|s| i64::try_from(s).ok()),
+                declared_sha256: file.declared_sha256.clone(),
+                media_type: declared_type
+                    .as_deref()
+                    .and_then(crate::media::mime::kind_of)
+                    .map(|k| k.as_str().to_owned()),
+                mime_type: None,
+                name: names::inbound_name(&file.url, declared_type.as_deref(), position),
+                storage_key: None,
+                size_bytes: None,
+                width: None,
+                height: None,
+                duration_seconds: None,
+                sha256: None,
+                failure_reason: None,
+                keep: false,
+                created_at: now,
+                stored_at: None,
+                deleted_at: None,
+            },
+        )
+        .await?;
+        jobs::enqueue(
+            c,
+            NewJob {
+                kind: jobs::kind::MEDIA_FETCH,
+                payload: serde_json::json!(jobs::MediaFetch { attachment_id: id }),
+                church: Some(church.id),
+                max_attempts: state.config.media_fetch_max_attempts,
+                priority: 0,
+            },
+            now,
+        )
+        .await?;
+    }
+
+    let preview = preview(&msg.text, files.iter().map(|f| f.declared_type.as_deref()));
+    db::conversations::record_message(c, church.id, conversation.id, now, &preview, 1).await?;
+    tx.commit().await?;
+
+    if !files.is_empty() {
+        state.jobs.wake();
+    }
+    Ok(Outcome::Recorded { message: message_id, conversation: conversation.id, files: files.len() })
+}
+
+/// `image/jpeg; charset=…` → `image/jpeg`.
+fn normalise_type(t: &str) -> String {
+    t.split(';').next().unwrap_or(t).trim().to_ascii_lowercase()
+}
+
+/// The inbox's one-line summary of a message.
+pub fn preview<'a>(text: &str, files: impl Iterator<Item = Option<&'a str>>) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !text.is_empty() {
+        let mut p: String = text.chars().take(120).collect();
+        if text.chars().count() > 120 {
+            p.push('…');
+        }
+        return p;
+    }
+    let kinds: Vec<Option<crate::domain::MediaKind>> =
+        files.map(|t| t.map(normalise_type).as_deref().and_then(crate::media::mime::kind_of)).collect();
+    match kinds.as_slice() {
+        [] => String::new(),
+        [one] => match one {
+            Some(crate::domain::MediaKind::Image) => "Photo".into(),
+            Some(crate::domain::MediaKind::Video) => "Video".into(),
+            Some(crate::domain::MediaKind::Audio) => "Voice note".into(),
+            Some(crate::domain::MediaKind::Document) => "Document".into(),
+            None => "File".into(),
+        },
+        many => format!("{} files", many.len()),
+    }
+}
+
+/// Seconds since the Unix epoch, for signature checks.
+pub fn unix_now(now: DateTime<Utc>) -> i64 {
+    now.timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews() {
+        assert_eq!(preview("  Hello\n there ", std::iter::empty()), "Hello there");
+        assert_eq!(preview("", [Some("image/jpeg")].into_iter()), "Photo");
+        assert_eq!(preview("", [Some("audio/amr"), None].into_iter()), "2 files");
+        let long = "x".repeat(200);
+        assert_eq!(preview(&long, std::iter::empty()).chars().count(), 121);
+    }
+}

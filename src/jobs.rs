@@ -1,0 +1,297 @@
+//! The job queue: rows in the database, leased by workers that run inside `serve`.
+//!
+//! A job is claimed with a lease; a worker that dies leaves the lease to expire and another
+//! worker takes the job over. Failures are either retried with exponential backoff and jitter
+//! (until `max_attempts`) or fatal; either way a dead job's subject is marked failed with the
+//! reason. No transaction is held across network I/O: claim, work, then record the outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::clock;
+use crate::db::{self, Conn};
+use crate::domain::{AttachmentId, ChurchId, JobId};
+
+/// Kinds of job, as stored in `jobs.kind`.
+pub mod kind {
+    pub const MEDIA_FETCH: &str = "media.fetch";
+}
+
+/// Payload of [`kind::MEDIA_FETCH`]: download one inbound file into the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MediaFetch {
+    pub attachment_id: AttachmentId,
+}
+
+/// A job to write (inside the caller's transaction).
+pub struct NewJob {
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+    pub church: Option<ChurchId>,
+    pub max_attempts: u32,
+    pub priority: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("cannot write job: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Writes a job; the caller commits it with the facts it belongs to, then calls
+/// [`JobsHandle::wake`].
+pub async fn enqueue(c: &mut Conn<'_>, job: NewJob, now: DateTime<Utc>) -> Result<JobId, EnqueueError> {
+    let id = JobId::new();
+    db::jobs::insert(
+        c,
+        &db::jobs::JobRow {
+            id,
+            kind: job.kind.to_owned(),
+            payload: Json(job.payload),
+            church_id: job.church,
+            state: "queued".into(),
+            priority: job.priority,
+            run_at: now,
+            attempts: 0,
+            max_attempts: i32::try_from(job.max_attempts).unwrap_or(i32::MAX),
+            lease_until: None,
+            leased_by: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Wakes this process's idle workers after an enqueue.
+#[derive(Clone, Default)]
+pub struct JobsHandle {
+    notify: Arc<Notify>,
+}
+
+impl JobsHandle {
+    pub fn wake(&self) {
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+}
+
+/// How a job attempt ended badly.
+#[derive(Debug)]
+pub enum JobError {
+    /// Worth another attempt (after `after`, or the backoff schedule).
+    Retry { error: String, after: Option<Duration> },
+    /// Another attempt cannot succeed.
+    Fatal(String),
+}
+
+impl JobError {
+    pub fn retry(error: impl Into<String>) -> Self {
+        Self::Retry { error: error.into(), after: None }
+    }
+    pub fn fatal(error: impl Into<String>) -> Self {
+        Self::Fatal(error.into())
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::retry(format!("database: {e}"))
+    }
+}
+
+/// Delay before attempt `attempts + 1`: `base · 2^(attempts-1)`, ±20 % jitter, at most an hour.
+pub fn backoff(base: Duration, attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(20);
+    let raw = base.saturating_mul(1u32 << exp).min(Duration::from_secs(3600));
+    let jitter = rand::random_range(0.8..1.2);
+    raw.mul_f64(jitter)
+}
+
+/// Runs workers until `shutdown` is cancelled, then lets running jobs finish for up to `drain`.
+pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Duration) {
+    let tuning = state.config.workers.clone();
+    let slots = Arc::new(Semaphore::new(tuning.concurrency.max(1)));
+    let worker_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+    tracing::info!(worker = %worker_id, concurrency = tuning.concurrency, "job workers started");
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let claimed = claim(&state, &worker_id).await;
+        match claimed {
+            Ok(Some(job)) => {
+                let state = state.clone();
+                let worker = worker_id.clone();
+                let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
+                tokio::spawn(
+                    async move {
+                        execute(&state, job, &worker).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Ok(None) => {
+                drop(permit);
+                let wait = idle_wait(&state, tuning.poll_interval).await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = state.jobs.notify.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(error = %e, "cannot claim jobs; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(tuning.poll_interval) => {}
+                }
+            }
+        }
+    }
+    // Drain: wait until every slot is free again, or give up and leave the leases to expire.
+    let all = u32::try_from(tuning.concurrency.max(1)).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(drain, slots.acquire_many(all)).await.is_ok();
+    if drained {
+        tracing::info!("job workers stopped");
+    } else {
+        tracing::warn!("job workers stopped with jobs still running; their leases will expire");
+    }
+}
+
+/// Sleep until the next queued job is due, but no longer than the poll interval.
+async fn idle_wait(state: &AppState, poll: Duration) -> Duration {
+    let next = async {
+        let mut pooled = state.db.acquire().await.ok()?;
+        db::jobs::next_due(&mut pooled.conn()).await.ok().flatten()
+    }
+    .await;
+    match next {
+        Some(at) => (at - clock::now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(5), poll),
+        None => poll,
+    }
+}
+
+async fn claim(state: &AppState, worker: &str) -> Result<Option<db::jobs::JobRow>, sqlx::Error> {
+    let now = clock::now();
+    let lease = chrono::Duration::from_std(state.config.workers.lease).unwrap_or(chrono::Duration::minutes(5));
+    let mut pooled = state.db.acquire().await?;
+    db::jobs::claim(&mut pooled.conn(), now, now + lease, worker).await
+}
+
+/// Runs one claimed job with a heartbeat, then records its outcome.
+async fn execute(state: &AppState, job: db::jobs::JobRow, worker: &str) {
+    let heartbeat = {
+        let state = state.clone();
+        let worker = worker.to_owned();
+        let id = job.id;
+        tokio::spawn(async move {
+            let lease = state.config.workers.lease;
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = clock::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+                if let Ok(mut pooled) = state.db.acquire().await {
+                    if let Ok(false) = db::jobs::extend_lease(&mut pooled.conn(), id, &worker, until).await {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let result = dispatch(state, &job).await;
+    heartbeat.abort();
+    if let Err(e) = record_outcome(state, &job, worker, result).await {
+        tracing::error!(error = %e, "cannot record job outcome; the lease will expire and the job run again");
+    }
+}
+
+async fn dispatch(state: &AppState, job: &db::jobs::JobRow) -> Result<(), JobError> {
+    match job.kind.as_str() {
+        kind::MEDIA_FETCH => {
+            let p: MediaFetch = serde_json::from_value(job.payload.0.clone())
+                .map_err(|e| JobError::fatal(format!("bad payload: {e}")))?;
+            crate::media::ingest::fetch_and_store(state, p.attachment_id, job.attempts).await
+        }
+        other => Err(JobError::fatal(format!("unknown job kind {other:?}"))),
+    }
+}
+
+/// What happens to a job's subject when the job is dead.
+async fn on_dead(state: &AppState, job: &db::jobs::JobRow, reason: &str) -> Result<(), sqlx::Error> {
+    if job.kind == kind::MEDIA_FETCH {
+        if let Ok(p) = serde_json::from_value::<MediaFetch>(job.payload.0.clone()) {
+            crate::media::ingest::give_up(state, p.attachment_id, reason).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn record_outcome(
+    state: &AppState,
+    job: &db::jobs::JobRow,
+    worker: &str,
+    result: Result<(), JobError>,
+) -> Result<(), sqlx::Error> {
+    let now = clock::now();
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    match result {
+        Ok(()) => {
+            db::jobs::complete(c, job.id, worker).await?;
+            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "done").increment(1);
+        }
+        Err(JobError::Retry { error, after }) if job.attempts < job.max_attempts => {
+            let attempts = u32::try_from(job.attempts).unwrap_or(1);
+            let base = match job.kind.as_str() {
+                kind::MEDIA_FETCH => state.config.workers.fetch_backoff_base,
+                _ => Duration::from_secs(1),
+            };
+            let delay = after.unwrap_or_else(|| backoff(base, attempts));
+            let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+            tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "job will be retried");
+            db::jobs::retry(c, job.id, worker, run_at, &error, now).await?;
+            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "retry").increment(1);
+        }
+        Err(JobError::Retry { error, .. }) | Err(JobError::Fatal(error)) => {
+            tracing::warn!(error = %error, attempts = job.attempts, "job failed for good");
+            if db::jobs::fail(c, job.id, worker, &error, now).await? {
+                drop(pooled);
+                on_dead(state, job, &error).await?;
+            }
+            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed").increment(1);
+        }
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "koinonia".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        let base = Duration::from_secs(1);
+        for (attempt, nominal) in [(1u32, 1.0f64), (2, 2.0), (3, 4.0), (6, 32.0)] {
+            let d = backoff(base, attempt).as_secs_f64();
+            assert!(d >= nominal * 0.79 && d <= nominal * 1.21, "attempt {attempt}: {d}");
+        }
+        assert!(backoff(base, 40) <= Duration::from_secs(4400));
+    }
+}

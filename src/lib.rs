@@ -1,0 +1,25 @@
+//! koinonia: a two-way SMS/MMS inbox for churches.
+//!
+//! Members text words and files to their church's number; leaders answer from a web dashboard;
+//! every file is kept at full quality. See `ARCHITECTURE.md`-style notes in the README for how
+//! the modules fit: webhooks land in `web::api::webhooks`, become facts in `inbound`, files are
+//! fetched by `jobs` workers through `media::{fetch, ingest, store}`.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod inbound;
+pub mod jobs;
+pub mod media;
+pub mod secrets;
+pub mod telemetry;
+pub mod telnyx;
+pub mod web;
+
+pub use app::{App, AppState};
+pub use config::Config;

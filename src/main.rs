@@ -1,0 +1,155 @@
+//! The `koinonia` command: parses arguments and calls the library. Nothing else lives here.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use koinonia::{cli, App, Config};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "koinonia", version, about = "Two-way SMS/MMS inbox for churches")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, webhooks and workers (the default command).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage churches.
+    Church {
+        #[command(subcommand)]
+        action: ChurchAction,
+    },
+    /// Manage leader accounts.
+    Leader {
+        #[command(subcommand)]
+        action: LeaderAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChurchAction {
+    /// Create a church; prints its id.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The church's Telnyx number, E.164 (+15551230000).
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        messaging_profile_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaderAction {
+    /// Create a leader; prints its id. The password is read from standard input.
+    Create {
+        #[arg(long)]
+        church: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("koinonia: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    koinonia::telemetry::init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("koinonia: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("koinonia: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            cli::open_db(&config).await?;
+            eprintln!("database is up to date");
+            Ok(())
+        }
+        Command::Church { action: ChurchAction::Create { name, number, messaging_profile_id } } => {
+            let db = cli::open_db(&config).await?;
+            let id = cli::create_church(&db, &name, &number, messaging_profile_id.as_deref()).await?;
+            eprintln!("created church {name:?}");
+            println!("{id}");
+            Ok(())
+        }
+        Command::Leader { action: LeaderAction::Create { church, email, password_stdin: _, admin } } => {
+            let church = church.parse().map_err(|_| anyhow::anyhow!("--church: not a church id"))?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let db = cli::open_db(&config).await?;
+            let id = cli::create_leader(&db, church, &email, cli::password_from(&input), admin).await?;
+            eprintln!("created leader {email}");
+            println!("{id}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let sandbox = config.sandbox_carrier();
+    let app = App::build(config).await?;
+    let addr = app.local_addr()?;
+    let backend = app.state().config.backend_url.clone();
+    tracing::info!(%addr, backend_url = %backend, sandbox_carrier = sandbox, "koinonia is listening");
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing requests and running jobs");
+        signal.cancel();
+    });
+    app.run(shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

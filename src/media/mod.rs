@@ -1,0 +1,8 @@
+//! Media: downloading, inspecting and storing files at full quality.
+
+pub mod fetch;
+pub mod ingest;
+pub mod inspect;
+pub mod mime;
+pub mod names;
+pub mod store;

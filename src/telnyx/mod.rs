@@ -1,0 +1,3 @@
+//! Telnyx: webhook verification and event shapes (the API client joins with outbound sending).
+
+pub mod webhook;

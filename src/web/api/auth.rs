@@ -1,0 +1,94 @@
+//! `POST /api/auth/login`: a leader's email and password for a session token (and cookie).
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::audit;
+use crate::clock;
+use crate::crypto::password;
+use crate::crypto::session::SESSION_HOURS;
+use crate::db;
+use crate::domain::{ChurchId, LeaderId};
+use crate::web::auth::{ClientAddr, SESSION_COOKIE};
+use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::extract::AppJson;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/auth/login", post(login))
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderView {
+    pub id: LeaderId,
+    pub email: String,
+    pub church_id: ChurchId,
+    pub is_admin: bool,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    AppJson(req): AppJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let email = req.email.trim().to_lowercase();
+    if email.is_empty() || req.password.is_empty() {
+        return Err(ApiError::bad_request("email and password are required"));
+    }
+    let found = {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::find_by_email(&mut pooled.conn(), &email).await?
+    };
+    // Verify against a dummy hash when there is no such leader, so timing does not tell.
+    let hash = found.as_ref().map_or(password::dummy_hash(), |l| l.password_hash.as_str()).to_owned();
+    let candidate = req.password.clone();
+    let valid = tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password check panicked: {e}")))?;
+    let leader = match found {
+        Some(l) if valid => l,
+        _ => {
+            metrics::counter!("koinonia_logins_total", "outcome" => "failed").increment(1);
+            tracing::info!("login refused");
+            return Err(ApiError::Unauthorized("invalid email or password"));
+        }
+    };
+    let now = clock::now();
+    let (token, _) = state
+        .sessions
+        .issue(leader.id, leader.church_id, leader.token_version, now)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        db::leaders::record_login(c, leader.id, now).await?;
+        audit::record(c, audit::Entry::leader(leader.church_id, leader.id, "leader.login", addr)).await?;
+    }
+    metrics::counter!("koinonia_logins_total", "outcome" => "ok").increment(1);
+    let secure = if state.config.backend_url.scheme() == "https" { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_HOURS * 3600);
+    let mut res = ok(
+        StatusCode::OK,
+        serde_json::json!({
+            "token": token,
+            "leader": LeaderView { id: leader.id, email: leader.email, church_id: leader.church_id, is_admin: leader.is_admin },
+        }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res.into_response())
+}

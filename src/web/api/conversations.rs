@@ -1,0 +1,165 @@
+//! Conversations: the inbox list, one thread, marking read.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, patch};
+use axum::Router;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{page_limit, views};
+use crate::app::AppState;
+use crate::db;
+use crate::db::conversations::{InboxCursor, InboxFilter};
+use crate::domain::{ConversationId, MessageId, Phone};
+use crate::web::auth::Leader;
+use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::extract::{AppPath, AppQuery};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/conversations", get(list))
+        .route("/api/conversations/{id}", get(thread))
+        .route("/api/conversations/{id}/read", patch(mark_read))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    q: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    leader: Leader,
+    AppQuery(query): AppQuery<ListQuery>,
+) -> ApiResult<Response> {
+    let limit = page_limit(query.limit)?;
+    let after = query.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let filter = search_filter(&state, query.q.as_deref());
+    let mut pooled = state.db.acquire().await?;
+    let mut rows =
+        db::conversations::list(&mut pooled.conn(), leader.church, after.as_ref(), &filter, limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(r.last_message_at, r.id))
+    } else {
+        None
+    };
+    let conversations: Vec<_> = rows.iter().map(|r| views::conversation(r, &state.phone, false)).collect();
+    Ok(ok(StatusCode::OK, serde_json::json!({ "conversations": conversations, "nextCursor": next })))
+}
+
+/// `q` searches names (substring), the whole number (blind index) and its last digits.
+fn search_filter(state: &AppState, q: Option<&str>) -> InboxFilter {
+    let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) else {
+        return InboxFilter::default();
+    };
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let only_number = q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    InboxFilter {
+        name_like: Some(q.to_lowercase()),
+        last_digits: (only_number && (1..=4).contains(&digits.len())).then_some(digits),
+        phone_hash: only_number.then(|| Phone::parse(q).ok()).flatten().map(|p| state.phone.blind_index(&p)),
+    }
+}
+
+fn encode_cursor(at: DateTime<Utc>, id: ConversationId) -> String {
+    let raw = format!("{}|{}", at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<InboxCursor> {
+    let bad = || ApiError::bad_request("invalid cursor");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (at, id) = raw.split_once('|').ok_or_else(bad)?;
+    Ok(InboxCursor {
+        last_message_at: DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc),
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ThreadQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+async fn thread(
+    State(state): State<AppState>,
+    leader: Leader,
+    AppPath(id): AppPath<ConversationId>,
+    AppQuery(query): AppQuery<ThreadQuery>,
+) -> ApiResult<Response> {
+    let limit = page_limit(query.limit)?;
+    let before: Option<MessageId> = match query.before.as_deref().filter(|b| !b.is_empty()) {
+        Some(b) => Some(b.parse().map_err(|_| ApiError::bad_request("invalid before cursor"))?),
+        None => None,
+    };
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let conversation = db::conversations::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
+    let mut rows = db::messages::page(c, leader.church, id, before, limit + 1).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| m.id.to_string())
+    } else {
+        None
+    };
+    rows.reverse(); // oldest first within the page
+    let attachments = match (rows.first(), rows.last()) {
+        (Some(first), Some(last)) => db::attachments::for_messages(c, leader.church, id, first.id, last.id).await?,
+        _ => Vec::new(),
+    };
+    let mut by_message: HashMap<MessageId, Vec<&db::attachments::AttachmentRow>> = HashMap::new();
+    for a in &attachments {
+        by_message.entry(a.message_id).or_default().push(a);
+    }
+    let messages: Vec<_> =
+        rows.iter().map(|m| views::message(m, by_message.get(&m.id).map_or(&[][..], Vec::as_slice))).collect();
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({
+            "conversation": views::conversation(&conversation, &state.phone, true),
+            "messages": messages,
+            "nextCursor": next,
+        }),
+    ))
+}
+
+async fn mark_read(
+    State(state): State<AppState>,
+    leader: Leader,
+    AppPath(id): AppPath<ConversationId>,
+) -> ApiResult<Response> {
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    if !db::conversations::mark_read(c, leader.church, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let conversation = db::conversations::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "conversation": views::conversation(&conversation, &state.phone, false) }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_keeps_precision() {
+        let at = crate::clock::now();
+        let id = ConversationId::new();
+        let c = decode_cursor(&encode_cursor(at, id)).expect("decode");
+        assert_eq!(c, InboxCursor { last_message_at: at, id });
+        assert!(decode_cursor("not a cursor").is_err());
+    }
+}

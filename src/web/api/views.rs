@@ -1,0 +1,139 @@
+//! JSON shapes of the API (SPEC.md "HTTP API"), built from rows in one place.
+
+use serde::Serialize;
+
+use crate::crypto::phone::PhoneCrypto;
+use crate::db::attachments::AttachmentRow;
+use crate::db::conversations::InboxRow;
+use crate::db::messages::MessageRow;
+use crate::domain::{mask_last4, AttachmentId, ConversationId, MemberId, MessageId};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub id: MemberId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: String,
+    pub opted_out: bool,
+    pub unreachable: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub id: ConversationId,
+    pub member: MemberView,
+    pub last_message_at: String,
+    pub last_message_preview: String,
+    pub unread_count: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentView {
+    pub id: AttachmentId,
+    pub status: String,
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub mime_type: Option<String>,
+    pub name: String,
+    pub size_bytes: Option<i64>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub duration_seconds: Option<f64>,
+    pub sha256: Option<String>,
+    pub failure_reason: Option<String>,
+    pub keep: bool,
+    pub previews: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub direction: String,
+    pub content: String,
+    pub delivery_status: Option<String>,
+    pub failure_reason: Option<String>,
+    pub likely_opt_out: bool,
+    pub provider_message_id: Option<String>,
+    pub created_at: String,
+    pub media: Vec<AttachmentView>,
+}
+
+/// ISO-8601 UTC with milliseconds, as JavaScript's `Date` prints it.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A member as a leader sees it: the number masked, or in full (`full_phone`) in the thread
+/// header only.
+pub fn member(row: &InboxRow, crypto: &PhoneCrypto, full_phone: bool) -> MemberView {
+    let phone = if full_phone {
+        match crypto.decrypt(&row.phone_ciphertext) {
+            Ok(p) => p.as_str().to_owned(),
+            Err(e) => {
+                tracing::error!(member = %row.member_id, error = %e, "cannot decrypt a member's number");
+                mask_last4(&row.phone_last4)
+            }
+        }
+    } else {
+        mask_last4(&row.phone_last4)
+    };
+    MemberView {
+        id: row.member_id,
+        first_name: row.first_name.clone(),
+        last_name: row.last_name.clone(),
+        phone,
+        opted_out: row.opted_out,
+        unreachable: row.unreachable,
+    }
+}
+
+pub fn conversation(row: &InboxRow, crypto: &PhoneCrypto, full_phone: bool) -> ConversationView {
+    ConversationView {
+        id: row.id,
+        member: member(row, crypto, full_phone),
+        last_message_at: timestamp(row.last_message_at),
+        last_message_preview: row.last_message_preview.clone(),
+        unread_count: row.unread_count,
+    }
+}
+
+pub fn attachment(a: &AttachmentRow) -> AttachmentView {
+    let stored = a.status == "stored";
+    AttachmentView {
+        id: a.id,
+        status: a.status.clone(),
+        url: format!("/api/media/{}", a.id),
+        kind: a.media_type.clone(),
+        mime_type: a.mime_type.clone(),
+        name: a.name.clone(),
+        size_bytes: a.size_bytes.or(if stored { None } else { a.declared_size }),
+        width: a.width,
+        height: a.height,
+        duration_seconds: a.duration_seconds,
+        sha256: a.sha256.clone(),
+        failure_reason: a.failure_reason.clone(),
+        keep: a.keep,
+        previews: None,
+    }
+}
+
+pub fn message(m: &MessageRow, attachments: &[&AttachmentRow]) -> MessageView {
+    MessageView {
+        id: m.id,
+        conversation_id: m.conversation_id,
+        direction: m.direction.clone(),
+        content: m.content.clone(),
+        delivery_status: m.delivery_status.clone(),
+        failure_reason: m.failure_reason.clone(),
+        likely_opt_out: m.likely_opt_out,
+        provider_message_id: m.provider_message_id.clone(),
+        created_at: timestamp(m.created_at),
+        media: attachments.iter().map(|a| attachment(a)).collect(),
+    }
+}

@@ -1,0 +1,159 @@
+//! Telnyx webhooks. The signature is checked on the raw body before anything is parsed or
+//! written; a refused webhook is logged with its reason and counted, never stored.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use crate::app::AppState;
+use crate::clock;
+use crate::domain::Phone;
+use crate::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
+use crate::telnyx::webhook::{self, Envelope, ReceivedPayload};
+use crate::web::auth::ClientAddr;
+use crate::web::error::ApiError;
+
+/// Telnyx events are a few KB; anything far larger is not one.
+const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/webhooks/telnyx/mms", post(mms))
+        .route("/api/messages/webhooks/telnyx/mms", post(mms))
+        .route("/api/webhooks/telnyx/status", post(status))
+        .route("/api/messages/webhooks/telnyx/status", post(status))
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+}
+
+fn acknowledged() -> Response {
+    (StatusCode::OK, axum::Json(serde_json::json!({ "success": true }))).into_response()
+}
+
+fn rejected(route: &'static str, reason: &'static str) {
+    metrics::counter!("koinonia_webhooks_rejected_total", "route" => route, "reason" => reason).increment(1);
+}
+
+/// Verifies and parses; `Err` is the response to give.
+fn verified(
+    state: &AppState,
+    route: &'static str,
+    addr: ClientAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Envelope, Response> {
+    let now = clock::now().timestamp();
+    if let Err(e) = webhook::verify(state.config.telnyx_public_key.as_ref(), headers, body, now) {
+        rejected(route, e.label());
+        tracing::warn!(route, reason = %e, client = ?addr.0, "webhook refused: bad signature");
+        return Err(ApiError::Unauthorized("invalid webhook signature").into_response());
+    }
+    match webhook::parse_envelope(body) {
+        Some(env) => {
+            metrics::counter!("koinonia_webhooks_received_total", "route" => route, "event" => env.data.event_type.clone())
+                .increment(1);
+            Ok(env)
+        }
+        None => {
+            rejected(route, "bad_body");
+            tracing::warn!(route, "webhook refused: body is not a Telnyx event");
+            Err(ApiError::bad_request("body is not a Telnyx event").into_response())
+        }
+    }
+}
+
+async fn mms(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
+    let env = match verified(&state, "mms", addr, &headers, &body) {
+        Ok(env) => env,
+        Err(res) => return res,
+    };
+    match env.data.event_type.as_str() {
+        "message.received" => received(&state, env).await,
+        // The profile's webhook URL also gets delivery events; those are the status route's.
+        "message.sent" | "message.finalized" => status_event(&state, env).await,
+        other => {
+            tracing::info!(event_type = other, "webhook event ignored");
+            acknowledged()
+        }
+    }
+}
+
+async fn received(state: &AppState, env: Envelope) -> Response {
+    let payload: ReceivedPayload = match serde_json::from_value(env.data.payload) {
+        Ok(p) => p,
+        Err(e) => {
+            rejected("mms", "bad_payload");
+            tracing::warn!(error = %e, "webhook refused: message.received payload unreadable");
+            return ApiError::bad_request("message.received payload is not readable").into_response();
+        }
+    };
+    let Ok(from) = Phone::parse(&payload.from.phone_number) else {
+        rejected("mms", "bad_number");
+        tracing::warn!("webhook refused: sender number unreadable");
+        return ApiError::bad_request("payload.from.phone_number is not a phone number").into_response();
+    };
+    let to: Vec<Phone> = payload.to.iter().filter_map(|p| Phone::parse(&p.phone_number).ok()).collect();
+    let cc: Vec<Phone> = payload
+        .cc
+        .iter()
+        .filter_map(|p| Phone::parse(&p.phone_number).ok())
+        .filter(|p| !to.contains(p) && *p != from)
+        .collect();
+    let msg = InboundMessage {
+        event_id: Some(env.data.id.clone()),
+        event_type: env.data.event_type.clone(),
+        from,
+        to,
+        cc,
+        text: payload.text.clone().unwrap_or_default(),
+        files: payload
+            .media
+            .iter()
+            .map(|m| AnnouncedFile {
+                url: m.url.clone(),
+                declared_type: m.content_type.clone(),
+                declared_size: m.size,
+                declared_sha256: m.declared_sha256(),
+            })
+            .collect(),
+        autoresponse_type: payload.autoresponse_type.clone(),
+    };
+    match inbound::record(state, msg).await {
+        Ok(Outcome::Recorded { message, files, .. }) => {
+            tracing::info!(%message, files, "inbound message recorded");
+            acknowledged()
+        }
+        Ok(Outcome::Duplicate) => {
+            metrics::counter!("koinonia_webhooks_duplicate_total").increment(1);
+            tracing::info!(event = %env.data.id, "redelivered event ignored");
+            acknowledged()
+        }
+        Ok(Outcome::UnknownNumber) => {
+            // 200 so Telnyx stops retrying; nothing stored.
+            rejected("mms", "unknown_number");
+            tracing::warn!(event = %env.data.id, "inbound message to a number no church owns; dropped");
+            acknowledged()
+        }
+        Err(e) => {
+            // Not acknowledged: Telnyx will deliver it again.
+            tracing::error!(error = %e, event = %env.data.id, "cannot record inbound message");
+            ApiError::Internal(e.into()).into_response()
+        }
+    }
+}
+
+async fn status(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
+    match verified(&state, "status", addr, &headers, &body) {
+        Ok(env) => status_event(&state, env).await,
+        Err(res) => res,
+    }
+}
+
+/// Delivery events. koinonia sends nothing yet (outbound replies come with their own issue), so
+/// there is no message to move; the event is acknowledged so Telnyx does not retry it.
+async fn status_event(_state: &AppState, env: Envelope) -> Response {
+    tracing::info!(event_type = %env.data.event_type, event = %env.data.id, "delivery event acknowledged");
+    acknowledged()
+}

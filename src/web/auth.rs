@@ -1,0 +1,91 @@
+//! Who is asking: a leader's session from `Authorization: Bearer …` or the session cookie, and the
+//! client's address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::db;
+use crate::domain::{ChurchId, LeaderId};
+
+/// Name of the dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "koinonia_session";
+
+/// An authenticated leader. Every church-scoped query takes `church` from here.
+#[derive(Debug, Clone)]
+pub struct Leader {
+    pub id: LeaderId,
+    pub church: ChurchId,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+impl FromRequestParts<AppState> for Leader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)
+            .or_else(|| cookie(&parts.headers, SESSION_COOKIE))
+            .ok_or(ApiError::Unauthorized("authentication required"))?;
+        let claims = state.sessions.verify(&token).map_err(|_| ApiError::Unauthorized("invalid or expired session"))?;
+        let mut pooled = state.db.acquire().await?;
+        let leader = db::leaders::get(&mut pooled.conn(), claims.church, claims.sub)
+            .await?
+            .filter(|l| l.token_version == claims.ver)
+            .ok_or(ApiError::Unauthorized("invalid or expired session"))?;
+        Ok(Leader { id: leader.id, church: leader.church_id, email: leader.email, is_admin: leader.is_admin })
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// A cookie's value from the `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the deployment
+/// says it sits behind its own proxy (`TRUST_PROXY_HEADERS=true`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.trust_proxy_headers {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+            if forwarded.is_some() {
+                return Ok(Self(forwarded));
+            }
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self(peer))
+    }
+}
+
+impl ClientAddr {
+    pub fn to_db(self) -> Option<String> {
+        self.0.map(|ip| ip.to_string())
+    }
+}
