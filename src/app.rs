@@ -81,10 +81,16 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+    pub async fn build(mut config: Config) -> Result<Self, StartError> {
         let addr = SocketAddr::new(config.host, config.port);
-        let state = AppState::build(config).await?;
         let listener = TcpListener::bind(addr).await.map_err(|e| StartError::Bind(addr, e))?;
+        // With PORT=0 the default BACKEND_URL names the port actually bound.
+        if config.backend_url.port() == Some(0) {
+            if let Ok(bound) = listener.local_addr() {
+                let _ = config.backend_url.set_port(Some(bound.port()));
+            }
+        }
+        let state = AppState::build(config).await?;
         Ok(Self { state, listener })
     }
 

@@ -158,8 +158,8 @@ impl Db {
 impl Pooled {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Self::Postgres(c) => Conn::Postgres(&mut **c),
-            Self::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Self::Postgres(c) => Conn::Postgres(c),
+            Self::Sqlite(c) => Conn::Sqlite(c),
         }
     }
 }
@@ -167,8 +167,8 @@ impl Pooled {
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Self::Postgres(t) => Conn::Postgres(&mut **t),
-            Self::Sqlite(t) => Conn::Sqlite(&mut **t),
+            Self::Postgres(t) => Conn::Postgres(t),
+            Self::Sqlite(t) => Conn::Sqlite(t),
         }
     }
 

@@ -65,7 +65,7 @@ pub struct Ingested {
 /// sender announced one, must match. `max_bytes` is enforced here as well as by the source.
 pub async fn stream_into_store(
     state: &AppState,
-    mut body: BoxStream<'static, Result<Bytes, IngestError>>,
+    body: BoxStream<'static, Result<Bytes, IngestError>>,
     key: &str,
     info_name: &str,
     conversation: crate::domain::ConversationId,
@@ -74,6 +74,8 @@ pub async fn stream_into_store(
     let max = state.config.max_media_size_bytes;
     let too_large = || IngestError::TooLarge(format_size(max));
     let mut inspector = Inspector::new();
+    // Fused: the head loop may already have seen the end.
+    let mut body = body.fuse();
 
     // 1. Hold back the head and decide the type on it.
     let mut head: Vec<Bytes> = Vec::new();

@@ -8,17 +8,24 @@
 //!
 //! | format | how |
 //! | --- | --- |
-//! | ISO-BMFF (mp4/mov/3gp/m4a) | top-level boxes skipped by size, only `moov` captured (≤ [`MOOV_CAP`]): `mvhd`, `tkhd`, `hdlr` |
+//! | ISO-BMFF (mp4/mov/3gp/m4a) | top-level boxes skipped by size, only `moov` captured (≤ [`MOOV_CAP`]): `mvhd`, `tkhd`, `hdlr`; fragmented files: `moof`/`trun` durations |
 //! | WAV / AVI | `fmt ` byte rate and `data` size / `avih` |
 //! | MP3 / ADTS AAC | ID3v2 skipped, Xing/Info/VBRI frame count, else frame headers walked |
 //! | AMR-NB / AMR-WB | frames walked, 20 ms each |
 //! | Ogg (Vorbis/Opus) | pages walked, last granule position |
 //! | JPEG | segments walked to SOFn, EXIF orientation applied |
-//! | OLE2 (doc/xls) | root directory sector read for the stream names |
+//! | OLE2 (doc/xls) | first directory sector read for stream names / root CLSID |
+//! | ZIP (docx/xlsx) | local headers walked for `[Content_Types].xml` and `word/` / `xl/` |
 //!
 //! The type is decided on the bytes only, and reported in SPEC's spelling
 //! (see [`crate::media::mime`]). Width and height are display dimensions
 //! (EXIF orientation, HEIF `irot` and a track's 90° matrix are applied).
+//!
+//! Inspecting only a prefix (e.g. the head, to pick a content type early) is
+//! weaker than the whole stream: some formats are proven later (MP3 frames
+//! after a long ID3 tag, an OLE2 directory past the head, a `moov` showing an
+//! "mp4" has no video). A prefix then reports neither `mime_type` nor
+//! `detected` ("unknown yet"), or video where the end says audio/mp4.
 
 use sha2::{Digest, Sha256};
 
@@ -85,6 +92,7 @@ impl std::fmt::Debug for Inspector {
 }
 
 impl Inspector {
+    /// An inspector that has seen no bytes yet.
     pub fn new() -> Self {
         Inspector {
             hasher: Sha256::new(),
@@ -188,6 +196,16 @@ enum Sniff {
     Unknown,
 }
 
+impl Sniff {
+    /// Allowed when `name` is in SPEC's table, else recognised but not allowed.
+    fn named(name: &str) -> Sniff {
+        match mime::canonical(name) {
+            Some((allowed, _)) => Sniff::Allowed(allowed),
+            None => Sniff::Other(name.to_owned()),
+        }
+    }
+}
+
 /// What a container walker learnt.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Facts {
@@ -208,10 +226,20 @@ fn classify(head: &[u8], facts: &Facts, text: bool) -> Sniff {
             verdict = Sniff::Allowed("audio/mp4");
         }
     }
-    if verdict == Sniff::Unknown && text {
-        verdict = Sniff::Allowed(text::text_type(head));
+    match verdict {
+        Sniff::Allowed(_) => verdict,
+        // Text has no magic bytes; UTF-8 that merely starts like something
+        // else ("MZ", "BM", "{\\rtf", "%!PS") is still text.
+        _ if text => Sniff::Allowed(text::text_type(head)),
+        // Some writers put junk before a PDF header; readers accept it within 1 KiB.
+        Sniff::Unknown if pdf_after_junk(head) => Sniff::Allowed("application/pdf"),
+        _ => verdict,
     }
-    verdict
+}
+
+fn pdf_after_junk(head: &[u8]) -> bool {
+    let start = head.get(..1024).unwrap_or(head);
+    start.windows(5).any(|w| w == b"%PDF-")
 }
 
 /// The type suggested by the first bytes alone.
@@ -219,7 +247,7 @@ fn sniff_head(head: &[u8]) -> Sniff {
     if let Some(sniff) = bmff::sniff(head) {
         return sniff;
     }
-    if amr::header_len(head).is_some() {
+    if amr::is_amr(head) {
         return Sniff::Allowed("audio/amr");
     }
     if mpeg::looks_like(head) {
@@ -239,15 +267,13 @@ fn sniff_head(head: &[u8]) -> Sniff {
             _ => {}
         }
     }
-    if let Some(found) = infer::get(head) {
-        return from_infer(found);
+    match infer::get(head) {
+        // infer's QuickTime test also matches "moov"/"mdat" at offsets 4 and 12
+        // of any bytes; real QuickTime files were recognised above.
+        Some(found) if found.mime_type() == "video/quicktime" => Sniff::Unknown,
+        Some(found) => from_infer(found),
+        None => Sniff::Unknown,
     }
-    // Some writers put junk before the header; readers accept it within 1 KiB.
-    let start = &head[..head.len().min(1024)];
-    if start.windows(5).any(|w| w == b"%PDF-") {
-        return Sniff::Allowed("application/pdf");
-    }
-    Sniff::Unknown
 }
 
 /// Maps `infer`'s names to SPEC's spelling.
@@ -256,18 +282,14 @@ fn from_infer(found: infer::Type) -> Sniff {
         return Sniff::Unknown; // HTML, XML, scripts: plain text if they are UTF-8
     }
     let name = found.mime_type();
-    let spec = match name {
+    Sniff::named(match name {
         "audio/x-wav" => "audio/wav",
         "audio/m4a" => "audio/mp4",
         "audio/opus" => "audio/ogg",
         "image/heif" => "image/heic",
         "video/x-m4v" => "video/mp4",
         other => other,
-    };
-    match mime::canonical(spec) {
-        Some((allowed, _)) => Sniff::Allowed(allowed),
-        None => Sniff::Other(name.to_owned()),
-    }
+    })
 }
 
 /// Width and height from the head with `imagesize`.
@@ -425,7 +447,7 @@ mod driver {
         pub fn for_head(head: &[u8]) -> Option<Self> {
             let walker: Box<dyn Walk> = if bmff::sniff(head).is_some() {
                 Box::new(bmff::Bmff::default())
-            } else if amr::header_len(head).is_some() {
+            } else if amr::is_amr(head) {
                 Box::new(amr::Amr::default())
             } else if mpeg::looks_like(head) {
                 Box::new(mpeg::Mpeg::default())
@@ -485,6 +507,9 @@ mod bmff {
     use super::driver::{Next, Walk};
     use super::{Facts, Sniff, MOOV_CAP};
 
+    /// Largest `moof` (fragmented MP4) read for sample durations.
+    const MOOF_CAP: u64 = 1024 * 1024;
+
     /// The type from the `ftyp` brands (or a bare QuickTime atom), if ISO-BMFF.
     pub fn sniff(head: &[u8]) -> Option<Sniff> {
         let kind = array::<4>(head, 4)?;
@@ -496,9 +521,11 @@ mod bmff {
                 head.get(16..end).unwrap_or_default().chunks_exact(4).filter_map(|c| c.try_into().ok()).collect();
             return Some(brand_type(&major, &compatible));
         }
-        // Old QuickTime files start straight with an atom.
+        // Old QuickTime files start straight with an atom (a small one, or a
+        // 64-bit size: so "I'm free" is not a movie).
         let qt_atoms: [&[u8; 4]; 6] = [b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"];
-        (qt_atoms.contains(&&kind) && (size == 1 || size >= 8)).then_some(Sniff::Allowed("video/quicktime"))
+        (qt_atoms.contains(&&kind) && (size == 1 || (8..1 << 24).contains(&size)))
+            .then_some(Sniff::Allowed("video/quicktime"))
     }
 
     fn brand_type(major: &[u8; 4], compatible: &[[u8; 4]]) -> Sniff {
@@ -589,29 +616,96 @@ mod bmff {
         Moov,
         /// A `moov` with size 0 (to the end of the file): parsed at `finish`.
         MoovToEnd,
+        Moof,
         Done,
     }
 
-    /// Walks top-level boxes, skipping everything but `moov`.
+    /// Walks top-level boxes, skipping everything but `moov` (and the `moof`s
+    /// of a fragmented file, whose `mvhd` has no duration).
     #[derive(Debug, Default)]
     pub struct Bmff {
         state: State,
         movie: Option<Movie>,
+        /// Fragmented files: summed sample durations by track id.
+        fragments: Vec<(u32, u64)>,
     }
 
     impl Bmff {
         fn on_box(&mut self, kind: [u8; 4], payload: u64) -> Next {
-            if &kind == b"moov" {
-                if payload == 0 || payload > MOOV_CAP {
+            let wanted = match &kind {
+                b"moov" => Some(State::Moov),
+                b"moof" if payload <= MOOF_CAP && self.movie.is_some() => Some(State::Moof),
+                _ => None,
+            };
+            match wanted {
+                Some(State::Moov) if payload == 0 || payload > MOOV_CAP => {
                     self.state = State::Done;
-                    return Next::DONE;
+                    Next::DONE
                 }
-                self.state = State::Moov;
-                return Next::read(payload as usize);
+                Some(state) if payload > 0 => {
+                    self.state = state;
+                    Next::read(payload as usize)
+                }
+                _ => {
+                    self.state = State::Header;
+                    Next::skip(payload, 8)
+                }
             }
-            self.state = State::Header;
-            Next::skip(payload, 8)
         }
+
+        /// Adds a `moof`'s sample durations (`traf/tfhd` defaults, `trun` entries).
+        fn add_fragment(&mut self, moof: &[u8]) {
+            let Some(movie) = &self.movie else { return };
+            for (_, traf) in children(moof).filter(|(k, _)| k == b"traf") {
+                let Some((track, tfhd_default)) = child(traf, b"tfhd").and_then(tfhd) else {
+                    continue;
+                };
+                let default = tfhd_default.or_else(|| movie.trex_duration(track));
+                let total: u64 = children(traf)
+                    .filter(|(k, _)| k == b"trun")
+                    .map(|(_, trun)| trun_duration(trun, default.unwrap_or(0)))
+                    .sum();
+                match self.fragments.iter_mut().find(|(id, _)| *id == track) {
+                    Some((_, sum)) => *sum = sum.saturating_add(total),
+                    None => self.fragments.push((track, total)),
+                }
+            }
+        }
+    }
+
+    /// Track id and default sample duration from a `tfhd`.
+    fn tfhd(p: &[u8]) -> Option<(u32, Option<u32>)> {
+        let flags = be_u32(p, 0)? & 0x00FF_FFFF;
+        let track = be_u32(p, 4)?;
+        if flags & 0x08 == 0 {
+            return Some((track, None));
+        }
+        let mut at = 8;
+        if flags & 0x01 != 0 {
+            at += 8; // base data offset
+        }
+        if flags & 0x02 != 0 {
+            at += 4; // sample description index
+        }
+        Some((track, be_u32(p, at)))
+    }
+
+    /// Sum of a `trun`'s sample durations (`default` for samples without one).
+    fn trun_duration(p: &[u8], default: u32) -> u64 {
+        let flags = be_u32(p, 0).unwrap_or(0) & 0x00FF_FFFF;
+        let count = u64::from(be_u32(p, 4).unwrap_or(0));
+        if flags & 0x100 == 0 {
+            return count * u64::from(default);
+        }
+        let mut at = 8 + 4 * usize::from(flags & 0x01 != 0) + 4 * usize::from(flags & 0x04 != 0);
+        let stride = [0x100, 0x200, 0x400, 0x800].iter().filter(|bit| flags & **bit != 0).count() * 4;
+        let mut total = 0u64;
+        for _ in 0..count {
+            let Some(duration) = be_u32(p, at) else { break };
+            total += u64::from(duration);
+            at += stride;
+        }
+        total
     }
 
     impl Walk for Bmff {
@@ -643,8 +737,19 @@ mod bmff {
                     _ => Next::DONE,
                 },
                 State::Moov | State::MoovToEnd => {
-                    self.movie = Some(Movie::parse(bytes));
+                    let movie = Movie::parse(bytes);
+                    let fragmented = movie.fragmented;
+                    self.movie = Some(movie);
+                    if fragmented {
+                        self.state = State::Header;
+                        return Next::read(8);
+                    }
                     Next::DONE
+                }
+                State::Moof => {
+                    self.add_fragment(bytes);
+                    self.state = State::Header;
+                    Next::read(8)
                 }
                 State::Done => Next::DONE,
             }
@@ -664,7 +769,7 @@ mod bmff {
                 .filter(|(w, h)| *w > 0 && *h > 0)
                 .map_or((None, None), |(w, h)| (Some(w), Some(h)));
             Facts {
-                duration: movie.duration(),
+                duration: movie.duration().or_else(|| movie.fragments_duration(&self.fragments)),
                 width,
                 height,
                 tracks: Some((video.is_some(), audio)),
@@ -698,10 +803,17 @@ mod bmff {
         timescale: u32,
         duration: Option<u64>,
         tracks: Vec<Track>,
+        /// Has `mvex`: samples are described by `moof`s after the `moov`.
+        fragmented: bool,
+        /// `mvex/trex`: (track id, default sample duration).
+        trex: Vec<(u32, u32)>,
     }
 
     #[derive(Debug)]
     struct Track {
+        id: u32,
+        /// `mdhd` timescale, for fragment durations.
+        timescale: u32,
         handler: [u8; 4],
         width: u32,
         height: u32,
@@ -714,10 +826,31 @@ mod bmff {
                 match &kind {
                     b"mvhd" => movie.read_mvhd(payload),
                     b"trak" => movie.tracks.extend(Track::parse(payload)),
+                    b"mvex" => {
+                        movie.fragmented = true;
+                        let trex = children(payload).filter(|(k, _)| k == b"trex");
+                        movie.trex.extend(trex.filter_map(|(_, p)| Some((be_u32(p, 4)?, be_u32(p, 12)?))));
+                    }
                     _ => {}
                 }
             }
             movie
+        }
+
+        fn trex_duration(&self, track: u32) -> Option<u32> {
+            self.trex.iter().find(|(id, _)| *id == track).map(|(_, d)| *d)
+        }
+
+        /// The longest track's summed fragment durations, in seconds.
+        fn fragments_duration(&self, fragments: &[(u32, u64)]) -> Option<f64> {
+            fragments
+                .iter()
+                .filter_map(|(id, total)| {
+                    let track = self.tracks.iter().find(|t| t.id == *id)?;
+                    (track.timescale > 0).then(|| *total as f64 / f64::from(track.timescale))
+                })
+                .filter(|d| *d > 0.0)
+                .reduce(f64::max)
         }
 
         fn read_mvhd(&mut self, p: &[u8]) {
@@ -741,11 +874,16 @@ mod bmff {
         fn parse(trak: &[u8]) -> Option<Track> {
             let mdia = child(trak, b"mdia")?;
             let handler = array::<4>(child(mdia, b"hdlr")?, 8)?;
-            let (mut width, mut height) = child(trak, b"tkhd").map_or((0, 0), tkhd_size);
+            let tkhd = child(trak, b"tkhd").unwrap_or_default();
+            let v1 = tkhd.first() == Some(&1);
+            let id = be_u32(tkhd, if v1 { 20 } else { 12 }).unwrap_or(0);
+            let mdhd = child(mdia, b"mdhd").unwrap_or_default();
+            let timescale = be_u32(mdhd, if mdhd.first() == Some(&1) { 20 } else { 12 });
+            let (mut width, mut height) = tkhd_size(tkhd);
             if &handler == b"vide" && (width == 0 || height == 0) {
                 (width, height) = stsd_size(mdia).unwrap_or((0, 0));
             }
-            Some(Track { handler, width, height })
+            Some(Track { id, timescale: timescale.unwrap_or(0), handler, width, height })
         }
     }
 
@@ -1144,15 +1282,9 @@ mod amr {
     const NB_SIZES: [u8; 16] = [12, 13, 15, 17, 19, 20, 26, 31, 5, 0, 0, 0, 0, 0, 0, 0];
     const WB_SIZES: [u8; 16] = [17, 23, 32, 36, 40, 46, 50, 58, 60, 5, 0, 0, 0, 0, 0, 0];
 
-    /// The magic's length and whether it is wide-band.
-    pub fn header_len(head: &[u8]) -> Option<(usize, bool)> {
-        if head.starts_with(b"#!AMR\n") {
-            Some((6, false))
-        } else if head.starts_with(b"#!AMR-WB\n") {
-            Some((9, true))
-        } else {
-            None
-        }
+    /// AMR-NB or AMR-WB storage-format magic.
+    pub fn is_amr(head: &[u8]) -> bool {
+        head.starts_with(b"#!AMR\n") || head.starts_with(b"#!AMR-WB\n")
     }
 
     #[derive(Debug, Default)]
@@ -1456,7 +1588,8 @@ mod cfb {
     #[derive(Debug, Default)]
     pub struct Cfb {
         header_read: bool,
-        verdict: Option<&'static str>,
+        /// Set once the directory sector was read: the type it names, if any.
+        verdict: Option<Option<&'static str>>,
     }
 
     /// UTF-16LE directory entry name.
@@ -1501,7 +1634,7 @@ mod cfb {
 
         fn step(&mut self, b: &[u8], _end: u64) -> Next {
             if self.header_read {
-                self.verdict = classify(b);
+                self.verdict = Some(classify(b));
                 return Next::DONE;
             }
             self.header_read = true;
@@ -1517,10 +1650,11 @@ mod cfb {
         }
 
         fn finish(&mut self, _partial: &[u8], _total: u64) -> Facts {
-            let name = self.verdict.unwrap_or("application/x-ole-storage");
-            let mime = match super::mime::canonical(name) {
-                Some((allowed, _)) => Sniff::Allowed(allowed),
-                None => Sniff::Other(name.to_owned()),
+            // A stream that ends before its directory is not judged on its header alone
+            // (so a head-only look says "unknown yet", not "not allowed").
+            let mime = match self.verdict {
+                Some(name) => Sniff::named(name.unwrap_or("application/x-ole-storage")),
+                None => Sniff::Unknown,
             };
             Facts { mime: Some(mime), ..Facts::default() }
         }
@@ -1535,6 +1669,9 @@ mod zip {
     use super::{Facts, Sniff};
 
     pub const SIGNATURE: &[u8] = b"PK\x03\x04";
+    const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+    /// Part folders of the OOXML packages.
+    const PACKAGES: [(&[u8], &str); 3] = [(b"word/", super::mime::DOCX), (b"xl/", super::mime::XLSX), (b"ppt/", PPTX)];
 
     #[derive(Debug, Default)]
     pub struct Zip {
@@ -1561,14 +1698,7 @@ mod zip {
                 if b == b"[Content_Types].xml" {
                     self.content_types = true;
                 } else if self.package.is_none() {
-                    self.package = [
-                        (&b"word/"[..], super::mime::DOCX),
-                        (b"xl/", super::mime::XLSX),
-                        (b"ppt/", "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
-                    ]
-                    .iter()
-                    .find(|(dir, _)| b.starts_with(dir))
-                    .map(|(_, mime)| *mime);
+                    self.package = PACKAGES.iter().find(|(dir, _)| b.starts_with(dir)).map(|(_, mime)| *mime);
                 }
                 if self.verdict().is_some() || after == u64::MAX {
                     return Next::DONE;
@@ -1590,11 +1720,7 @@ mod zip {
         }
 
         fn finish(&mut self, _partial: &[u8], _total: u64) -> Facts {
-            let mime = self.verdict().map(|m| match super::mime::canonical(m) {
-                Some((allowed, _)) => Sniff::Allowed(allowed),
-                None => Sniff::Other(m.to_owned()),
-            });
-            Facts { mime, ..Facts::default() }
+            Facts { mime: self.verdict().map(Sniff::named), ..Facts::default() }
         }
     }
 }
@@ -1691,6 +1817,13 @@ mod tests {
     }
 
     #[test]
+    fn inspector_can_cross_threads() {
+        fn check<T: Send + 'static>() {}
+        check::<Inspector>();
+        check::<Inspection>();
+    }
+
+    #[test]
     fn rejected_files_say_why() {
         let zip = std::fs::read(format!("{FIXTURES}archive.zip")).expect("zip");
         let got = inspect(&zip);
@@ -1722,6 +1855,12 @@ mod tests {
         assert_eq!(inspect(b"x").mime_type, Some("text/plain"));
         assert_eq!(inspect(b"<html><body>hi</body></html>").mime_type, Some("text/plain"));
         assert_eq!(inspect(b"ID3 notes, not a tag").mime_type, Some("text/plain"));
+        // Text that merely starts like a binary format stays text.
+        for text in [&b"MZ's list"[..], b"BMW meeting", b"I'm free today", b"{\\rtf1 hi}"] {
+            assert_eq!(inspect(text).mime_type, Some("text/plain"), "{text:?}");
+        }
+        let pdf = [&b"\x80junk\n"[..], b"%PDF-1.4\n%\xE2\xE3\n1 0 obj"].concat();
+        assert_eq!(inspect(&pdf).mime_type, Some("application/pdf"));
     }
 
     #[test]
@@ -1848,6 +1987,43 @@ mod tests {
         let got = inspect_in(&rotated, 3);
         assert_eq!(got.mime_type, Some("image/jpeg"));
         assert_eq!((got.width, got.height), (Some(48), Some(64)));
+    }
+
+    #[test]
+    fn headers_past_the_head_are_still_found() {
+        // JPEG: two 60 KB APP2 segments push the frame header past HEAD_LEN.
+        let photo = std::fs::read(format!("{FIXTURES}photo.jpg")).expect("jpg");
+        let mut big = vec![0xFF, 0xD8];
+        for _ in 0..2 {
+            big.extend_from_slice(&[0xFF, 0xE2, 0xEA, 0x62]); // length 60002
+            big.extend(std::iter::repeat_n(0x55, 60_000));
+        }
+        big.extend_from_slice(&photo[2..]);
+        let got = inspect_in(&big, 4096);
+        assert_eq!(got.mime_type, Some("image/jpeg"));
+        assert_eq!((got.width, got.height), (Some(64), Some(48)));
+
+        // OLE2: the directory sector at 100 KiB names a WordDocument stream.
+        let mut cfb = vec![0; 512 + 199 * 512]; // sector n starts at (n + 1) × 512
+        cfb[..8].copy_from_slice(&cfb::SIGNATURE);
+        cfb[0x1E..0x20].copy_from_slice(&9u16.to_le_bytes());
+        cfb[0x30..0x34].copy_from_slice(&199u32.to_le_bytes());
+        let mut dir = vec![0; 512];
+        for (entry, name) in ["Root Entry", "WordDocument"].iter().enumerate() {
+            let utf16: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            let at = entry * 128;
+            dir[at..at + utf16.len()].copy_from_slice(&utf16);
+            dir[at + 0x40..at + 0x42].copy_from_slice(&((utf16.len() + 2) as u16).to_le_bytes());
+        }
+        cfb.extend_from_slice(&dir);
+        assert_eq!(inspect_in(&cfb, 1000).mime_type, Some("application/msword"));
+        let head_only = inspect(&cfb[..HEAD_LEN]);
+        assert_eq!((head_only.mime_type, head_only.detected), (None, None));
+        cfb.truncate(cfb.len() - 512);
+        cfb.extend_from_slice(&[0; 512]); // a directory naming nothing we know
+        let ole = inspect(&cfb);
+        assert_eq!(ole.mime_type, None);
+        assert_eq!(ole.detected.as_deref(), Some("application/x-ole-storage"));
     }
 
     #[test]

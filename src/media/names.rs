@@ -74,7 +74,7 @@ mod tests {
     fn safe_names() {
         assert_eq!(safe_name("../../etc/passwd"), "passwd");
         assert_eq!(safe_name("C:\\Users\\me\\Photo 1.JPG"), "Photo_1.JPG");
-        assert_eq!(safe_name("Über Café.pdf"), "ber_Caf_.pdf".replace("_.", ".").as_str().replace("ber", "ber"));
+        assert_eq!(safe_name("Über Café.pdf"), "ber_Caf_.pdf");
         assert_eq!(safe_name("..."), "file");
         assert_eq!(safe_name("a\u{0}b\nc.txt"), "abc.txt");
         let long = format!("{}.jpeg", "x".repeat(300));

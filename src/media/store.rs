@@ -20,12 +20,15 @@ use object_store::signer::Signer;
 use object_store::{
     Attribute, AttributeValue, Attributes, ObjectStore, ObjectStoreExt, PutMultipartOptions, WriteMultipart,
 };
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::ExposeSecret;
 
 use crate::config::Config;
 use crate::crypto::signed_url::UrlSigner;
 use crate::domain::{AttachmentId, ChurchId, ConversationId};
+
+/// Characters escaped in URL components and metadata: all but RFC 3986's unreserved ones.
+pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Part size of streamed uploads. S3 needs at least 5 MiB per part but the last.
 const S3_PART_SIZE: usize = 8 << 20;
@@ -175,7 +178,7 @@ impl MediaStore {
                     (Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(5))).timestamp();
                 let exp = exp.to_string();
                 let sig = signer.sign(&[key, &exp, content_type, filename]);
-                let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+                let enc = |s: &str| utf8_percent_encode(s, COMPONENT).to_string();
                 let key_path: Vec<String> = key.split('/').map(enc).collect();
                 Ok(format!(
                     "{base_url}/media/local/{}?exp={exp}&ct={}&name={}&sig={sig}",
@@ -282,7 +285,7 @@ fn metadata_value(name: &str) -> String {
     if name.is_ascii() && !name.chars().any(|c| c.is_ascii_control()) {
         name.to_owned()
     } else {
-        utf8_percent_encode(name, NON_ALPHANUMERIC).to_string()
+        utf8_percent_encode(name, COMPONENT).to_string()
     }
 }
 
@@ -304,6 +307,6 @@ mod tests {
     #[test]
     fn metadata_values_are_ascii() {
         assert_eq!(metadata_value("Report (final).pdf"), "Report (final).pdf");
-        assert_eq!(metadata_value("Café.jpg"), "Caf%C3%A9%2Ejpg");
+        assert_eq!(metadata_value("Café.jpg"), "Caf%C3%A9.jpg");
     }
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -37,7 +37,7 @@ async fn serve(State(state): State<AppState>, Path(key): Path<String>, Query(q):
             let disposition = format!(
                 "inline; filename=\"{}\"; filename*=UTF-8''{}",
                 ascii_fallback(&q.name),
-                utf8_percent_encode(&q.name, NON_ALPHANUMERIC)
+                utf8_percent_encode(&q.name, crate::media::store::COMPONENT)
             );
             let mut res = Response::new(Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other))));
             let h = res.headers_mut();

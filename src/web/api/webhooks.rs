@@ -43,12 +43,12 @@ fn verified(
     addr: ClientAddr,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Envelope, Response> {
+) -> Result<Envelope, ApiError> {
     let now = clock::now().timestamp();
     if let Err(e) = webhook::verify(state.config.telnyx_public_key.as_ref(), headers, body, now) {
         rejected(route, e.label());
         tracing::warn!(route, reason = %e, client = ?addr.0, "webhook refused: bad signature");
-        return Err(ApiError::Unauthorized("invalid webhook signature").into_response());
+        return Err(ApiError::Unauthorized("invalid webhook signature"));
     }
     match webhook::parse_envelope(body) {
         Some(env) => {
@@ -59,7 +59,7 @@ fn verified(
         None => {
             rejected(route, "bad_body");
             tracing::warn!(route, "webhook refused: body is not a Telnyx event");
-            Err(ApiError::bad_request("body is not a Telnyx event").into_response())
+            Err(ApiError::bad_request("body is not a Telnyx event"))
         }
     }
 }
@@ -67,7 +67,7 @@ fn verified(
 async fn mms(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
     let env = match verified(&state, "mms", addr, &headers, &body) {
         Ok(env) => env,
-        Err(res) => return res,
+        Err(e) => return e.into_response(),
     };
     match env.data.event_type.as_str() {
         "message.received" => received(&state, env).await,
@@ -147,7 +147,7 @@ async fn received(state: &AppState, env: Envelope) -> Response {
 async fn status(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
     match verified(&state, "status", addr, &headers, &body) {
         Ok(env) => status_event(&state, env).await,
-        Err(res) => res,
+        Err(e) => e.into_response(),
     }
 }
 

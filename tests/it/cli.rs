@@ -1,0 +1,100 @@
+//! The operator commands, run as the real binary.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn koinonia(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_koinonia"));
+    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+#[test]
+fn church_and_leader_create_print_ids_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = koinonia(dir.path())
+        .args(["church", "create", "--name", "Grace", "--number", "+15551230000"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let church = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "the id alone on one line: {stdout:?}");
+    assert!(uuid::Uuid::parse_str(church).is_ok(), "{church}");
+    // Embedded defaults were created, secrets private.
+    let secrets = dir.path().join("koinonia-data/secrets.env");
+    assert!(dir.path().join("koinonia-data/koinonia.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&secrets).expect("secrets").permissions().mode() & 0o777, 0o600);
+    }
+
+    let mut child = koinonia(dir.path())
+        .args(["leader", "create", "--church", church, "--email", "pastor@grace.test", "--password-stdin", "--admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"correct horse battery\n").expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(uuid::Uuid::parse_str(String::from_utf8_lossy(&out.stdout).trim()).is_ok());
+
+    // The same number twice, a bad number: non-zero, a sentence on stderr, nothing on stdout.
+    for args in [
+        vec!["church", "create", "--name", "Again", "--number", "+15551230000"],
+        vec!["church", "create", "--name", "Bad", "--number", "12"],
+    ] {
+        let out = koinonia(dir.path()).args(&args).output().expect("run");
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty());
+        assert!(!out.stderr.is_empty());
+    }
+    assert_eq!(
+        std::fs::read_to_string(&secrets).expect("secrets").lines().filter(|l| l.contains('=')).count(),
+        3,
+        "secrets generated once"
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (var, value) in [
+        ("PORT", "eighty"),
+        ("MAX_MEDIA_SIZE_BYTES", "-1"),
+        ("DATABASE_URL", "mysql://x"),
+        ("TELNYX_PUBLIC_KEY", "not base64!"),
+        ("MEDIA_FETCH_ALLOW_PRIVATE", "maybe"),
+    ] {
+        let out = koinonia(dir.path()).arg("migrate").env(var, value).output().expect("run");
+        assert!(!out.status.success(), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}: {err}");
+    }
+    let out = koinonia(dir.path()).arg("migrate").env("TELNYX_API_KEY", "KEY123").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TELNYX_PUBLIC_KEY"));
+    let out = koinonia(dir.path())
+        .arg("migrate")
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PHONE_HASH_KEY"), "secrets are required with PostgreSQL");
+}
+
+#[test]
+fn the_local_store_refuses_a_folder_it_cannot_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").expect("file");
+    let out = koinonia(dir.path())
+        .arg("serve")
+        .env("PORT", "0")
+        .env("MEDIA_DIR", blocker.join("media"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MEDIA_DIR"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,10 @@
+//! Integration tests: koinonia started as `serve` starts it, driven over HTTP.
+
+mod support;
+
+mod cli;
+mod db_contract;
+mod inbound_flow;
+mod media_fetch;
+mod read_api;
+mod webhook_security;
