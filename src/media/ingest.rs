@@ -13,15 +13,15 @@ use futures::StreamExt;
 use super::fetch::FetchError;
 use super::inspect::{Inspection, Inspector};
 use super::names;
-use super::store::{MediaWriter, ObjectInfo, StoreError};
+use super::store::{MediaStore, MediaWriter, ObjectInfo, StoreError};
 use crate::app::AppState;
 use crate::clock;
 use crate::db;
 use crate::domain::{AttachmentId, AttachmentStatus};
 use crate::jobs::JobError;
 
-/// Bytes held back to decide the type before the upload starts.
-const HEAD_BYTES: usize = 64 * 1024;
+/// Bytes held back, step by step, to decide the type before the upload starts.
+const HEAD_STEPS: [usize; 4] = [64 << 10, 256 << 10, 1 << 20, 2 << 20];
 
 /// Why a file could not be stored, worded for a leader.
 #[derive(Debug, thiserror::Error)]
@@ -61,49 +61,59 @@ pub struct Ingested {
     pub bytes: u64,
 }
 
-/// Streams `body` into the store at `key`, inspecting it on the way. `declared_sha256`, when the
-/// sender announced one, must match. `max_bytes` is enforced here as well as by the source.
+/// Streams `body` into `store` at `key`, inspecting it on the way. `declared_sha256`, when the
+/// sender announced one, must match; `max` bytes at most are accepted.
 pub async fn stream_into_store(
-    state: &AppState,
+    store: &MediaStore,
+    max: u64,
     body: BoxStream<'static, Result<Bytes, IngestError>>,
     key: &str,
     info_name: &str,
     conversation: crate::domain::ConversationId,
     declared_sha256: Option<&str>,
 ) -> Result<Ingested, IngestError> {
-    let max = state.config.max_media_size_bytes;
     let too_large = || IngestError::TooLarge(format_size(max));
     let mut inspector = Inspector::new();
     // Fused: the head loop may already have seen the end.
     let mut body = body.fuse();
 
-    // 1. Hold back the head and decide the type on it.
+    // 1. Hold back the head and decide the type on it; read further only while the bytes so far
+    //    neither prove an allowed type nor a forbidden one (e.g. an MP3 behind a large ID3 tag).
     let mut head: Vec<Bytes> = Vec::new();
     let mut head_len = 0usize;
-    while head_len < HEAD_BYTES {
-        match body.next().await {
-            Some(chunk) => {
-                let chunk = chunk?;
-                head_len += chunk.len();
-                head.push(chunk);
+    let mut ended = false;
+    let mut content_type = None;
+    for step in HEAD_STEPS {
+        while head_len < step && !ended {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    head_len += chunk.len();
+                    head.push(chunk);
+                }
+                None => ended = true,
             }
-            None => break,
+        }
+        if head_len as u64 > max {
+            return Err(too_large());
+        }
+        let provisional = {
+            let mut probe = Inspector::new();
+            head.iter().for_each(|c| probe.update(c));
+            probe.finish()
+        };
+        if let Some(m) = provisional.mime_type {
+            content_type = Some(m);
+            break;
+        }
+        if provisional.detected.is_some() || ended {
+            return Err(rejection(&provisional));
         }
     }
-    if head_len as u64 > max {
-        return Err(too_large());
-    }
-    let provisional = {
-        let mut probe = Inspector::new();
-        head.iter().for_each(|c| probe.update(c));
-        probe.finish()
-    };
-    let content_type = match provisional.mime_type {
-        Some(m) => m,
-        // A text file may simply be cut mid-character at the head's end: decide at the end.
-        None if provisional.size_bytes >= HEAD_BYTES as u64 && looks_like_text(&head) => "text/plain",
-        None => return Err(rejection(&provisional)),
-    };
+    // Still undecided after the longest head: text cut mid-character, or a type proven only by
+    // its end. The final inspection decides; the object is typed as well as can be told now.
+    let content_type =
+        content_type.unwrap_or(if looks_like_text(&head) { "text/plain" } else { "application/octet-stream" });
 
     // 2. Stream head + rest into the store, inspecting as we go.
     let info = ObjectInfo {
@@ -112,7 +122,7 @@ pub async fn stream_into_store(
         conversation_id: conversation,
         uploaded_at: clock::now(),
     };
-    let mut writer = state.store.writer(key, &info).await?;
+    let mut writer = store.writer(key, &info).await?;
     let result = async {
         for chunk in &head {
             inspector.update(chunk);
@@ -198,9 +208,16 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
         let body = download.into_stream().map(|r| r.map_err(IngestError::from)).boxed();
         let safe = names::safe_name(&row.name);
         let key = state.store.key_for(row.church_id, row.conversation_id, row.id, &safe);
-        let ingested =
-            stream_into_store(state, body, &key, &row.name, row.conversation_id, row.declared_sha256.as_deref())
-                .await?;
+        let ingested = stream_into_store(
+            &state.store,
+            state.config.max_media_size_bytes,
+            body,
+            &key,
+            &row.name,
+            row.conversation_id,
+            row.declared_sha256.as_deref(),
+        )
+        .await?;
         Ok::<_, IngestError>((key, ingested))
     }
     .await;

@@ -200,3 +200,41 @@ async fn redirects_to_another_origin_are_followed_without_credentials() {
     assert_eq!(second.len(), 1);
     assert!(second[0].headers.get("authorization").is_none(), "no credentials across origins");
 }
+
+/// An MP3 whose ID3 tag (album art) is larger than the first bytes koinonia looks at.
+fn mp3_behind_a_large_id3_tag(tag_bytes: usize) -> Vec<u8> {
+    let original = fixture("voice.mp3").bytes;
+    let frames = if original.starts_with(b"ID3") {
+        let size = original[6..10].iter().fold(0usize, |acc, b| (acc << 7) | usize::from(b & 0x7f));
+        let footer = if original[5] & 0x10 != 0 { 10 } else { 0 };
+        &original[10 + size + footer..]
+    } else {
+        &original[..]
+    };
+    let syncsafe = |n: usize| [(n >> 21) as u8 & 0x7f, (n >> 14) as u8 & 0x7f, (n >> 7) as u8 & 0x7f, n as u8 & 0x7f];
+    let mut out = b"ID3\x03\x00\x00".to_vec();
+    out.extend_from_slice(&syncsafe(tag_bytes));
+    out.resize(10 + tag_bytes, 0); // padding is a valid tag body
+    out.extend_from_slice(frames);
+    out
+}
+
+#[tokio::test]
+async fn an_mp3_behind_a_large_id3_tag_is_stored_as_audio() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::S3).await else { return };
+    app.church("Grace", CHURCH_NUMBER).await;
+    let body = mp3_behind_a_large_id3_tag(300_000);
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_bytes(body.clone()).insert_header("content-type", "audio/mpeg"),
+        )
+        .mount(&app.cdn)
+        .await;
+    send_one(&app, format!("{}/media/song.mp3", app.cdn.uri()), "audio/mpeg").await;
+    let (status, reason) = attachment_row(&app).await;
+    assert_eq!(status, "stored", "{reason:?}");
+    assert_eq!(app.count("attachments WHERE mime_type = 'audio/mpeg'").await, 1);
+    let s3 = app.s3.as_ref().expect("s3");
+    let create = s3.seen().into_iter().find(|r| r.query.contains("uploads")).expect("multipart upload");
+    assert_eq!(create.header("content-type"), Some("audio/mpeg"), "typed from its bytes before the upload began");
+}
