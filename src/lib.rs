@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -30,6 +30,23 @@ enum Command {
         #[command(subcommand)]
         action: LeaderAction,
     },
+    /// Measure koinonia's paths against a baseline (developers).
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Stream a generated file through download → inspect → local store; compare with cp+sha256.
+    Ingest {
+        #[arg(long, default_value_t = 500)]
+        size_mb: u64,
+        /// Folder for the generated files (default: the system's temporary folder).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,6 +106,12 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Bench { what: BenchWhat::Ingest { size_mb, dir } } => {
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            let report = koinonia::bench::ingest(size_mb, &dir).await?;
+            println!("{}", report.render());
+            Ok(())
+        }
         Command::Serve => serve(config).await,
         Command::Migrate => {
             cli::open_db(&config).await?;

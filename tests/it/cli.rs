@@ -98,3 +98,18 @@ fn the_local_store_refuses_a_folder_it_cannot_write() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("MEDIA_DIR"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_ingest_benchmark_runs_and_reports_its_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = koinonia(dir.path())
+        .args(["bench", "ingest", "--size-mb", "3", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for line in ["koinonia ", "cp+sha256", "ratio", "peak RSS"] {
+        assert!(report.contains(line), "{line} missing from:\n{report}");
+    }
+}
