@@ -7,4 +7,5 @@ mod db_contract;
 mod inbound_flow;
 mod media_fetch;
 mod read_api;
+mod store;
 mod webhook_security;

@@ -142,8 +142,10 @@ async fn a_declared_hash_that_does_not_match_is_not_stored() {
     let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
     app.church("Grace", CHURCH_NUMBER).await;
     let f = fixture("photo.jpg");
+    // Telnyx's examples spell the field `sha256` (its spec `hash_sha256`, used by the main flow).
     let mut entry = serve_fixture(&app, &f).await;
-    entry["hash_sha256"] = json!("0".repeat(64));
+    entry.as_object_mut().map(|o| o.remove("hash_sha256"));
+    entry["sha256"] = json!("0".repeat(64));
     let res = app.post_webhook(MMS, &received_event("evt-h", MEMBER_NUMBER, CHURCH_NUMBER, "", vec![entry])).await;
     assert_eq!(res.status(), 200);
     let (status, reason) = attachment_row(&app).await;

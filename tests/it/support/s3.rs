@@ -118,9 +118,10 @@ fn short_key(key: &str) -> String {
 }
 
 macro_rules! delegate_with_short_key {
-    ($($op:ident: $input:ident => $output:ident),* $(,)?) => {
+    ($($op:ident: $input:ident => $output:ident),* $(,)?; $($extra:item)*) => {
         #[async_trait::async_trait]
         impl s3s::S3 for ShortKeys {
+            $($extra)*
             $(
                 async fn $op(
                     &self,
@@ -142,5 +143,26 @@ delegate_with_short_key!(
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part: UploadPartInput => UploadPartOutput,
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
-    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
+
+    /// object_store deletes through the bulk API; keys in the answer are mapped back.
+    async fn delete_objects(
+        &self,
+        mut req: s3s::S3Request<s3s::dto::DeleteObjectsInput>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteObjectsOutput>> {
+        let mut originals = std::collections::HashMap::new();
+        for o in &mut req.input.delete.objects {
+            let short = short_key(&o.key);
+            originals.insert(short.clone(), std::mem::replace(&mut o.key, short));
+        }
+        let mut res = self.0.delete_objects(req).await?;
+        let restore = |k: &mut Option<String>| {
+            if let Some(orig) = k.as_ref().and_then(|k| originals.get(k)) {
+                *k = Some(orig.clone());
+            }
+        };
+        res.output.deleted.iter_mut().flatten().for_each(|d| restore(&mut d.key));
+        res.output.errors.iter_mut().flatten().for_each(|e| restore(&mut e.key));
+        Ok(res)
+    }
 );
