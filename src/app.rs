@@ -27,6 +27,8 @@ pub struct Inner {
     pub phone: PhoneCrypto,
     pub sessions: SessionKeys,
     pub jobs: JobsHandle,
+    pub carrier: crate::carrier::Carrier,
+    pub send_limits: crate::carrier::SendLimits,
     pub metrics: crate::telemetry::Metrics,
 }
 
@@ -45,6 +47,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("media downloader: {0}")]
     Fetcher(String),
+    #[error("Telnyx client: {0}")]
+    Carrier(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
 }
@@ -61,7 +65,11 @@ impl AppState {
             ..FetchPolicy::default()
         })
         .map_err(|e| StartError::Fetcher(e.to_string()))?;
+        let carrier = crate::carrier::Carrier::from_config(&config).map_err(|e| StartError::Carrier(e.to_string()))?;
+        let send_limits = crate::carrier::SendLimits::new(config.send_rate_per_number, config.send_rate_account);
         Ok(Self(Arc::new(Inner {
+            carrier,
+            send_limits,
             phone: PhoneCrypto::new(&config.secrets),
             sessions: SessionKeys::new(&config.secrets),
             config: Arc::new(config),

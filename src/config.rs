@@ -95,6 +95,13 @@ pub struct WorkerTuning {
     pub lease: Duration,
     /// First retry delay of an inbound media download; doubled each attempt (1, 2, 4, … s).
     pub fetch_backoff_base: Duration,
+    /// First retry delay of a send the carrier certainly did not take (429, 5xx, refused).
+    pub send_backoff_base: Duration,
+    /// How long an interrupted send waits for its delivery report before it is marked failed
+    /// "not confirmed".
+    pub send_reconcile: Duration,
+    /// Longest wait for Telnyx to answer a send; past it the outcome is unknown (reconciled).
+    pub telnyx_timeout: Duration,
     /// Concurrent jobs per process.
     pub concurrency: usize,
 }
@@ -105,6 +112,9 @@ impl Default for WorkerTuning {
             poll_interval: Duration::from_secs(2),
             lease: Duration::from_secs(300),
             fetch_backoff_base: Duration::from_secs(1),
+            send_backoff_base: Duration::from_secs(2),
+            send_reconcile: Duration::from_secs(600),
+            telnyx_timeout: Duration::from_secs(30),
             concurrency: 4,
         }
     }

@@ -65,6 +65,8 @@ pub enum InboundError {
     #[error(transparent)]
     Crypto(#[from] crate::crypto::phone::PhoneCryptoError),
     #[error(transparent)]
+    Contact(#[from] crate::contacts::ContactError),
+    #[error(transparent)]
     Enqueue(#[from] jobs::EnqueueError),
 }
 
@@ -91,38 +93,8 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
         }
     }
 
-    let member = db::members::find_or_create(
-        c,
-        &db::members::MemberRow {
-            id: crate::domain::MemberId::new(),
-            church_id: church.id,
-            phone_hash: state.phone.blind_index(&msg.from),
-            phone_ciphertext: state.phone.encrypt(&msg.from)?,
-            phone_last4: msg.from.last4().to_owned(),
-            first_name: None,
-            last_name: None,
-            opted_out: false,
-            opted_out_at: None,
-            unreachable: false,
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await?;
-    let conversation = db::conversations::find_or_create(
-        c,
-        &db::conversations::ConversationRow {
-            id: ConversationId::new(),
-            church_id: church.id,
-            member_id: member.id,
-            last_message_at: now,
-            last_message_preview: String::new(),
-            unread_count: 0,
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await?;
+    let (member, conversation) =
+        crate::contacts::member_and_conversation(c, &state.phone, church.id, &msg.from, now).await?;
 
     let keyword = keywords::classify(&msg.text, msg.autoresponse_type.as_deref());
     match keyword {
@@ -161,6 +133,10 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
             cc_ciphertext,
             created_at: now,
             updated_at: now,
+            send_state: None,
+            send_started_at: None,
+            provider_status: None,
+            send_mode: None,
         },
     )
     .await?;
@@ -202,6 +178,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
                 created_at: now,
                 stored_at: None,
                 deleted_at: None,
+                link_token: None,
             },
         )
         .await?;

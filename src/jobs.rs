@@ -23,6 +23,13 @@ use crate::domain::{AttachmentId, ChurchId, JobId};
 /// Kinds of job, as stored in `jobs.kind`.
 pub mod kind {
     pub const MEDIA_FETCH: &str = "media.fetch";
+    pub const MESSAGE_SEND: &str = "message.send";
+}
+
+/// Payload of [`kind::MESSAGE_SEND`]: hand one outbound message to the carrier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageSend {
+    pub message_id: crate::domain::MessageId,
 }
 
 /// Payload of [`kind::MEDIA_FETCH`]: download one inbound file into the store.
@@ -93,6 +100,9 @@ pub enum JobError {
     Retry { error: String, after: Option<Duration> },
     /// Another attempt cannot succeed.
     Fatal(String),
+    /// Not now (a rate limit, or waiting for a delivery report): run again after this long
+    /// without counting an attempt.
+    Defer(Duration),
 }
 
 impl JobError {
@@ -225,6 +235,11 @@ async fn dispatch(state: &AppState, job: &db::jobs::JobRow) -> Result<(), JobErr
                 .map_err(|e| JobError::fatal(format!("bad payload: {e}")))?;
             crate::media::ingest::fetch_and_store(state, p.attachment_id, job.attempts).await
         }
+        kind::MESSAGE_SEND => {
+            let p: MessageSend = serde_json::from_value(job.payload.0.clone())
+                .map_err(|e| JobError::fatal(format!("bad payload: {e}")))?;
+            crate::outbound::send(state, p.message_id).await
+        }
         other => Err(JobError::fatal(format!("unknown job kind {other:?}"))),
     }
 }
@@ -234,6 +249,12 @@ async fn on_dead(state: &AppState, job: &db::jobs::JobRow, reason: &str) -> Resu
     if job.kind == kind::MEDIA_FETCH {
         if let Ok(p) = serde_json::from_value::<MediaFetch>(job.payload.0.clone()) {
             crate::media::ingest::give_up(state, p.attachment_id, reason).await?;
+        }
+    } else if job.kind == kind::MESSAGE_SEND {
+        if let Ok(p) = serde_json::from_value::<MessageSend>(job.payload.0.clone()) {
+            let mut pooled = state.db.acquire().await?;
+            let why = format!("could not be handed to the carrier: {reason}");
+            db::messages::mark_send_failed(&mut pooled.conn(), p.message_id, &why, clock::now()).await?;
         }
     }
     Ok(())
@@ -253,11 +274,15 @@ async fn record_outcome(
             db::jobs::complete(c, job.id, worker).await?;
             metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "done").increment(1);
         }
+        Err(JobError::Defer(delay)) => {
+            let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+            db::jobs::defer(c, job.id, worker, run_at, now).await?;
+        }
         Err(JobError::Retry { error, after }) if job.attempts < job.max_attempts => {
             let attempts = u32::try_from(job.attempts).unwrap_or(1);
             let base = match job.kind.as_str() {
                 kind::MEDIA_FETCH => state.config.workers.fetch_backoff_base,
-                _ => Duration::from_secs(1),
+                _ => state.config.workers.send_backoff_base,
             };
             let delay = after.unwrap_or_else(|| backoff(base, attempts));
             let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));

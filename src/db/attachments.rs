@@ -31,16 +31,18 @@ pub struct AttachmentRow {
     pub created_at: DateTime<Utc>,
     pub stored_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Unguessable token of the `/m/:token` link when the file was sent as a link.
+    pub link_token: Option<String>,
 }
 
 const COLUMNS: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
                        declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
-                       height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at";
+                       height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, link_token";
 
 pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
     let sql = format!(
         "INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
     );
     run!(c, |q| sqlx::query(&sql)
         .bind(a.id)
@@ -67,6 +69,7 @@ pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
         .bind(a.created_at)
         .bind(a.stored_at)
         .bind(a.deleted_at)
+        .bind(&a.link_token)
         .execute(&mut **q)
         .await
         .map(|_| ()))
@@ -163,4 +166,16 @@ pub async fn note_problem(c: &mut Conn<'_>, id: AttachmentId, reason: &str) -> R
         .execute(&mut **q)
         .await
         .map(|_| ()))
+}
+
+/// All attachments of one message, in order (machine side).
+pub async fn of_message(c: &mut Conn<'_>, message: MessageId) -> Result<Vec<AttachmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE message_id = $1 ORDER BY position");
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(message).fetch_all(&mut **q).await)
+}
+
+/// By the unguessable token of a `/m/:token` link (the token is the credential).
+pub async fn find_by_link_token(c: &mut Conn<'_>, token: &str) -> Result<Option<AttachmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE link_token = $1");
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(token).fetch_optional(&mut **q).await)
 }

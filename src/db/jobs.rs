@@ -161,3 +161,25 @@ pub async fn next_due(c: &mut Conn<'_>) -> Result<Option<DateTime<Utc>>> {
         .fetch_one(&mut **q)
         .await)
 }
+
+/// Back to the queue at `run_at` without counting the attempt (waiting on a rate limit, or for a
+/// delivery report): only the lease holder can.
+pub async fn defer(
+    c: &mut Conn<'_>,
+    id: JobId,
+    worker: &str,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "UPDATE jobs SET state = 'queued', run_at = $3, lease_until = NULL, leased_by = NULL,
+                           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $4
+                       WHERE id = $1 AND leased_by = $2 AND state = 'running'";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(id)
+        .bind(worker)
+        .bind(run_at)
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}

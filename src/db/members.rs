@@ -17,12 +17,13 @@ pub struct MemberRow {
     pub opted_out: bool,
     pub opted_out_at: Option<DateTime<Utc>>,
     pub unreachable: bool,
+    pub unreachable_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, church_id, phone_hash, phone_ciphertext, phone_last4, first_name, last_name, \
-                       opted_out, opted_out_at, unreachable, created_at, updated_at";
+                       opted_out, opted_out_at, unreachable, unreachable_reason, created_at, updated_at";
 
 /// Finds the member of `church` with this blind index, or creates it from `new`.
 pub async fn find_or_create(c: &mut Conn<'_>, new: &MemberRow) -> Result<MemberRow> {
@@ -65,4 +66,40 @@ pub async fn set_opted_out(
                            opted_out_at = CASE WHEN $3 THEN $4 ELSE NULL END, updated_at = $4
                        WHERE church_id = $1 AND id = $2";
     run!(c, |q| sqlx::query(SQL).bind(church).bind(id).bind(opted_out).bind(now).execute(&mut **q).await.map(|_| ()))
+}
+
+/// A number that cannot receive messages (landline, invalid): the next reply warns first.
+pub async fn set_unreachable(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    id: MemberId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    run!(c, |q| {
+        sqlx::query(
+        "UPDATE members SET unreachable = true, unreachable_reason = $3, updated_at = $4 WHERE church_id = $1 AND id = $2"
+    )
+    .bind(church)
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **q)
+    .await
+    .map(|_| ())
+    })
+}
+
+/// A message got through: whatever made the number look unreachable no longer holds.
+pub async fn clear_unreachable(c: &mut Conn<'_>, church: ChurchId, id: MemberId, now: DateTime<Utc>) -> Result<()> {
+    run!(c, |q| sqlx::query(
+        "UPDATE members SET unreachable = false, unreachable_reason = NULL, updated_at = $3
+         WHERE church_id = $1 AND id = $2 AND unreachable"
+    )
+    .bind(church)
+    .bind(id)
+    .bind(now)
+    .execute(&mut **q)
+    .await
+    .map(|_| ()))
 }

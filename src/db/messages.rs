@@ -22,15 +22,23 @@ pub struct MessageRow {
     pub cc_ciphertext: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Outbound only: the exactly-once marker (`pending` → `in_flight` → `accepted` | `failed`).
+    pub send_state: Option<String>,
+    pub send_started_at: Option<DateTime<Utc>>,
+    /// The carrier's own last status word, kept as received (also unknown future values).
+    pub provider_status: Option<String>,
+    /// Outbound only: `sms`, `mms`, `mms_text` (long text as MMS) or `link`.
+    pub send_mode: Option<String>,
 }
 
 const COLUMNS: &str =
     "id, church_id, conversation_id, member_id, leader_id, direction, content, keyword, likely_opt_out, \
-                       delivery_status, failure_reason, provider_message_id, cc_ciphertext, created_at, updated_at";
+                       delivery_status, failure_reason, provider_message_id, cc_ciphertext, created_at, updated_at, \
+                       send_state, send_started_at, provider_status, send_mode";
 
 pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
     let sql = format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     );
     run!(c, |q| sqlx::query(&sql)
         .bind(m.id)
@@ -48,6 +56,10 @@ pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
         .bind(&m.cc_ciphertext)
         .bind(m.created_at)
         .bind(m.updated_at)
+        .bind(&m.send_state)
+        .bind(m.send_started_at)
+        .bind(&m.provider_status)
+        .bind(&m.send_mode)
         .execute(&mut **q)
         .await
         .map(|_| ()))
@@ -89,4 +101,121 @@ pub async fn count_in_conversation(c: &mut Conn<'_>, church: ChurchId, conversat
     .bind(conversation)
     .fetch_one(&mut **q)
     .await)
+}
+
+/// Machine side (jobs, status webhooks): by id alone; the row carries its church.
+pub async fn get_for_job(c: &mut Conn<'_>, id: MessageId) -> Result<Option<MessageRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");
+    run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(id).fetch_optional(&mut **q).await)
+}
+
+/// Machine side (status webhooks without koinonia's id): by the carrier's message id.
+pub async fn find_by_provider_id(c: &mut Conn<'_>, provider_id: &str) -> Result<Option<MessageRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE provider_message_id = $1");
+    run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(provider_id).fetch_optional(&mut **q).await)
+}
+
+/// pending → in_flight, committed before the carrier is called. False when it was not pending.
+pub async fn mark_in_flight(c: &mut Conn<'_>, id: MessageId, now: DateTime<Utc>) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE messages SET send_state = 'in_flight', send_started_at = $2, updated_at = $2
+         WHERE id = $1 AND send_state = 'pending'"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// in_flight → pending: the carrier certainly did not take it (retry later).
+pub async fn back_to_pending(c: &mut Conn<'_>, id: MessageId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE messages SET send_state = 'pending', failure_reason = $2, updated_at = $3
+         WHERE id = $1 AND send_state = 'in_flight'"
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// The rank of a delivery status in SQL, matching `DeliveryStatus::rank`.
+const RANK: &str = "CASE COALESCE(delivery_status, 'queued') WHEN 'queued' THEN 0 WHEN 'link_sent' THEN 0 \
+                    WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 ELSE 3 END";
+
+/// The carrier took the message: its id is recorded and the status moves forward (never back).
+pub async fn mark_accepted(
+    c: &mut Conn<'_>,
+    id: MessageId,
+    provider_id: &str,
+    status: Option<(&str, u8)>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE messages SET send_state = 'accepted', provider_message_id = COALESCE(provider_message_id, $2),
+             delivery_status = CASE WHEN $3 IS NOT NULL AND {RANK} < $4 THEN $3 ELSE delivery_status END,
+             failure_reason = NULL, updated_at = $5
+         WHERE id = $1 AND send_state IN ('pending', 'in_flight')"
+    );
+    run!(c, |q| sqlx::query(&sql)
+        .bind(id)
+        .bind(provider_id)
+        .bind(status.map(|s| s.0))
+        .bind(status.map_or(0, |s| i32::from(s.1)))
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// The message will not be sent: failed with a reason a leader can read.
+pub async fn mark_send_failed(c: &mut Conn<'_>, id: MessageId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE messages SET send_state = 'failed', delivery_status = 'failed', failure_reason = $2, updated_at = $3
+         WHERE id = $1 AND send_state IN ('pending', 'in_flight')"
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(now)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// A delivery report. The status moves only forward; the carrier's raw word is always kept; an
+/// interrupted send (still `in_flight`) is reconciled to `accepted` with the carrier's id.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_delivery_report(
+    c: &mut Conn<'_>,
+    id: MessageId,
+    provider_id: &str,
+    provider_status: &str,
+    status: Option<(&str, u8)>,
+    failure_reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE messages SET
+             provider_message_id = COALESCE(provider_message_id, $2),
+             provider_status = $3,
+             send_state = CASE WHEN send_state IN ('in_flight', 'pending') THEN 'accepted' ELSE send_state END,
+             failure_reason = CASE WHEN $4 IS NOT NULL AND {RANK} < $5 AND $4 = 'failed' THEN $6 ELSE failure_reason END,
+             delivery_status = CASE WHEN $4 IS NOT NULL AND {RANK} < $5 THEN $4 ELSE delivery_status END,
+             updated_at = $7
+         WHERE id = $1 AND direction = 'outbound'"
+    );
+    run!(c, |q| sqlx::query(&sql)
+        .bind(id)
+        .bind(provider_id)
+        .bind(provider_status)
+        .bind(status.map(|s| s.0))
+        .bind(status.map_or(0, |s| i32::from(s.1)))
+        .bind(failure_reason)
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
 }

@@ -38,6 +38,9 @@ pub enum IngestError {
     HashMismatch,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// The uploader's request body broke off or was malformed.
+    #[error("upload: {0}")]
+    Upload(axum::extract::multipart::MultipartError),
 }
 
 impl IngestError {
@@ -45,7 +48,7 @@ impl IngestError {
         let retryable = match &self {
             Self::Fetch(f) => f.is_retryable(),
             Self::HashMismatch | Self::Store(_) => true,
-            Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) => false,
+            Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) | Self::Upload(_) => false,
         };
         if retryable {
             JobError::retry(self.to_string())
@@ -66,7 +69,7 @@ pub struct Ingested {
 pub async fn stream_into_store(
     store: &MediaStore,
     max: u64,
-    body: BoxStream<'static, Result<Bytes, IngestError>>,
+    body: BoxStream<'_, Result<Bytes, IngestError>>,
     key: &str,
     info_name: &str,
     conversation: crate::domain::ConversationId,
@@ -269,7 +272,7 @@ pub async fn give_up(state: &AppState, id: AttachmentId, reason: &str) -> Result
 }
 
 /// Adds the type's extension to a name that has none (`image-1` → `image-1.jpg`).
-fn with_extension(name: &str, mime: &str) -> String {
+pub fn with_extension(name: &str, mime: &str) -> String {
     let has_ext = name.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && (1..=5).contains(&ext.len()));
     if has_ext {
         name.to_owned()

@@ -18,12 +18,14 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod local_media;
+pub mod member_link;
 
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(local_media::router())
+        .merge(member_link::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)

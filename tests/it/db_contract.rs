@@ -64,6 +64,7 @@ async fn story(db: Db) {
         opted_out: false,
         opted_out_at: None,
         unreachable: false,
+        unreachable_reason: None,
         created_at: now,
         updated_at: now,
     };
@@ -127,6 +128,10 @@ async fn story(db: Db) {
         cc_ciphertext: None,
         created_at: now,
         updated_at: now,
+        send_state: None,
+        send_started_at: None,
+        provider_status: None,
+        send_mode: None,
     };
     db::messages::insert(c, &msg).await.expect("message");
     let bad = db::messages::insert(
@@ -166,6 +171,7 @@ async fn story(db: Db) {
         created_at: now,
         stored_at: None,
         deleted_at: None,
+        link_token: Some("tok".into()),
     };
     db::attachments::insert(c, &att).await.expect("attachment");
     db::attachments::note_problem(c, att.id, "HTTP 404").await.expect("note");

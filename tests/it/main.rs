@@ -6,6 +6,7 @@ mod cli;
 mod db_contract;
 mod inbound_flow;
 mod media_fetch;
+mod outbound;
 mod read_api;
 mod store;
 mod webhook_security;

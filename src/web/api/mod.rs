@@ -7,11 +7,17 @@ use crate::app::AppState;
 pub mod auth;
 pub mod conversations;
 pub mod media;
+pub mod replies;
 pub mod views;
 pub mod webhooks;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(auth::router()).merge(conversations::router()).merge(media::router()).merge(webhooks::router())
+    Router::new()
+        .merge(auth::router())
+        .merge(conversations::router())
+        .merge(replies::router())
+        .merge(media::router())
+        .merge(webhooks::router())
 }
 
 /// `limit` of a list: 50 by default, 1 to 200.

@@ -2,7 +2,7 @@
 //! written; a refused webhook is logged with its reason and counted, never stored.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -10,8 +10,10 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::clock;
-use crate::domain::Phone;
+use crate::db;
+use crate::domain::{MessageId, Phone};
 use crate::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
+use crate::outbound::{self, DeliveryReport, ReportOutcome};
 use crate::telnyx::webhook::{self, Envelope, ReceivedPayload};
 use crate::web::auth::ClientAddr;
 use crate::web::error::ApiError;
@@ -72,7 +74,7 @@ async fn mms(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap
     match env.data.event_type.as_str() {
         "message.received" => received(&state, env).await,
         // The profile's webhook URL also gets delivery events; those are the status route's.
-        "message.sent" | "message.finalized" => status_event(&state, env).await,
+        "message.sent" | "message.finalized" => status_event(&state, env, None).await,
         other => {
             tracing::info!(event_type = other, "webhook event ignored");
             acknowledged()
@@ -144,16 +146,80 @@ async fn received(state: &AppState, env: Envelope) -> Response {
     }
 }
 
-async fn status(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
+#[derive(serde::Deserialize)]
+struct StatusQuery {
+    m: Option<String>,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    Query(q): Query<StatusQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match verified(&state, "status", addr, &headers, &body) {
-        Ok(env) => status_event(&state, env).await,
+        Ok(env) => status_event(&state, env, q.m.and_then(|m| m.parse().ok())).await,
         Err(e) => e.into_response(),
     }
 }
 
-/// Delivery events. koinonia sends nothing yet (outbound replies come with their own issue), so
-/// there is no message to move; the event is acknowledged so Telnyx does not retry it.
-async fn status_event(_state: &AppState, env: Envelope) -> Response {
-    tracing::info!(event_type = %env.data.event_type, event = %env.data.id, "delivery event acknowledged");
-    acknowledged()
+/// `message.sent` / `message.finalized`: moves the message's delivery status forward.
+async fn status_event(state: &AppState, env: Envelope, hint: Option<MessageId>) -> Response {
+    if !matches!(env.data.event_type.as_str(), "message.sent" | "message.finalized") {
+        tracing::info!(event_type = %env.data.event_type, "delivery route: event ignored");
+        return acknowledged();
+    }
+    let payload: StatusPayload = match serde_json::from_value(env.data.payload) {
+        Ok(p) => p,
+        Err(e) => {
+            rejected("status", "bad_payload");
+            tracing::warn!(error = %e, "delivery report unreadable");
+            return ApiError::bad_request("delivery report payload is not readable").into_response();
+        }
+    };
+    let report = DeliveryReport {
+        message: hint,
+        provider_id: payload.id,
+        status: payload.to.first().and_then(|t| t.status.clone()).unwrap_or_default(),
+        errors: payload.errors,
+    };
+    // Recorded first: a redelivered report is acknowledged and changes nothing.
+    let fresh = async {
+        let mut pooled = state.db.acquire().await?;
+        db::webhook_events::insert_if_new(&mut pooled.conn(), &env.data.id, &env.data.event_type, None, clock::now())
+            .await
+    }
+    .await;
+    match fresh {
+        Ok(false) => {
+            metrics::counter!("koinonia_webhooks_duplicate_total").increment(1);
+            return acknowledged();
+        }
+        Ok(true) => {}
+        Err(e) => return ApiError::Database(e).into_response(),
+    }
+    match outbound::apply_report(state, &report).await {
+        Ok(ReportOutcome::Applied) => acknowledged(),
+        Ok(ReportOutcome::UnknownMessage) => {
+            tracing::info!(event = %env.data.id, "delivery report for a message koinonia does not know; ignored");
+            acknowledged()
+        }
+        Err(e) => {
+            // Not acknowledged: forget the event id so Telnyx's retry is processed.
+            if let Ok(mut pooled) = state.db.acquire().await {
+                let _ = db::webhook_events::forget(&mut pooled.conn(), &env.data.id).await;
+            }
+            ApiError::Database(e).into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct StatusPayload {
+    id: String,
+    #[serde(default)]
+    to: Vec<crate::telnyx::webhook::Party>,
+    #[serde(default)]
+    errors: Vec<crate::telnyx::api::ApiErrorDetail>,
 }

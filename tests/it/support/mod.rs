@@ -39,6 +39,8 @@ pub enum Store {
 #[derive(Clone)]
 pub struct Options {
     pub vars: HashMap<String, String>,
+    pub reconcile_ms: u64,
+    pub telnyx_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -46,7 +48,7 @@ impl Default for Options {
         let mut vars = HashMap::new();
         vars.insert("MEDIA_FETCH_ALLOW_PRIVATE".into(), "true".into());
         vars.insert("MEDIA_FETCH_MAX_ATTEMPTS".into(), "4".into());
-        Self { vars }
+        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000 }
     }
 }
 
@@ -54,6 +56,11 @@ impl Options {
     pub fn var(mut self, k: &str, v: &str) -> Self {
         self.vars.insert(k.into(), v.into());
         self
+    }
+
+    /// Sends through the stand-in Telnyx API instead of the sandbox carrier.
+    pub fn telnyx(self) -> Self {
+        self.var("TELNYX_API_KEY", "KEY0123456789-test")
     }
 }
 
@@ -64,6 +71,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub webhook_key: SigningKey,
     pub cdn: MockServer,
+    /// The stand-in Telnyx API (used when the options say `.telnyx()`).
+    pub telnyx: MockServer,
     pub s3: Option<s3::S3Server>,
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
@@ -143,9 +152,16 @@ impl TestApp {
                 Some(server)
             }
         };
+        let telnyx = MockServer::start().await;
+        vars.insert("TELNYX_API_BASE_URL".into(), format!("{}/v2", telnyx.uri()));
+        vars.entry("SEND_RATE_PER_NUMBER".into()).or_insert_with(|| "1000".into());
+        vars.entry("SEND_RATE_ACCOUNT".into()).or_insert_with(|| "1000".into());
         let mut config = Config::from_vars(&vars).expect("test configuration");
         config.workers.poll_interval = Duration::from_millis(100);
         config.workers.fetch_backoff_base = Duration::from_millis(20);
+        config.workers.send_backoff_base = Duration::from_millis(20);
+        config.workers.send_reconcile = Duration::from_millis(options.reconcile_ms);
+        config.workers.telnyx_timeout = Duration::from_millis(options.telnyx_timeout_ms);
         let app = App::build(config).await.expect("app starts");
         let addr = app.local_addr().expect("addr");
         let state = app.state().clone();
@@ -159,6 +175,7 @@ impl TestApp {
             http,
             webhook_key,
             cdn: MockServer::start().await,
+            telnyx,
             s3,
             backend,
             data_dir,

@@ -1,0 +1,60 @@
+//! A phone number becomes a member of one church, with their one conversation. Shared by inbound
+//! messages and by leaders starting a conversation.
+
+use chrono::{DateTime, Utc};
+
+use crate::crypto::phone::{PhoneCrypto, PhoneCryptoError};
+use crate::db::{self, Conn};
+use crate::domain::{ChurchId, ConversationId, MemberId, Phone};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContactError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Crypto(#[from] PhoneCryptoError),
+}
+
+/// Finds or creates the member with this number in `church`, and their conversation.
+pub async fn member_and_conversation(
+    c: &mut Conn<'_>,
+    crypto: &PhoneCrypto,
+    church: ChurchId,
+    phone: &Phone,
+    now: DateTime<Utc>,
+) -> Result<(db::members::MemberRow, db::conversations::ConversationRow), ContactError> {
+    let member = db::members::find_or_create(
+        c,
+        &db::members::MemberRow {
+            id: MemberId::new(),
+            church_id: church,
+            phone_hash: crypto.blind_index(phone),
+            phone_ciphertext: crypto.encrypt(phone)?,
+            phone_last4: phone.last4().to_owned(),
+            first_name: None,
+            last_name: None,
+            opted_out: false,
+            opted_out_at: None,
+            unreachable: false,
+            unreachable_reason: None,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    let conversation = db::conversations::find_or_create(
+        c,
+        &db::conversations::ConversationRow {
+            id: ConversationId::new(),
+            church_id: church,
+            member_id: member.id,
+            last_message_at: now,
+            last_message_preview: String::new(),
+            unread_count: 0,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .await?;
+    Ok((member, conversation))
+}

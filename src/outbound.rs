@@ -1,0 +1,518 @@
+//! Church → member: replies go through an outbox and are sent exactly once.
+//!
+//! A reply's message row and its send job are written in one transaction. The send job marks
+//! the message `in_flight` (committed) *before* calling the carrier and records the carrier's id
+//! after. A job that finds its message still `in_flight` was interrupted mid-call: it does not
+//! send again, it waits for the delivery report (whose `webhook_url` carries koinonia's own
+//! message id) and, if none comes in time, marks the message failed "not confirmed — check
+//! before resending". Only answers that certainly did not take effect are retried.
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+
+use crate::app::AppState;
+use crate::clock;
+use crate::db::{self, Conn};
+use crate::domain::{AttachmentId, ConversationId, DeliveryStatus, Direction, MemberId, MessageId, Phone};
+use crate::jobs::{self, JobError, NewJob};
+use crate::media::ingest::Ingested;
+use crate::sms;
+use crate::telnyx::api::{self as telnyx_api, ApiErrorDetail, SendError, SendMessage};
+use crate::web::auth::Leader;
+
+/// Most characters of one reply (MMS text is not segment-limited, but a reply is not a letter).
+pub const MAX_REPLY_CHARS: usize = 5000;
+/// Send attempts for answers that certainly did not take effect (429, 5xx, refused connections).
+pub const SEND_MAX_ATTEMPTS: u32 = 8;
+
+/// How a reply travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMode {
+    Sms,
+    /// Text longer than 10 SMS segments, as MMS (US and Canada only).
+    MmsText,
+    Mms,
+    /// SMS with a link to the full-quality file (too large for MMS, or abroad).
+    Link,
+}
+
+impl SendMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::MmsText => "mms_text",
+            Self::Mms => "mms",
+            Self::Link => "link",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Sms, Self::MmsText, Self::Mms, Self::Link].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("not found")]
+    NotFound,
+    #[error("This member has opted out (they replied STOP). They can be sent messages again after they text START.")]
+    OptedOut,
+    #[error(
+        "This number could not receive the last message ({0}). Check the number, or send again with \"force\": true."
+    )]
+    Unreachable(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::phone::PhoneCryptoError),
+    #[error(transparent)]
+    Contact(#[from] crate::contacts::ContactError),
+    #[error(transparent)]
+    Enqueue(#[from] jobs::EnqueueError),
+}
+
+/// A file a leader uploaded, already streamed into the store.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub attachment_id: AttachmentId,
+    pub key: String,
+    pub name: String,
+    pub ingested_size: u64,
+    pub mime_type: String,
+    pub media_type: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub duration_seconds: Option<f64>,
+    pub sha256: String,
+}
+
+impl Upload {
+    pub fn from_ingested(attachment_id: AttachmentId, key: String, name: String, i: &Ingested) -> Option<Self> {
+        Some(Self {
+            attachment_id,
+            key,
+            name,
+            ingested_size: i.bytes,
+            mime_type: i.inspection.mime_type?.to_owned(),
+            media_type: i.inspection.kind?.as_str().to_owned(),
+            width: i.inspection.width.and_then(|w| i32::try_from(w).ok()),
+            height: i.inspection.height.and_then(|h| i32::try_from(h).ok()),
+            duration_seconds: i.inspection.duration_seconds,
+            sha256: i.inspection.sha256.clone(),
+        })
+    }
+}
+
+/// What a leader sends.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub content: String,
+    pub upload: Option<Upload>,
+    /// Send even though the number looked unreachable last time.
+    pub force: bool,
+}
+
+/// The recorded reply.
+pub struct Recorded {
+    pub message: db::messages::MessageRow,
+    pub attachments: Vec<db::attachments::AttachmentRow>,
+}
+
+/// Cheap checks before an upload is streamed: the conversation exists for this church and its
+/// member may be written to.
+pub async fn precheck(
+    state: &AppState,
+    leader: &Leader,
+    conversation: ConversationId,
+    force: bool,
+) -> Result<(), ReplyError> {
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let conv = db::conversations::get(c, leader.church, conversation).await?.ok_or(ReplyError::NotFound)?;
+    let member = db::members::get(c, leader.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
+    check_member(&member, force)
+}
+
+fn check_member(member: &db::members::MemberRow, force: bool) -> Result<(), ReplyError> {
+    if member.opted_out {
+        return Err(ReplyError::OptedOut);
+    }
+    if member.unreachable && !force {
+        return Err(ReplyError::Unreachable(
+            member.unreachable_reason.clone().unwrap_or_else(|| "the carrier said it cannot receive messages".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// Records a reply in an existing conversation and queues its sending.
+pub async fn reply(
+    state: &AppState,
+    leader: &Leader,
+    conversation: ConversationId,
+    reply: Reply,
+) -> Result<Recorded, ReplyError> {
+    let content = normalise_content(&reply.content, reply.upload.is_some())?;
+    let now = clock::now();
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    let conv = db::conversations::get(c, leader.church, conversation).await?.ok_or(ReplyError::NotFound)?;
+    let member = db::members::get(c, leader.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
+    check_member(&member, reply.force)?;
+    let phone = state.phone.decrypt(&member.phone_ciphertext)?;
+    let recorded = record(state, c, leader, conversation, member.id, &phone, content, reply.upload, now).await?;
+    tx.commit().await?;
+    state.jobs.wake();
+    Ok(recorded)
+}
+
+/// A leader texts a number: the member's conversation is found or created, then as [`reply`].
+pub async fn start_conversation(
+    state: &AppState,
+    leader: &Leader,
+    phone: &Phone,
+    content: &str,
+) -> Result<(ConversationId, Recorded), ReplyError> {
+    let content = normalise_content(content, false)?;
+    let now = clock::now();
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    let (member, conversation) =
+        crate::contacts::member_and_conversation(c, &state.phone, leader.church, phone, now).await?;
+    check_member(&member, false)?;
+    let recorded = record(state, c, leader, conversation.id, member.id, phone, content, None, now).await?;
+    tx.commit().await?;
+    state.jobs.wake();
+    Ok((conversation.id, recorded))
+}
+
+fn normalise_content(content: &str, has_file: bool) -> Result<String, ReplyError> {
+    let trimmed = content.trim();
+    if trimmed.is_empty() && !has_file {
+        return Err(ReplyError::Invalid("content must not be empty".into()));
+    }
+    if trimmed.chars().count() > MAX_REPLY_CHARS {
+        return Err(ReplyError::Invalid(format!("content must be at most {MAX_REPLY_CHARS} characters")));
+    }
+    if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        return Err(ReplyError::Invalid("content must not contain control characters".into()));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Decides how the reply travels, refusing what cannot be sent at all.
+fn choose_mode(
+    state: &AppState,
+    phone: &Phone,
+    content: &str,
+    upload: Option<&Upload>,
+) -> Result<SendMode, ReplyError> {
+    let domestic = phone.is_us_or_canada();
+    let too_long = || {
+        ReplyError::Invalid(format!(
+            "Message too long for SMS: at most {} segments (1,530 GSM-7 or 670 Unicode characters) to numbers outside the US and Canada",
+            sms::MAX_SEGMENTS
+        ))
+    };
+    match upload {
+        Some(u) if domestic && u.ingested_size <= state.config.mms_max_attachment_bytes => Ok(SendMode::Mms),
+        Some(_) => {
+            // The link adds about 60 characters to the text.
+            let with_link = format!("{content}\n{}/m/{}", state.config.public_url(""), "x".repeat(22));
+            if !domestic && !sms::fits_sms(&with_link) {
+                return Err(too_long());
+            }
+            Ok(SendMode::Link)
+        }
+        None if sms::fits_sms(content) => Ok(SendMode::Sms),
+        None if domestic => Ok(SendMode::MmsText),
+        None => Err(too_long()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    state: &AppState,
+    c: &mut Conn<'_>,
+    leader: &Leader,
+    conversation: ConversationId,
+    member: MemberId,
+    phone: &Phone,
+    content: String,
+    upload: Option<Upload>,
+    now: DateTime<Utc>,
+) -> Result<Recorded, ReplyError> {
+    let mode = choose_mode(state, phone, &content, upload.as_ref())?;
+    let message = db::messages::MessageRow {
+        id: MessageId::new(),
+        church_id: leader.church,
+        conversation_id: conversation,
+        member_id: member,
+        leader_id: Some(leader.id),
+        direction: Direction::Outbound.as_str().to_owned(),
+        content,
+        keyword: None,
+        likely_opt_out: false,
+        delivery_status: Some(
+            if mode == SendMode::Link { DeliveryStatus::LinkSent } else { DeliveryStatus::Queued }.as_str().to_owned(),
+        ),
+        failure_reason: None,
+        provider_message_id: None,
+        cc_ciphertext: None,
+        created_at: now,
+        updated_at: now,
+        send_state: Some("pending".into()),
+        send_started_at: None,
+        provider_status: None,
+        send_mode: Some(mode.as_str().to_owned()),
+    };
+    db::messages::insert(c, &message).await?;
+    let mut attachments = Vec::new();
+    if let Some(u) = upload {
+        let row = db::attachments::AttachmentRow {
+            id: u.attachment_id,
+            church_id: leader.church,
+            conversation_id: conversation,
+            message_id: message.id,
+            position: 0,
+            status: "stored".into(),
+            source_url: None,
+            declared_type: None,
+            declared_size: None,
+            declared_sha256: None,
+            media_type: Some(u.media_type),
+            mime_type: Some(u.mime_type),
+            name: u.name,
+            storage_key: Some(u.key),
+            size_bytes: Some(i64::try_from(u.ingested_size).unwrap_or(i64::MAX)),
+            width: u.width,
+            height: u.height,
+            duration_seconds: u.duration_seconds,
+            sha256: Some(u.sha256),
+            failure_reason: None,
+            keep: false,
+            created_at: now,
+            stored_at: Some(now),
+            deleted_at: None,
+            link_token: (mode == SendMode::Link).then(link_token).transpose()?,
+        };
+        db::attachments::insert(c, &row).await?;
+        attachments.push(row);
+    }
+    jobs::enqueue(
+        c,
+        NewJob {
+            kind: jobs::kind::MESSAGE_SEND,
+            payload: serde_json::json!(jobs::MessageSend { message_id: message.id }),
+            church: Some(leader.church),
+            max_attempts: SEND_MAX_ATTEMPTS,
+            priority: 1,
+        },
+        now,
+    )
+    .await?;
+    let preview_text =
+        if message.content.is_empty() { "You sent a file".to_owned() } else { format!("You: {}", message.content) };
+    let preview = crate::inbound::preview(&preview_text, std::iter::empty());
+    db::conversations::record_message(c, leader.church, conversation, now, &preview, 0).await?;
+    Ok(Recorded { message, attachments })
+}
+
+/// 128 random bits, URL-safe.
+fn link_token() -> Result<String, ReplyError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|_| ReplyError::Crypto(crate::crypto::phone::PhoneCryptoError::Rng))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Job body of `message.send`.
+pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let Some(message) = db::messages::get_for_job(c, id).await? else { return Ok(()) };
+    match message.send_state.as_deref() {
+        Some("pending") => {}
+        Some("in_flight") => return reconcile(state, c, &message).await,
+        _ => return Ok(()),
+    }
+    let church = db::churches::get(c, message.church_id).await?.ok_or_else(|| JobError::fatal("church is gone"))?;
+    let member = db::members::get(c, message.church_id, message.member_id)
+        .await?
+        .ok_or_else(|| JobError::fatal("member is gone"))?;
+    if member.opted_out {
+        db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
+        return Ok(());
+    }
+    let phone = state.phone.decrypt(&member.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?;
+    let attachments = db::attachments::of_message(c, id).await?;
+    let mode = message.send_mode.as_deref().and_then(SendMode::parse).unwrap_or(SendMode::Sms);
+
+    if let Err(wait) = state.send_limits.check(&church.phone_number) {
+        return Err(JobError::Defer(wait.max(Duration::from_millis(10))));
+    }
+
+    // Build the request before committing to it: nothing below may fail once `in_flight`.
+    let mut text = message.content.clone();
+    let mut media_urls = Vec::new();
+    match mode {
+        SendMode::Mms => {
+            for a in &attachments {
+                let (Some(key), Some(mime)) = (a.storage_key.as_deref(), a.mime_type.as_deref()) else { continue };
+                let url = state
+                    .store
+                    .presign_get(key, state.config.media_url_ttl, mime, &a.name)
+                    .await
+                    .map_err(|e| JobError::retry(format!("presigning media: {e}")))?;
+                media_urls.push(url);
+            }
+        }
+        SendMode::Link => {
+            for a in &attachments {
+                if let Some(token) = &a.link_token {
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&state.config.public_url(&format!("/m/{token}")));
+                }
+            }
+        }
+        SendMode::Sms | SendMode::MmsText => {}
+    }
+    let force_mms = mode == SendMode::MmsText || (mode == SendMode::Link && !sms::fits_sms(&text));
+    let webhook_url = state.config.public_url(&format!("/api/webhooks/telnyx/status?m={id}"));
+    let request = SendMessage {
+        from: &church.phone_number,
+        to: phone.as_str(),
+        text: (!text.is_empty()).then_some(text.as_str()),
+        media_urls: &media_urls,
+        webhook_url: Some(&webhook_url),
+        force_mms,
+    };
+
+    if !db::messages::mark_in_flight(c, id, clock::now()).await? {
+        return Ok(()); // someone else took it
+    }
+    let started = std::time::Instant::now();
+    let result = state.carrier.send(&request).await;
+    metrics::histogram!("koinonia_send_seconds").record(started.elapsed().as_secs_f64());
+    let now = clock::now();
+    match result {
+        Ok(sent) => {
+            let status = sent.to_status.as_deref().and_then(report_status);
+            db::messages::mark_accepted(c, id, &sent.id, status, now).await?;
+            if member.unreachable {
+                db::members::clear_unreachable(c, message.church_id, member.id, now).await?;
+            }
+            metrics::counter!("koinonia_sends_total", "outcome" => "accepted", "mode" => mode.as_str()).increment(1);
+            tracing::info!(message = %id, mode = mode.as_str(), "reply handed to the carrier");
+            Ok(())
+        }
+        Err(SendError::Retryable { reason, retry_after }) => {
+            db::messages::back_to_pending(c, id, &format!("{reason}; will retry"), now).await?;
+            metrics::counter!("koinonia_sends_total", "outcome" => "retry", "mode" => mode.as_str()).increment(1);
+            Err(JobError::Retry { error: reason, after: retry_after })
+        }
+        Err(e @ SendError::Ambiguous { .. }) => {
+            // Left in flight: the delivery report, or the reconcile deadline, settles it.
+            metrics::counter!("koinonia_sends_total", "outcome" => "unconfirmed", "mode" => mode.as_str()).increment(1);
+            tracing::warn!(message = %id, error = %e, "send outcome unknown; waiting for a delivery report");
+            Err(JobError::Defer(state.config.workers.send_reconcile))
+        }
+        Err(e @ SendError::Rejected { .. }) => {
+            let reason = e.leader_message();
+            db::messages::mark_send_failed(c, id, &reason, now).await?;
+            if e.is_opt_out() {
+                db::members::set_opted_out(c, message.church_id, member.id, true, now).await?;
+            } else if e.is_unreachable() {
+                db::members::set_unreachable(c, message.church_id, member.id, &reason, now).await?;
+            }
+            metrics::counter!("koinonia_sends_total", "outcome" => "rejected", "mode" => mode.as_str()).increment(1);
+            tracing::warn!(message = %id, error = %e, "carrier refused the reply");
+            Ok(())
+        }
+    }
+}
+
+/// A send found `in_flight`: never resent; settled by its delivery report or, failing that, by
+/// the deadline.
+async fn reconcile(state: &AppState, c: &mut Conn<'_>, message: &db::messages::MessageRow) -> Result<(), JobError> {
+    let started = message.send_started_at.unwrap_or(message.updated_at);
+    let deadline = started
+        + chrono::Duration::from_std(state.config.workers.send_reconcile).unwrap_or(chrono::Duration::minutes(10));
+    let now = clock::now();
+    if now < deadline {
+        return Err(JobError::Defer((deadline - now).to_std().unwrap_or(Duration::from_secs(1))));
+    }
+    db::messages::mark_send_failed(c, message.id, "not confirmed — check before resending", now).await?;
+    metrics::counter!("koinonia_sends_total", "outcome" => "unconfirmed_failed", "mode" => "any").increment(1);
+    Ok(())
+}
+
+/// koinonia's status and its rank for a carrier status word.
+fn report_status(telnyx_status: &str) -> Option<(&'static str, u8)> {
+    let s = telnyx_api::delivery_status(telnyx_status)?;
+    DeliveryStatus::parse(s).map(|d| (d.as_str(), d.rank()))
+}
+
+/// A delivery report from the carrier.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    /// koinonia's message id, from the `webhook_url`'s `m` parameter, when present.
+    pub message: Option<MessageId>,
+    pub provider_id: String,
+    pub status: String,
+    pub errors: Vec<ApiErrorDetail>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    Applied,
+    UnknownMessage,
+}
+
+/// Moves a message's status forward from a delivery report (never backward).
+pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<ReportOutcome, sqlx::Error> {
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let by_hint = match report.message {
+        Some(id) => db::messages::get_for_job(c, id).await?.filter(|m| {
+            m.direction == "outbound" && m.provider_message_id.as_deref().is_none_or(|p| p == report.provider_id)
+        }),
+        None => None,
+    };
+    let message = match by_hint {
+        Some(m) => Some(m),
+        None => db::messages::find_by_provider_id(c, &report.provider_id).await?,
+    };
+    let Some(message) = message else { return Ok(ReportOutcome::UnknownMessage) };
+    let status = report_status(&report.status);
+    if status.is_none() {
+        tracing::warn!(status = %report.status, message = %message.id, "unknown delivery status recorded as is");
+    }
+    let reason = telnyx_api::delivery_failure_reason(&report.errors);
+    let now = clock::now();
+    db::messages::apply_delivery_report(
+        c,
+        message.id,
+        &report.provider_id,
+        &report.status,
+        status,
+        reason.as_deref(),
+        now,
+    )
+    .await?;
+    let codes: Vec<&str> = report.errors.iter().map(|e| e.code.as_str()).collect();
+    if codes.contains(&telnyx_api::CODE_OPTED_OUT) {
+        db::members::set_opted_out(c, message.church_id, message.member_id, true, now).await?;
+    } else if status.is_some_and(|s| s.0 == "failed") && codes.iter().any(|c| telnyx_api::CODES_UNREACHABLE.contains(c))
+    {
+        let why = reason.as_deref().unwrap_or("the carrier could not deliver to this number");
+        db::members::set_unreachable(c, message.church_id, message.member_id, why, now).await?;
+    } else if status.is_some_and(|s| s.0 == "delivered") {
+        db::members::clear_unreachable(c, message.church_id, message.member_id, now).await?;
+    }
+    Ok(ReportOutcome::Applied)
+}
