@@ -223,3 +223,195 @@ fn proc_status_kib(field: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
+
+/// What `bench outbound` measured.
+#[derive(Debug, Clone)]
+pub struct OutboundReport {
+    pub messages: usize,
+    /// Recording the replies (outbox rows and jobs), workers stopped.
+    pub enqueue: Duration,
+    /// Handing the whole backlog to the stand-in Telnyx.
+    pub drain: Duration,
+    /// The same requests straight from an HTTP client, no database.
+    pub baseline_per_s: f64,
+    /// Queue-to-request latencies at a steady offered load.
+    pub latencies: Vec<Duration>,
+    pub steady_rate: f64,
+}
+
+impl OutboundReport {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut v = self.latencies.clone();
+        v.sort();
+        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(idx).copied().unwrap_or_default()
+    }
+
+    pub fn render(&self) -> String {
+        let rate = |d: Duration| self.messages as f64 / d.as_secs_f64().max(1e-9);
+        let sends = rate(self.drain);
+        format!(
+            "koinonia bench outbound: {} replies, SQLite, stand-in Telnyx on loopback, no rate limit\n\
+             sending         {sends:>8.0} sends/s     ({:.2} s to drain the backlog; goal ≥ 1000)\n\
+             raw HTTP        {:>8.0} requests/s  (same concurrency, no database)\n\
+             ratio           {:>8.3}\n\
+             recording       {:>8.0} replies/s   ({:.2} s, workers stopped)\n\
+             queue→request   p50 {:.1} ms, p99 {:.1} ms at a steady {:.0} replies/s ({} replies)",
+            self.messages,
+            self.drain.as_secs_f64(),
+            self.baseline_per_s,
+            sends / self.baseline_per_s.max(1e-9),
+            rate(self.enqueue),
+            self.enqueue.as_secs_f64(),
+            self.percentile(0.5).as_secs_f64() * 1000.0,
+            self.percentile(0.99).as_secs_f64() * 1000.0,
+            self.steady_rate,
+            self.latencies.len(),
+        )
+    }
+}
+
+type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
+
+/// A stand-in for Telnyx's `POST /messages`, recording when each koinonia message arrived.
+async fn stand_in_telnyx(arrivals: Arrivals) -> anyhow::Result<String> {
+    let app = Router::new().route(
+        "/v2/messages",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let arrivals = arrivals.clone();
+            async move {
+                let now = Instant::now();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let m = v["webhook_url"].as_str().and_then(|u| u.rsplit_once("m=")).map(|(_, m)| m.to_owned());
+                if let (Some(m), Ok(mut a)) = (m, arrivals.lock()) {
+                    a.push((m, now));
+                }
+                axum::Json(
+                    serde_json::json!({"data": {"id": uuid::Uuid::new_v4().to_string(), "to": [{"status": "queued"}]}}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/v2"))
+}
+
+async fn wait_for_arrivals(arrivals: &Arrivals, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done = arrivals.lock().map(|a| a.len()).unwrap_or_default();
+        if done >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {done} of {n} sends arrived within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Queues `messages` replies and measures how fast the send workers hand them to a stand-in
+/// Telnyx API with no rate limit; then the latency at a steady load.
+pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<OutboundReport> {
+    if messages == 0 || messages > 1_000_000 {
+        bail!("--messages must be between 1 and 1000000");
+    }
+    let dir =
+        tempfile::Builder::new().prefix("koinonia-bench-").tempdir_in(work_dir).context("creating a work folder")?;
+    let arrivals: Arrivals = Default::default();
+    let telnyx = stand_in_telnyx(arrivals.clone()).await?;
+
+    // Baseline: the same requests straight from an HTTP client, as many at a time as workers.
+    let concurrency = crate::config::WorkerTuning::default().concurrency;
+    let baseline_n = messages.min(4000);
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let client = client.clone();
+        let url = format!("{telnyx}/messages");
+        tasks.push(tokio::spawn(async move {
+            for i in (t..baseline_n).step_by(concurrency) {
+                let body = serde_json::json!({"from": "+15550100000", "to": "+13125550100", "text": "Bench",
+                    "webhook_url": format!("http://127.0.0.1/api/webhooks/telnyx/status?m=baseline-{i}")});
+                let _ = client.post(&url).json(&body).send().await.and_then(|r| r.error_for_status());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let baseline_per_s = baseline_n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    if let Ok(mut a) = arrivals.lock() {
+        a.clear();
+    }
+
+    let mut vars = HashMap::new();
+    vars.insert("KOINONIA_DATA_DIR".to_owned(), dir.path().join("data").display().to_string());
+    vars.insert("TELNYX_API_KEY".to_owned(), "bench-key-not-secret".to_owned());
+    vars.insert("TELNYX_PUBLIC_KEY".to_owned(), "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=".to_owned());
+    vars.insert("TELNYX_API_BASE_URL".to_owned(), telnyx);
+    vars.insert("SEND_RATE_PER_NUMBER".to_owned(), "1000000".to_owned());
+    vars.insert("SEND_RATE_ACCOUNT".to_owned(), "1000000".to_owned());
+    let mut config = Config::from_vars(&vars)?;
+    config.workers.poll_interval = Duration::from_millis(200);
+    let state = AppState::build(config).await?;
+    let church = crate::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
+    let leader_id =
+        crate::cli::create_leader(&state.db, church, "bench@koinonia.test", "bench-password-0000", false).await?;
+    let leader =
+        crate::web::auth::Leader { id: leader_id, church, email: "bench@koinonia.test".into(), is_admin: false };
+    let members = 100.min(messages);
+    let mut conversations = Vec::with_capacity(members);
+    for i in 0..members {
+        let phone = Phone::parse(&format!("+1312555{:04}", 1000 + i)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut tx = state.db.begin().await?;
+        let (_, conv) =
+            crate::contacts::member_and_conversation(&mut tx.conn(), &state.phone, church, &phone, crate::clock::now())
+                .await?;
+        tx.commit().await?;
+        conversations.push(conv.id);
+    }
+    let reply = |i: usize| crate::outbound::Reply { content: format!("Bench reply {i}"), upload: None, force: false };
+
+    // 1. The backlog: recorded with the workers stopped, then drained.
+    let started = Instant::now();
+    for i in 0..messages {
+        crate::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?;
+    }
+    let enqueue = started.elapsed();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(5)));
+    let started = Instant::now();
+    state.jobs.wake();
+    wait_for_arrivals(&arrivals, messages).await?;
+    let drain = started.elapsed();
+
+    // 2. Latency at a steady load below capacity.
+    let steady_n = messages.min(2000);
+    let steady_rate = (messages as f64 / drain.as_secs_f64().max(1e-9) / 2.0).clamp(10.0, 500.0);
+    if let Ok(mut a) = arrivals.lock() {
+        a.clear();
+    }
+    let mut queued: HashMap<String, Instant> = HashMap::with_capacity(steady_n);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / steady_rate));
+    for i in 0..steady_n {
+        ticker.tick().await;
+        let at = Instant::now();
+        let id = crate::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?.message.id;
+        queued.insert(id.to_string(), at);
+    }
+    wait_for_arrivals(&arrivals, steady_n).await?;
+    let latencies = arrivals
+        .lock()
+        .map(|a| a.iter().filter_map(|(m, t)| queued.get(m).map(|q| t.saturating_duration_since(*q))).collect())
+        .unwrap_or_default();
+    shutdown.cancel();
+    let _ = workers.await;
+    state.db.close().await;
+    Ok(OutboundReport { messages, enqueue, drain, baseline_per_s, latencies, steady_rate })
+}

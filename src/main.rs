@@ -47,6 +47,13 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Queue replies and send them to a stand-in Telnyx on loopback; sends/s and latency.
+    Outbound {
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,6 +116,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Bench { what: BenchWhat::Ingest { size_mb, dir } } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
             let report = koinonia::bench::ingest(size_mb, &dir).await?;
+            println!("{}", report.render());
+            Ok(())
+        }
+        Command::Bench { what: BenchWhat::Outbound { messages, dir } } => {
+            let dir = dir.unwrap_or_else(std::env::temp_dir);
+            let report = koinonia::bench::outbound(messages, &dir).await?;
             println!("{}", report.render());
             Ok(())
         }

@@ -328,29 +328,31 @@ fn link_token() -> Result<String, ReplyError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Job body of `message.send`.
+/// Job body of `message.send`. No database connection is held across the carrier call.
 pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    let Some(message) = db::messages::get_for_job(c, id).await? else { return Ok(()) };
-    match message.send_state.as_deref() {
-        Some("pending") => {}
-        Some("in_flight") => return reconcile(state, c, &message).await,
-        _ => return Ok(()),
-    }
-    let church = db::churches::get(c, message.church_id).await?.ok_or_else(|| JobError::fatal("church is gone"))?;
-    let member = db::members::get(c, message.church_id, message.member_id)
-        .await?
-        .ok_or_else(|| JobError::fatal("member is gone"))?;
-    if member.opted_out {
-        db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
-        return Ok(());
-    }
-    let phone = state.phone.decrypt(&member.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?;
-    let attachments = db::attachments::of_message(c, id).await?;
+    let (message, ctx, phone, attachments) = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        let Some(message) = db::messages::get_for_job(c, id).await? else { return Ok(()) };
+        match message.send_state.as_deref() {
+            Some("pending") => {}
+            Some("in_flight") => return reconcile(state, c, &message).await,
+            _ => return Ok(()),
+        }
+        let ctx =
+            db::messages::send_context(c, id).await?.ok_or_else(|| JobError::fatal("church or member is gone"))?;
+        if ctx.opted_out {
+            db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
+            return Ok(());
+        }
+        let phone = state.phone.decrypt(&ctx.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?;
+        let with_files = matches!(message.send_mode.as_deref(), Some("mms" | "link"));
+        let attachments = if with_files { db::attachments::of_message(c, id).await? } else { Vec::new() };
+        (message, ctx, phone, attachments)
+    };
     let mode = message.send_mode.as_deref().and_then(SendMode::parse).unwrap_or(SendMode::Sms);
 
-    if let Err(wait) = state.send_limits.check(&church.phone_number) {
+    if let Err(wait) = state.send_limits.check(&ctx.church_number) {
         return Err(JobError::Defer(wait.max(Duration::from_millis(10))));
     }
 
@@ -384,7 +386,7 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
     let force_mms = mode == SendMode::MmsText || (mode == SendMode::Link && !sms::fits_sms(&text));
     let webhook_url = state.config.public_url(&format!("/api/webhooks/telnyx/status?m={id}"));
     let request = SendMessage {
-        from: &church.phone_number,
+        from: &ctx.church_number,
         to: phone.as_str(),
         text: (!text.is_empty()).then_some(text.as_str()),
         media_urls: &media_urls,
@@ -392,22 +394,27 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
         force_mms,
     };
 
-    if !db::messages::mark_in_flight(c, id, clock::now()).await? {
-        return Ok(()); // someone else took it
+    {
+        let mut pooled = state.db.acquire().await?;
+        if !db::messages::mark_in_flight(&mut pooled.conn(), id, clock::now()).await? {
+            return Ok(()); // someone else took it
+        }
     }
     let started = std::time::Instant::now();
     let result = state.carrier.send(&request).await;
     metrics::histogram!("koinonia_send_seconds").record(started.elapsed().as_secs_f64());
     let now = clock::now();
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
     match result {
         Ok(sent) => {
             let status = sent.to_status.as_deref().and_then(report_status);
             db::messages::mark_accepted(c, id, &sent.id, status, now).await?;
-            if member.unreachable {
-                db::members::clear_unreachable(c, message.church_id, member.id, now).await?;
+            if ctx.unreachable {
+                db::members::clear_unreachable(c, message.church_id, message.member_id, now).await?;
             }
             metrics::counter!("koinonia_sends_total", "outcome" => "accepted", "mode" => mode.as_str()).increment(1);
-            tracing::info!(message = %id, mode = mode.as_str(), "reply handed to the carrier");
+            tracing::debug!(message = %id, mode = mode.as_str(), "reply handed to the carrier");
             Ok(())
         }
         Err(SendError::Retryable { reason, retry_after }) => {
@@ -425,9 +432,9 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
             let reason = e.leader_message();
             db::messages::mark_send_failed(c, id, &reason, now).await?;
             if e.is_opt_out() {
-                db::members::set_opted_out(c, message.church_id, member.id, true, now).await?;
+                db::members::set_opted_out(c, message.church_id, message.member_id, true, now).await?;
             } else if e.is_unreachable() {
-                db::members::set_unreachable(c, message.church_id, member.id, &reason, now).await?;
+                db::members::set_unreachable(c, message.church_id, message.member_id, &reason, now).await?;
             }
             metrics::counter!("koinonia_sends_total", "outcome" => "rejected", "mode" => mode.as_str()).increment(1);
             tracing::warn!(message = %id, error = %e, "carrier refused the reply");

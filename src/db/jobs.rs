@@ -52,39 +52,37 @@ pub async fn insert(c: &mut Conn<'_>, j: &JobRow) -> Result<()> {
         .map(|_| ()))
 }
 
-const CLAIM_WHERE: &str = "WHERE (state = 'queued' AND run_at <= $1) OR (state = 'running' AND lease_until <= $1)
-                           ORDER BY priority DESC, run_at, id LIMIT 1";
-
-/// Takes the next due job (or one whose lease expired) for `worker` until `lease_until`.
+/// Takes the next due job, or else one whose lease expired, for `worker` until `lease_until`.
 pub async fn claim(
     c: &mut Conn<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     worker: &str,
 ) -> Result<Option<JobRow>> {
-    let (pg, sqlite);
-    let sql = match c {
-        Conn::Postgres(_) => {
-            pg = claim_sql(" FOR UPDATE SKIP LOCKED");
-            &pg
+    const DUE: &str = "state = 'queued' AND run_at <= $1 ORDER BY priority DESC, run_at, id";
+    const EXPIRED: &str = "state = 'running' AND lease_until <= $1 ORDER BY lease_until, id";
+    for filter in [DUE, EXPIRED] {
+        let sql = claim_sql(filter, matches!(c, Conn::Postgres(_)));
+        let job = run!(c, |q| sqlx::query_as::<_, JobRow>(&sql)
+            .bind(now)
+            .bind(lease_until)
+            .bind(worker)
+            .fetch_optional(&mut **q)
+            .await)?;
+        if job.is_some() {
+            return Ok(job);
         }
-        Conn::Sqlite(_) => {
-            sqlite = claim_sql("");
-            &sqlite
-        }
-    };
-    run!(c, |q| sqlx::query_as::<_, JobRow>(sql)
-        .bind(now)
-        .bind(lease_until)
-        .bind(worker)
-        .fetch_optional(&mut **q)
-        .await)
+    }
+    Ok(None)
 }
 
-fn claim_sql(lock: &str) -> String {
+/// One atomic claim statement. PostgreSQL skips rows another instance is claiming; SQLite has a
+/// single writer, so the statement is atomic without it.
+fn claim_sql(filter: &str, postgres: bool) -> String {
+    let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     format!(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, leased_by = $3, updated_at = $1
-         WHERE id = (SELECT id FROM jobs {CLAIM_WHERE}{lock})
+         WHERE id = (SELECT id FROM jobs WHERE {filter} LIMIT 1{lock})
          RETURNING {COLUMNS}"
     )
 }

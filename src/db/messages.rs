@@ -219,3 +219,24 @@ pub async fn apply_delivery_report(
         .await
         .map(|r| r.rows_affected() == 1))
 }
+
+/// What sending one outbound message needs beyond the message: the church's number and the
+/// member's state (machine side).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SendContext {
+    pub church_number: String,
+    pub phone_ciphertext: Vec<u8>,
+    pub opted_out: bool,
+    pub unreachable: bool,
+}
+
+pub async fn send_context(c: &mut Conn<'_>, id: MessageId) -> Result<Option<SendContext>> {
+    run!(c, |q| sqlx::query_as::<_, SendContext>(
+        "SELECT ch.phone_number AS church_number, mb.phone_ciphertext, mb.opted_out, mb.unreachable
+         FROM messages m JOIN churches ch ON ch.id = m.church_id JOIN members mb ON mb.id = m.member_id
+         WHERE m.id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut **q)
+    .await)
+}

@@ -92,8 +92,12 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
+                // One connection: SQLite has one writer anyway, and writers that queue in-process
+                // beat writers that poll the file lock (SQLite's busy handler sleeps up to 100 ms
+                // a try). Nothing may hold a connection across network I/O, and no code path may
+                // ask for a second connection while it holds one.
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(opts)
                     .await?;

@@ -521,10 +521,20 @@ fn is_documented_refusal(code: &str) -> bool {
     matches!(code.parse::<u32>(), Ok(10000..=10999 | 20000..=20999 | 40000..=40399))
 }
 
-/// `retry-after` in delta-seconds (the HTTP-date form is ignored).
+/// `retry-after` in delta-seconds (the HTTP-date form is ignored); without it, Telnyx's
+/// `x-ratelimit-reset` (seconds until the window resets, or the Unix time it resets at).
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let header = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    if let Some(secs) = header(RETRY_AFTER.as_str()) {
+        return Some(Duration::from_secs(secs));
+    }
+    let reset = header("x-ratelimit-reset")?;
+    if reset > 1_000_000_000 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+        Some(Duration::from_secs(reset.saturating_sub(now).min(3600)))
+    } else {
+        Some(Duration::from_secs(reset.min(3600)))
+    }
 }
 
 /// Removes the API key from text the server sent back (it has no business
@@ -1157,6 +1167,13 @@ mod tests {
     fn retry_after_parsing() {
         let mut headers = HeaderMap::new();
         assert_eq!(parse_retry_after(&headers), None);
+        let mut reset = HeaderMap::new();
+        reset.insert("x-ratelimit-reset", HeaderValue::from_static("3"));
+        assert_eq!(parse_retry_after(&reset), Some(Duration::from_secs(3)), "x-ratelimit-reset as seconds");
+        let soon = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 5;
+        reset.insert("x-ratelimit-reset", HeaderValue::from_str(&soon.to_string()).expect("value"));
+        let wait = parse_retry_after(&reset).expect("epoch form");
+        assert!(wait <= Duration::from_secs(5) && wait >= Duration::from_secs(3), "{wait:?}");
         for (value, want) in [
             ("7", Some(7)),
             (" 120 ", Some(120)),

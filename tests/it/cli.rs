@@ -113,3 +113,18 @@ fn the_ingest_benchmark_runs_and_reports_its_figures() {
         assert!(report.contains(line), "{line} missing from:\n{report}");
     }
 }
+
+#[test]
+fn the_outbound_benchmark_runs_and_reports_its_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = koinonia(dir.path())
+        .args(["bench", "outbound", "--messages", "200", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for line in ["sends/s", "raw HTTP", "ratio", "queue→request"] {
+        assert!(report.contains(line), "{line} missing from:\n{report}");
+    }
+}

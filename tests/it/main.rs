@@ -7,6 +7,7 @@ mod db_contract;
 mod inbound_flow;
 mod media_fetch;
 mod outbound;
+mod process;
 mod read_api;
 mod store;
 mod webhook_security;

@@ -623,3 +623,27 @@ async fn an_unreachable_number_warns_before_the_next_reply() {
     let thread = app.get_json(&token, &format!("/api/conversations/{conv}")).await;
     assert_eq!(thread["data"]["conversation"]["member"]["unreachable"], false, "a send that got through clears it");
 }
+
+#[tokio::test]
+async fn a_burst_of_replies_is_paced_per_number() {
+    let options = Options::default().telnyx().var("SEND_RATE_PER_NUMBER", "4").var("SEND_RATE_ACCOUNT", "100");
+    let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
+    let (token, conv) = conversation(&app, MEMBER_NUMBER).await;
+    telnyx_accepts(&app, "prov-paced").await;
+    let started = std::time::Instant::now();
+    for i in 0..12 {
+        let res = post_json(
+            &app,
+            &token,
+            &format!("/api/conversations/{conv}/reply"),
+            json!({ "content": format!("Notice {i}") }),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+    }
+    wait_for("all twelve sends", Duration::from_secs(20), || async { (sends(&app).await.len() == 12).then_some(()) })
+        .await;
+    // 4 a second with a burst of 4: the last of 12 cannot leave before about two seconds.
+    assert!(started.elapsed() >= Duration::from_millis(1900), "paced, not fired at once: {:?}", started.elapsed());
+    assert_eq!(app.count("jobs").await, 0);
+}
