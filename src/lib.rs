@@ -19,6 +19,7 @@ pub mod domain;
 pub mod inbound;
 pub mod jobs;
 pub mod media;
+pub mod net;
 pub mod outbound;
 pub mod secrets;
 pub mod sms;

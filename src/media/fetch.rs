@@ -25,6 +25,8 @@ use http::StatusCode;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
+use crate::net::{error_chain, host_display, redact};
+
 /// Limits and switches for [`Fetcher`].
 #[derive(Debug, Clone)]
 pub struct FetchPolicy {
@@ -512,20 +514,6 @@ fn bearer_value(token: &str) -> Result<HeaderValue, FetchError> {
     Ok(value)
 }
 
-/// `host` or `host:port` (IPv6 in brackets), no userinfo.
-fn host_display(url: &Url) -> String {
-    let host = url.host_str().unwrap_or("");
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
-/// `scheme://host[:port]/path`: no userinfo, query or fragment.
-fn redact(url: &Url) -> String {
-    format!("{}://{}{}", url.scheme(), host_display(url), url.path())
-}
-
 fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -535,22 +523,6 @@ fn find_in_chain<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -
         cur = e.source();
     }
     None
-}
-
-/// Display of an error and its sources, joined with ": ". Callers pass
-/// errors stripped of their URL.
-fn error_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
 }
 
 fn map_reqwest(err: reqwest::Error, url: &Url) -> FetchError {

@@ -23,7 +23,6 @@
 //! too. Logs carry the endpoint without query string, statuses, error codes
 //! and message ids — never phone numbers, message text or media URLs.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
@@ -32,6 +31,8 @@ use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::net::{error_chain, redact};
 
 /// Time allowed to establish the TCP + TLS connection to Telnyx.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -612,36 +613,6 @@ fn mask_digit_runs(text: &str) -> String {
         }
     }
     flush(&mut out, &mut run);
-    out
-}
-
-/// `host` or `host:port` (IPv6 in brackets), no userinfo.
-fn host_display(url: &Url) -> String {
-    let host = url.host_str().unwrap_or("");
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
-/// `scheme://host[:port]/path`: no userinfo, query or fragment.
-fn redact(url: &Url) -> String {
-    format!("{}://{}{}", url.scheme(), host_display(url), url.path())
-}
-
-/// Display of an error and its sources, joined with ": ". Callers pass
-/// errors stripped of their URL.
-fn error_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
     out
 }
 

@@ -3,8 +3,8 @@
 //! the original, never recompressed.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
@@ -30,31 +30,14 @@ async fn open(State(state): State<AppState>, addr: ClientAddr, Path(token): Path
         "deleted" => return Err(ApiError::Status(StatusCode::GONE, "this file has been removed".into())),
         _ => return Err(ApiError::NotFound),
     }
-    let (Some(key), Some(mime)) = (a.storage_key.as_deref(), a.mime_type.as_deref()) else {
-        return Err(ApiError::NotFound);
+    let entry = audit::Entry {
+        church: Some(a.church_id),
+        actor_type: "member",
+        actor_id: None,
+        action: "media.link_open",
+        subject: None,
+        client: addr,
+        detail: None,
     };
-    let url = state
-        .store
-        .presign_get(key, state.config.media_view_ttl, mime, &a.name)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    audit::record(
-        c,
-        audit::Entry {
-            church: Some(a.church_id),
-            actor_type: "member",
-            actor_id: None,
-            action: "media.link_open",
-            subject: Some(("attachment", a.id.0)),
-            client: addr,
-            detail: Some(serde_json::json!({ "conversationId": a.conversation_id })),
-        },
-    )
-    .await?;
-    let location = HeaderValue::from_str(&url).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok((
-        StatusCode::FOUND,
-        [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-    )
-        .into_response())
+    crate::web::api::media::redirect_to_original(&state, c, &a, entry).await
 }

@@ -115,17 +115,7 @@ async fn a_600_mb_upload_is_refused_with_memory_bounded_and_nothing_kept() {
     let peak = peak_rss_kib(server.child.id());
     eprintln!("server peak RSS: {} MB before, {} MB after a 600 MB upload", before / 1024, peak / 1024);
     assert!(peak < 128 * 1024, "peak RSS {peak} KiB: memory must not grow with the upload");
-    let mut files = Vec::new();
-    let mut stack = vec![dir.path().join("koinonia-data/media")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                files.push(e.path());
-            }
-        }
-    }
+    let files = crate::support::files_under(&dir.path().join("koinonia-data/media"));
     assert!(files.is_empty(), "nothing of the upload kept: {files:?}");
     // The server is still fine.
     let list = http.get(format!("{}/api/conversations", server.base)).bearer_auth(&token).send().await.expect("list");

@@ -69,6 +69,18 @@ fn search_filter(state: &AppState, q: Option<&str>) -> InboxFilter {
     }
 }
 
+/// Rows were fetched with `limit + 1`: when the extra one came, it is dropped and the cursor of
+/// the last kept row is the next page's.
+fn next_page<T>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(cursor)
+    } else {
+        None
+    }
+}
+
 fn encode_cursor(at: DateTime<Utc>, id: ConversationId) -> String {
     let raw = format!("{}|{}", at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), id);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
@@ -106,12 +118,7 @@ async fn thread(
     let c = &mut pooled.conn();
     let conversation = db::conversations::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
     let mut rows = db::messages::page(c, leader.church, id, before, limit + 1).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|m| m.id.to_string())
-    } else {
-        None
-    };
+    let next = next_page(&mut rows, limit, |m| m.id.to_string());
     rows.reverse(); // oldest first within the page
     let attachments = match (rows.first(), rows.last()) {
         (Some(first), Some(last)) => db::attachments::for_messages(c, leader.church, id, first.id, last.id).await?,

@@ -8,7 +8,7 @@ use axum::Router;
 
 use crate::app::AppState;
 use crate::audit;
-use crate::db;
+use crate::db::{self, attachments::AttachmentRow, Conn};
 use crate::domain::{AttachmentId, AttachmentStatus};
 use crate::web::auth::{ClientAddr, Leader};
 use crate::web::error::{ApiError, ApiResult};
@@ -38,8 +38,20 @@ async fn open(
             return Err(ApiError::Status(StatusCode::NOT_FOUND, format!("this file could not be stored: {reason}")));
         }
     }
+    let entry = audit::Entry::leader(leader.church, leader.id, "media.view", addr);
+    redirect_to_original(&state, c, &a, entry).await
+}
+
+/// Audits the access and answers 302 to a fresh URL of the stored original, valid for
+/// `MEDIA_VIEW_TTL_SECONDS`. Shared by leaders' `/api/media/:id` and members' `/m/:token`.
+pub(crate) async fn redirect_to_original(
+    state: &AppState,
+    c: &mut Conn<'_>,
+    a: &AttachmentRow,
+    entry: audit::Entry,
+) -> ApiResult<Response> {
     let (Some(key), Some(mime)) = (a.storage_key.as_deref(), a.mime_type.as_deref()) else {
-        return Err(ApiError::Internal(anyhow::anyhow!("stored attachment {id} lacks its key or type")));
+        return Err(ApiError::Internal(anyhow::anyhow!("stored attachment {} lacks its key or type", a.id)));
     };
     let url = state
         .store
@@ -48,9 +60,7 @@ async fn open(
         .map_err(|e| ApiError::Internal(e.into()))?;
     audit::record(
         c,
-        audit::Entry::leader(leader.church, leader.id, "media.view", addr)
-            .subject("attachment", a.id.0)
-            .detail(serde_json::json!({ "conversationId": a.conversation_id })),
+        entry.subject("attachment", a.id.0).detail(serde_json::json!({ "conversationId": a.conversation_id })),
     )
     .await?;
     let location = HeaderValue::from_str(&url).map_err(|e| ApiError::Internal(e.into()))?;

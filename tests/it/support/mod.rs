@@ -272,25 +272,26 @@ impl TestApp {
     pub fn stored_files(&self) -> Vec<PathBuf> {
         match &self.s3 {
             Some(s3) => s3.object_files(),
-            None => {
-                let mut out = Vec::new();
-                walk(&self.data_dir.path().join("media"), &mut out);
-                out
-            }
+            None => files_under(&self.data_dir.path().join("media")),
         }
     }
 }
 
-fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out);
-        } else {
-            out.push(p);
+/// Every file below `dir` (none when it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
         }
     }
+    out
 }
 
 /// Polls `check` until it yields `Some`, or panics after `timeout` naming `what`.

@@ -85,20 +85,7 @@ impl S3Server {
 
     /// Object files under the bucket (s3s-fs keeps metadata and uploads elsewhere).
     pub fn object_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else { return };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.root.join(BUCKET), &mut out);
-        out
+        super::files_under(&self.root.join(BUCKET))
     }
 
     pub fn seen(&self) -> Vec<SeenRequest> {
