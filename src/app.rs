@@ -27,6 +27,7 @@ pub struct Inner {
     pub phone: PhoneCrypto,
     pub sessions: SessionKeys,
     pub jobs: JobsHandle,
+    pub live: crate::live::Live,
     pub carrier: crate::carrier::Carrier,
     pub send_limits: crate::carrier::SendLimits,
     pub metrics: crate::telemetry::Metrics,
@@ -73,6 +74,7 @@ impl AppState {
             phone: PhoneCrypto::new(&config.secrets),
             sessions: SessionKeys::new(&config.secrets),
             config: Arc::new(config),
+            live: crate::live::Live::new(db.clone()),
             db,
             store,
             fetcher,
@@ -116,6 +118,7 @@ impl App {
         let Self { state, listener } = self;
         let router = crate::web::router(state.clone());
         let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(25)));
+        tokio::spawn(state.live.clone().run_listener(shutdown.clone()));
         let stop = shutdown.clone();
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -203,6 +203,10 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
     if !files.is_empty() {
         state.jobs.wake();
     }
+    state
+        .live
+        .publish(church.id, crate::live::Event::Message { conversation_id: conversation.id, message_id })
+        .await;
     Ok(Outcome::Recorded { message: message_id, conversation: conversation.id, files: files.len() })
 }
 

@@ -18,6 +18,7 @@ pub mod db;
 pub mod domain;
 pub mod inbound;
 pub mod jobs;
+pub mod live;
 pub mod media;
 pub mod net;
 pub mod outbound;

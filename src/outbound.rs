@@ -166,6 +166,7 @@ pub async fn reply(
     let recorded = record(state, c, leader, conversation, member.id, &phone, content, reply.upload, now).await?;
     tx.commit().await?;
     state.jobs.wake();
+    announce(state, &recorded.message).await;
     Ok(recorded)
 }
 
@@ -186,7 +187,14 @@ pub async fn start_conversation(
     let recorded = record(state, c, leader, conversation.id, member.id, phone, content, None, now).await?;
     tx.commit().await?;
     state.jobs.wake();
+    announce(state, &recorded.message).await;
     Ok((conversation.id, recorded))
+}
+
+/// Tells open dashboards that a message changed.
+async fn announce(state: &AppState, m: &db::messages::MessageRow) {
+    let event = crate::live::Event::Message { conversation_id: m.conversation_id, message_id: m.id };
+    state.live.publish(m.church_id, event).await;
 }
 
 fn normalise_content(content: &str, has_file: bool) -> Result<String, ReplyError> {
@@ -404,6 +412,21 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
     let result = state.carrier.send(&request).await;
     metrics::histogram!("koinonia_send_seconds").record(started.elapsed().as_secs_f64());
     let now = clock::now();
+    let outcome = record_send_outcome(state, &message, &ctx, mode, result, now).await;
+    announce(state, &message).await;
+    outcome
+}
+
+/// Records what the carrier answered (see the module docs for what each answer means).
+async fn record_send_outcome(
+    state: &AppState,
+    message: &db::messages::MessageRow,
+    ctx: &db::messages::SendContext,
+    mode: SendMode,
+    result: Result<crate::telnyx::api::SentMessage, SendError>,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let id = message.id;
     let mut pooled = state.db.acquire().await?;
     let c = &mut pooled.conn();
     match result {
@@ -511,6 +534,8 @@ pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<R
         now,
     )
     .await?;
+    let event = crate::live::Event::Message { conversation_id: message.conversation_id, message_id: message.id };
+    state.live.publish(message.church_id, event).await;
     let codes: Vec<&str> = report.errors.iter().map(|e| e.code.as_str()).collect();
     if codes.contains(&telnyx_api::CODE_OPTED_OUT) {
         db::members::set_opted_out(c, message.church_id, message.member_id, true, now).await?;

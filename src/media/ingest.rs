@@ -242,8 +242,12 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
                 duration_seconds: i.duration_seconds,
                 sha256: i.sha256.clone(),
             };
-            let mut pooled = state.db.acquire().await?;
-            db::attachments::mark_stored(&mut pooled.conn(), row.id, &stored, clock::now()).await?;
+            {
+                let mut pooled = state.db.acquire().await?;
+                db::attachments::mark_stored(&mut pooled.conn(), row.id, &stored, clock::now()).await?;
+            }
+            let event = crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
+            state.live.publish(row.church_id, event).await;
             metrics::counter!("koinonia_media_stored_total", "direction" => "inbound").increment(1);
             metrics::counter!("koinonia_media_bytes_stored_total").increment(ingested.bytes);
             tracing::info!(attachment = %row.id, bytes = ingested.bytes, mime, "inbound file stored");
@@ -265,8 +269,16 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
 /// Called when the fetch job is dead: the attachment is `failed` with the reason; the message
 /// text is untouched.
 pub async fn give_up(state: &AppState, id: AttachmentId, reason: &str) -> Result<(), sqlx::Error> {
-    let mut pooled = state.db.acquire().await?;
-    db::attachments::mark_failed(&mut pooled.conn(), id, reason).await?;
+    let row = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        db::attachments::mark_failed(c, id, reason).await?;
+        db::attachments::get_for_job(c, id).await?
+    };
+    if let Some(row) = row {
+        let event = crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
+        state.live.publish(row.church_id, event).await;
+    }
     metrics::counter!("koinonia_media_failed_total", "direction" => "inbound").increment(1);
     Ok(())
 }

@@ -151,6 +151,8 @@ async fn mark_read(
         return Err(ApiError::NotFound);
     }
     let conversation = db::conversations::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
+    drop(pooled);
+    state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id: id }).await;
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "conversation": views::conversation(&conversation, &state.phone, false) }),

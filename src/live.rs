@@ -1,0 +1,101 @@
+//! Live updates for open dashboards. Inside one process a broadcast channel carries them; on
+//! PostgreSQL every event goes through `NOTIFY` and each instance's listener rebroadcasts it, so
+//! leaders connected to any instance see what happened on any other.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::db::Db;
+use crate::domain::{ChurchId, ConversationId, MessageId};
+
+const CHANNEL: &str = "koinonia_live";
+
+/// Something a leader's screen should show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    /// A message was added or changed (text, status, or one of its files).
+    #[serde(rename_all = "camelCase")]
+    Message { conversation_id: ConversationId, message_id: MessageId },
+    /// A conversation's summary changed (e.g. marked read).
+    #[serde(rename_all = "camelCase")]
+    Conversation { conversation_id: ConversationId },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Envelope {
+    church: ChurchId,
+    event: Event,
+}
+
+/// The live-update hub of this process.
+#[derive(Clone)]
+pub struct Live {
+    tx: broadcast::Sender<(ChurchId, Event)>,
+    db: Db,
+}
+
+impl Live {
+    pub fn new(db: Db) -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        Self { tx, db }
+    }
+
+    /// Publishes an event to the church's leaders, on every instance.
+    pub async fn publish(&self, church: ChurchId, event: Event) {
+        match &self.db {
+            Db::Postgres(pool) => {
+                let payload = serde_json::to_string(&Envelope { church, event: event.clone() }).unwrap_or_default();
+                let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(pool).await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "live update not sent through NOTIFY; delivering locally");
+                    let _ = self.tx.send((church, event));
+                }
+            }
+            Db::Sqlite(_) => {
+                let _ = self.tx.send((church, event));
+            }
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<(ChurchId, Event)> {
+        self.tx.subscribe()
+    }
+
+    /// On PostgreSQL: listens for other instances' (and this one's) events until `shutdown`.
+    pub async fn run_listener(self, shutdown: tokio_util::sync::CancellationToken) {
+        let Db::Postgres(pool) = &self.db else { return };
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live updates: cannot connect the listener; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "live updates: LISTEN failed; retrying");
+                continue;
+            }
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    n = listener.recv() => match n {
+                        Ok(n) => {
+                            if let Ok(env) = serde_json::from_str::<Envelope>(n.payload()) {
+                                let _ = self.tx.send((env.church, env.event));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "live updates: listener lost; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
