@@ -27,6 +27,11 @@ pub struct Inner {
     pub phone: PhoneCrypto,
     pub sessions: SessionKeys,
     pub jobs: JobsHandle,
+    /// The one-time code `/setup` asks for when koinonia listens beyond loopback (printed by
+    /// `serve` at start-up), so nobody else can claim a fresh deployment.
+    pub setup_code: Option<String>,
+    /// Signs the dashboard's CSRF tokens.
+    pub csrf: crate::crypto::signed_url::UrlSigner,
     pub live: crate::live::Live,
     pub carrier: crate::carrier::Carrier,
     pub send_limits: crate::carrier::SendLimits,
@@ -72,6 +77,8 @@ impl AppState {
             carrier,
             send_limits,
             phone: PhoneCrypto::new(&config.secrets),
+            csrf: crate::crypto::signed_url::UrlSigner::new(config.secrets.derived_key("csrf")),
+            setup_code: (!config.host.is_loopback()).then(setup_code),
             sessions: SessionKeys::new(&config.secrets),
             config: Arc::new(config),
             live: crate::live::Live::new(db.clone()),
@@ -82,6 +89,12 @@ impl AppState {
             metrics: crate::telemetry::Metrics::get(),
         })))
     }
+}
+
+/// Eight characters from an alphabet without look-alikes.
+fn setup_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// A built application with its listener bound (port 0 works: read [`App::local_addr`]).

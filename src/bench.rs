@@ -199,6 +199,7 @@ async fn announce(state: &AppState, url: &str) -> anyhow::Result<crate::domain::
             declared_type: Some("audio/wav".into()),
             declared_size: None,
             declared_sha256: None,
+            name: None,
         }],
         autoresponse_type: None,
     };

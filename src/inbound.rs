@@ -25,6 +25,8 @@ pub struct AnnouncedFile {
     pub declared_type: Option<String>,
     pub declared_size: Option<u64>,
     pub declared_sha256: Option<String>,
+    /// The file's own name, when the sender gave one (otherwise taken from the URL).
+    pub name: Option<String>,
 }
 
 /// An inbound message, whatever carried it (Telnyx webhook or the sandbox phone).
@@ -166,7 +168,10 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
                     .and_then(crate::media::mime::kind_of)
                     .map(|k| k.as_str().to_owned()),
                 mime_type: None,
-                name: names::inbound_name(&file.url, declared_type.as_deref(), position),
+                name: match &file.name {
+                    Some(n) => names::display_name(n),
+                    None => names::inbound_name(&file.url, declared_type.as_deref(), position),
+                },
                 storage_key: None,
                 size_bytes: None,
                 width: None,
@@ -203,10 +208,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
     if !files.is_empty() {
         state.jobs.wake();
     }
-    state
-        .live
-        .publish(church.id, crate::live::Event::Message { conversation_id: conversation.id, message_id })
-        .await;
+    state.live.publish(church.id, crate::live::Event::Message { conversation_id: conversation.id, message_id }).await;
     Ok(Outcome::Recorded { message: message_id, conversation: conversation.id, files: files.len() })
 }
 

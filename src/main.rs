@@ -157,6 +157,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     let backend = app.state().config.backend_url.clone();
     tracing::info!(%addr, backend_url = %backend, sandbox_carrier = sandbox, "koinonia is listening");
+    if let Some(code) = &app.state().setup_code {
+        let mut pooled = app.state().db.acquire().await?;
+        if koinonia::db::churches::count(&mut pooled.conn()).await? == 0 {
+            eprintln!("First run: open {backend}setup and enter the one-time setup code {code}");
+        }
+    }
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {

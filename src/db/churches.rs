@@ -44,3 +44,9 @@ pub async fn get(c: &mut Conn<'_>, id: ChurchId) -> Result<Option<ChurchRow>> {
 pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
     run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM churches").fetch_one(&mut **q).await)
 }
+
+/// Every church (the phone simulator lists them; a deployment has a handful).
+pub async fn all(c: &mut Conn<'_>) -> Result<Vec<ChurchRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM churches ORDER BY name LIMIT 1000");
+    run!(c, |q| sqlx::query_as::<_, ChurchRow>(&sql).fetch_all(&mut **q).await)
+}

@@ -152,3 +152,14 @@ pub async fn mark_read(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -
         .await
         .map(|r| r.rows_affected() == 1))
 }
+
+/// The conversation of a member, if any.
+pub async fn find_for_member(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Option<ConversationId>> {
+    run!(c, |q| sqlx::query_scalar::<_, ConversationId>(
+        "SELECT id FROM conversations WHERE church_id = $1 AND member_id = $2"
+    )
+    .bind(church)
+    .bind(member)
+    .fetch_optional(&mut **q)
+    .await)
+}

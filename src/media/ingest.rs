@@ -20,6 +20,9 @@ use crate::db;
 use crate::domain::{AttachmentId, AttachmentStatus};
 use crate::jobs::JobError;
 
+/// Source URLs of files staged by the phone simulator: `sandbox:{store key}`.
+pub const SANDBOX_SCHEME: &str = "sandbox:";
+
 /// Bytes held back, step by step, to decide the type before the upload starts.
 const HEAD_STEPS: [usize; 4] = [64 << 10, 256 << 10, 1 << 20, 2 << 20];
 
@@ -206,9 +209,16 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
         return Err(JobError::fatal("attachment has no source URL"));
     };
     let outcome = async {
-        let bearer = state.config.telnyx_api_key.as_ref().map(secrecy::ExposeSecret::expose_secret);
-        let download = state.fetcher.get(&url, bearer).await?;
-        let body = download.into_stream().map(|r| r.map_err(IngestError::from)).boxed();
+        let body = match url.strip_prefix(SANDBOX_SCHEME) {
+            // The phone simulator staged the file in the store; everything after the download
+            // is the same path a carrier's file takes.
+            Some(staged) => state.store.read(staged).await?.1.map(|r| r.map_err(IngestError::from)).boxed(),
+            None => {
+                let bearer = state.config.telnyx_api_key.as_ref().map(secrecy::ExposeSecret::expose_secret);
+                let download = state.fetcher.get(&url, bearer).await?;
+                download.into_stream().map(|r| r.map_err(IngestError::from)).boxed()
+            }
+        };
         let safe = names::safe_name(&row.name);
         let key = state.store.key_for(row.church_id, row.conversation_id, row.id, &safe);
         let ingested = stream_into_store(
@@ -246,8 +256,12 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
                 let mut pooled = state.db.acquire().await?;
                 db::attachments::mark_stored(&mut pooled.conn(), row.id, &stored, clock::now()).await?;
             }
-            let event = crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
+            let event =
+                crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
             state.live.publish(row.church_id, event).await;
+            if let Some(staged) = url.strip_prefix(SANDBOX_SCHEME) {
+                let _ = state.store.delete(staged).await;
+            }
             metrics::counter!("koinonia_media_stored_total", "direction" => "inbound").increment(1);
             metrics::counter!("koinonia_media_bytes_stored_total").increment(ingested.bytes);
             tracing::info!(attachment = %row.id, bytes = ingested.bytes, mime, "inbound file stored");

@@ -14,6 +14,13 @@ use crate::domain::{ChurchId, LeaderId};
 
 /// Name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "koinonia_session";
+/// Header that carries the page's CSRF token on state-changing requests made with the cookie.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token of a session: an HMAC of the session token, so nothing needs storing.
+pub fn csrf_token(state: &AppState, session_token: &str) -> String {
+    state.csrf.sign(&[session_token])
+}
 
 /// An authenticated leader. Every church-scoped query takes `church` from here.
 #[derive(Debug, Clone)]
@@ -28,9 +35,23 @@ impl FromRequestParts<AppState> for Leader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers)
-            .or_else(|| cookie(&parts.headers, SESSION_COOKIE))
-            .ok_or(ApiError::Unauthorized("authentication required"))?;
+        let (token, from_cookie) = match bearer(&parts.headers) {
+            Some(t) => (t, false),
+            None => {
+                (cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::Unauthorized("authentication required"))?, true)
+            }
+        };
+        // A browser sends the cookie on its own, so a state change carried by the cookie must
+        // also prove it comes from koinonia's pages (CSRF): the page's token in a header.
+        if from_cookie && !parts.method.is_safe() {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !state.csrf.verify(&[&token], sent) {
+                return Err(ApiError::Status(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "missing or invalid CSRF token; reload the page".into(),
+                ));
+            }
+        }
         let claims = state.sessions.verify(&token).map_err(|_| ApiError::Unauthorized("invalid or expired session"))?;
         let mut pooled = state.db.acquire().await?;
         let leader = db::leaders::get(&mut pooled.conn(), claims.church, claims.sub)

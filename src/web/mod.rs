@@ -15,6 +15,7 @@ use crate::app::AppState;
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod local_media;
@@ -24,6 +25,7 @@ pub mod member_link;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
+        .merge(dashboard::router())
         .merge(local_media::router())
         .merge(member_link::router())
         .route("/healthz", get(healthz))

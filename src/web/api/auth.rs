@@ -42,8 +42,34 @@ async fn login(
     addr: ClientAddr,
     AppJson(req): AppJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let email = req.email.trim().to_lowercase();
-    if email.is_empty() || req.password.is_empty() {
+    let (token, leader) = authenticate(&state, &req.email, &req.password, addr).await?;
+    let secure = if state.config.backend_url.scheme() == "https" { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_HOURS * 3600);
+    let mut res = ok(
+        StatusCode::OK,
+        serde_json::json!({
+            "token": token,
+            "leader": LeaderView { id: leader.id, email: leader.email, church_id: leader.church_id, is_admin: leader.is_admin },
+        }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res.into_response())
+}
+
+/// Checks a leader's email and password; on success a new session token (the login is audited).
+/// The same answer, after the same work, for an unknown email and a wrong password.
+pub async fn authenticate(
+    state: &AppState,
+    email: &str,
+    password_text: &str,
+    addr: ClientAddr,
+) -> ApiResult<(String, db::leaders::LeaderRow)> {
+    let email = email.trim().to_lowercase();
+    if email.is_empty() || password_text.is_empty() {
         return Err(ApiError::bad_request("email and password are required"));
     }
     let found = {
@@ -52,7 +78,7 @@ async fn login(
     };
     // Verify against a dummy hash when there is no such leader, so timing does not tell.
     let hash = found.as_ref().map_or(password::dummy_hash(), |l| l.password_hash.as_str()).to_owned();
-    let candidate = req.password.clone();
+    let candidate = password_text.to_owned();
     let valid = tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("password check panicked: {e}")))?;
@@ -76,19 +102,11 @@ async fn login(
         audit::record(c, audit::Entry::leader(leader.church_id, leader.id, "leader.login", addr)).await?;
     }
     metrics::counter!("koinonia_logins_total", "outcome" => "ok").increment(1);
+    Ok((token, leader))
+}
+
+/// The session cookie (`max_age` 0 clears it): HttpOnly, SameSite=Lax, Secure on https.
+pub fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
     let secure = if state.config.backend_url.scheme() == "https" { "; Secure" } else { "" };
-    let cookie =
-        format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_HOURS * 3600);
-    let mut res = ok(
-        StatusCode::OK,
-        serde_json::json!({
-            "token": token,
-            "leader": LeaderView { id: leader.id, email: leader.email, church_id: leader.church_id, is_admin: leader.is_admin },
-        }),
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(res.into_response())
+    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }

@@ -15,7 +15,7 @@ use super::{page_limit, views};
 use crate::app::AppState;
 use crate::db;
 use crate::db::conversations::{InboxCursor, InboxFilter};
-use crate::domain::{ConversationId, MessageId, Phone};
+use crate::domain::{ChurchId, ConversationId, MessageId, Phone};
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiError, ApiResult};
 use crate::web::extract::{AppPath, AppQuery};
@@ -40,19 +40,31 @@ async fn list(
     AppQuery(query): AppQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
-    let filter = search_filter(&state, query.q.as_deref());
+    let inbox = load_inbox(&state, leader.church, query.cursor.as_deref(), query.q.as_deref(), limit).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "conversations": inbox.conversations, "nextCursor": inbox.next_cursor })))
+}
+
+/// One page of a church's inbox, newest first.
+pub struct Inbox {
+    pub conversations: Vec<views::ConversationView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Loads an inbox page (the API's list and the dashboard's share it).
+pub async fn load_inbox(
+    state: &AppState,
+    church: ChurchId,
+    cursor: Option<&str>,
+    q: Option<&str>,
+    limit: i64,
+) -> ApiResult<Inbox> {
+    let after = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let filter = search_filter(state, q);
     let mut pooled = state.db.acquire().await?;
-    let mut rows =
-        db::conversations::list(&mut pooled.conn(), leader.church, after.as_ref(), &filter, limit + 1).await?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.last_message_at, r.id))
-    } else {
-        None
-    };
-    let conversations: Vec<_> = rows.iter().map(|r| views::conversation(r, &state.phone, false)).collect();
-    Ok(ok(StatusCode::OK, serde_json::json!({ "conversations": conversations, "nextCursor": next })))
+    let mut rows = db::conversations::list(&mut pooled.conn(), church, after.as_ref(), &filter, limit + 1).await?;
+    let next_cursor = next_page(&mut rows, limit, |r| encode_cursor(r.last_message_at, r.id));
+    let conversations = rows.iter().map(|r| views::conversation(r, &state.phone, false)).collect();
+    Ok(Inbox { conversations, next_cursor })
 }
 
 /// `q` searches names (substring), the whole number (blind index) and its last digits.
@@ -110,34 +122,59 @@ async fn thread(
     AppQuery(query): AppQuery<ThreadQuery>,
 ) -> ApiResult<Response> {
     let limit = page_limit(query.limit)?;
-    let before: Option<MessageId> = match query.before.as_deref().filter(|b| !b.is_empty()) {
-        Some(b) => Some(b.parse().map_err(|_| ApiError::bad_request("invalid before cursor"))?),
-        None => None,
-    };
+    let before = parse_before(query.before.as_deref())?;
+    let thread = load_thread(&state, leader.church, id, before, limit).await?;
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({
+            "conversation": thread.conversation,
+            "messages": thread.messages,
+            "nextCursor": thread.next_cursor,
+        }),
+    ))
+}
+
+/// `before` of a thread page: a message id, or nothing for the newest page.
+pub fn parse_before(before: Option<&str>) -> ApiResult<Option<MessageId>> {
+    match before.filter(|b| !b.is_empty()) {
+        Some(b) => Ok(Some(b.parse().map_err(|_| ApiError::bad_request("invalid before cursor"))?)),
+        None => Ok(None),
+    }
+}
+
+/// A page of one conversation: the newest `limit` messages older than `before`, oldest first.
+pub struct Thread {
+    pub conversation: views::ConversationView,
+    pub messages: Vec<views::MessageView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Loads a thread page (the API's thread and the dashboard's share it). 404 for another
+/// church's conversation.
+pub async fn load_thread(
+    state: &AppState,
+    church: ChurchId,
+    id: ConversationId,
+    before: Option<MessageId>,
+    limit: i64,
+) -> ApiResult<Thread> {
     let mut pooled = state.db.acquire().await?;
     let c = &mut pooled.conn();
-    let conversation = db::conversations::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
-    let mut rows = db::messages::page(c, leader.church, id, before, limit + 1).await?;
-    let next = next_page(&mut rows, limit, |m| m.id.to_string());
+    let conversation = db::conversations::get(c, church, id).await?.ok_or(ApiError::NotFound)?;
+    let mut rows = db::messages::page(c, church, id, before, limit + 1).await?;
+    let next_cursor = next_page(&mut rows, limit, |m| m.id.to_string());
     rows.reverse(); // oldest first within the page
     let attachments = match (rows.first(), rows.last()) {
-        (Some(first), Some(last)) => db::attachments::for_messages(c, leader.church, id, first.id, last.id).await?,
+        (Some(first), Some(last)) => db::attachments::for_messages(c, church, id, first.id, last.id).await?,
         _ => Vec::new(),
     };
     let mut by_message: HashMap<MessageId, Vec<&db::attachments::AttachmentRow>> = HashMap::new();
     for a in &attachments {
         by_message.entry(a.message_id).or_default().push(a);
     }
-    let messages: Vec<_> =
+    let messages =
         rows.iter().map(|m| views::message(m, by_message.get(&m.id).map_or(&[][..], Vec::as_slice))).collect();
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({
-            "conversation": views::conversation(&conversation, &state.phone, true),
-            "messages": messages,
-            "nextCursor": next,
-        }),
-    ))
+    Ok(Thread { conversation: views::conversation(&conversation, &state.phone, true), messages, next_cursor })
 }
 
 async fn mark_read(
@@ -145,18 +182,27 @@ async fn mark_read(
     leader: Leader,
     AppPath(id): AppPath<ConversationId>,
 ) -> ApiResult<Response> {
+    mark_conversation_read(&state, leader.church, id).await?;
     let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    if !db::conversations::mark_read(c, leader.church, id).await? {
-        return Err(ApiError::NotFound);
-    }
-    let conversation = db::conversations::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
-    drop(pooled);
-    state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id: id }).await;
+    let conversation =
+        db::conversations::get(&mut pooled.conn(), leader.church, id).await?.ok_or(ApiError::NotFound)?;
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "conversation": views::conversation(&conversation, &state.phone, false) }),
     ))
+}
+
+/// Marks a conversation read for the whole church and tells open dashboards.
+pub async fn mark_conversation_read(state: &AppState, church: ChurchId, id: ConversationId) -> ApiResult<()> {
+    let changed = {
+        let mut pooled = state.db.acquire().await?;
+        db::conversations::mark_read(&mut pooled.conn(), church, id).await?
+    };
+    if !changed {
+        return Err(ApiError::NotFound);
+    }
+    state.live.publish(church, crate::live::Event::Conversation { conversation_id: id }).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -137,3 +137,105 @@ pub fn message(m: &MessageRow, attachments: &[&AttachmentRow]) -> MessageView {
         media: attachments.iter().map(|a| attachment(a)).collect(),
     }
 }
+
+/// Display helpers used by the dashboard's templates.
+impl ConversationView {
+    /// The member's name, or their (masked or full) number.
+    pub fn display_name(&self) -> String {
+        let name = [self.member.first_name.as_deref(), self.member.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if name.is_empty() {
+            self.member.phone.clone()
+        } else {
+            name
+        }
+    }
+
+    pub fn time_label(&self) -> String {
+        short_time(&self.last_message_at)
+    }
+}
+
+impl MessageView {
+    pub fn is_outbound(&self) -> bool {
+        self.direction == "outbound"
+    }
+
+    pub fn time_label(&self) -> String {
+        short_time(&self.created_at)
+    }
+
+    /// The delivery status as a leader reads it.
+    pub fn status_label(&self) -> String {
+        match self.delivery_status.as_deref() {
+            Some("queued") => "Queued".into(),
+            Some("link_sent") => "Sent as a link".into(),
+            Some("sending") => "Sending".into(),
+            Some("sent") => "Sent".into(),
+            Some("delivered") => "Delivered".into(),
+            Some("failed") => format!("Failed: {}", self.failure_reason.as_deref().unwrap_or("unknown reason")),
+            Some(other) => other.to_owned(),
+            None => String::new(),
+        }
+    }
+}
+
+impl AttachmentView {
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind.as_deref() == Some(kind)
+    }
+
+    pub fn size_label(&self) -> String {
+        self.size_bytes.map(|b| human_size(u64::try_from(b).unwrap_or(0))).unwrap_or_default()
+    }
+
+    pub fn duration_label(&self) -> String {
+        match self.duration_seconds {
+            Some(d) if d.is_finite() && d >= 0.0 => {
+                let secs = d.round() as u64;
+                format!("{}:{:02}", secs / 60, secs % 60)
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// What a placeholder says while the file is not shown.
+    pub fn kind_label(&self) -> &'static str {
+        match self.kind.as_deref() {
+            Some("image") => "photo",
+            Some("video") => "video",
+            Some("audio") => "voice note",
+            Some("document") => "document",
+            _ => "file",
+        }
+    }
+}
+
+/// `1.2 MB`, `340 KB`, `12 bytes`.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_048_576 => format!("{:.1} MB", b as f64 / 1_048_576.0),
+        b if b >= 1024 => format!("{} KB", (b + 512) / 1024),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// `14:05` today, `Nov 3` otherwise (UTC).
+fn short_time(iso: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(iso) {
+        Ok(t) => {
+            let t = t.with_timezone(&chrono::Utc);
+            if t.date_naive() == chrono::Utc::now().date_naive() {
+                t.format("%H:%M").to_string()
+            } else {
+                t.format("%b %-d").to_string()
+            }
+        }
+        Err(_) => String::new(),
+    }
+}

@@ -118,6 +118,7 @@ async fn received(state: &AppState, env: Envelope) -> Response {
                 declared_type: m.content_type.clone(),
                 declared_size: m.size,
                 declared_sha256: m.declared_sha256(),
+                name: None,
             })
             .collect(),
         autoresponse_type: payload.autoresponse_type.clone(),

@@ -1,0 +1,396 @@
+//! Pages: first-run setup, login/logout, the inbox and a thread, and the fragments the page's
+//! script swaps in when live updates arrive.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::page_headers;
+use super::session::PageSession;
+use crate::app::AppState;
+use crate::db;
+use crate::domain::{ConversationId, MessageId};
+use crate::media::mime::ALLOWED;
+use crate::web::api::auth::{authenticate, session_cookie};
+use crate::web::api::conversations::{load_inbox, load_thread, mark_conversation_read, parse_before};
+use crate::web::api::views::{self, ConversationView, MessageView};
+use crate::web::auth::{cookie, ClientAddr, SESSION_COOKIE};
+use crate::web::error::ApiError;
+
+const THREAD_PAGE: i64 = 30;
+const LIST_PAGE: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/setup", get(setup_form).post(setup))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/inbox", get(inbox))
+        .route("/inbox/{id}", get(thread))
+        .route("/inbox/fragments/list", get(list_fragment))
+        .route("/inbox/{id}/fragments/messages", get(messages_fragment))
+        .route("/inbox/{id}/fragments/message/{message}", get(message_fragment))
+}
+
+/// A page error, rendered as a page with the same status the API would give.
+pub struct PageError(ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(e: sqlx::Error) -> Self {
+        Self(ApiError::Database(e))
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = ?self.0, "page failed");
+            "Something went wrong on our side. Please try again.".to_owned()
+        } else if status == StatusCode::NOT_FOUND {
+            "This page does not exist, or it belongs to another church.".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        (status, ErrorPage { status: status.as_u16(), message }).into_response()
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+async fn church_count(state: &AppState) -> Result<i64, sqlx::Error> {
+    let mut pooled = state.db.acquire().await?;
+    db::churches::count(&mut pooled.conn()).await
+}
+
+async fn root(State(state): State<AppState>) -> PageResult {
+    if church_count(&state).await? == 0 {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    Ok(Redirect::to("/inbox").into_response())
+}
+
+// ---- first run -------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    error: Option<String>,
+    needs_code: bool,
+    church_name: String,
+    church_number: String,
+    email: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SetupForm {
+    #[serde(default)]
+    church_name: String,
+    #[serde(default)]
+    church_number: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn setup_form(State(state): State<AppState>) -> PageResult {
+    if church_count(&state).await? > 0 {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let page = SetupPage {
+        error: None,
+        needs_code: state.setup_code.is_some(),
+        church_name: String::new(),
+        church_number: String::new(),
+        email: String::new(),
+    };
+    Ok((page_headers(&state), page).into_response())
+}
+
+async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<SetupForm>) -> PageResult {
+    if church_count(&state).await? > 0 {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let again = |error: String| {
+        let page = SetupPage {
+            error: Some(error),
+            needs_code: state.setup_code.is_some(),
+            church_name: form.church_name.clone(),
+            church_number: form.church_number.clone(),
+            email: form.email.clone(),
+        };
+        Ok((StatusCode::BAD_REQUEST, page_headers(&state), page).into_response())
+    };
+    if let Some(code) = &state.setup_code {
+        let given = form.code.trim();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), code.as_bytes())) {
+            return again("The setup code is not right. It is printed by `koinonia serve` when it starts.".into());
+        }
+    }
+    if form.password != form.password_confirm {
+        return again("The two passwords differ.".into());
+    }
+    if let Err(e) = crate::crypto::password::check_strength(&form.password) {
+        return again(format!("Password: {e}."));
+    }
+    let email = match crate::cli::normalise_email(&form.email) {
+        Ok(e) => e,
+        Err(_) => return again("That email address does not look right.".into()),
+    };
+    let church = match crate::cli::create_church(&state.db, &form.church_name, &form.church_number, None).await {
+        Ok(id) => id,
+        Err(e) => return again(e.to_string().replace("--name", "Church name").replace("--number", "Church number")),
+    };
+    if let Err(e) = crate::cli::create_leader(&state.db, church, &email, &form.password, true).await {
+        return again(e.to_string());
+    }
+    tracing::info!("first-run setup created the church and its first leader");
+    let (token, _) = authenticate(&state, &email, &form.password, addr).await?;
+    signed_in(&state, &token)
+}
+
+/// Sets the session cookie and goes to the inbox.
+fn signed_in(state: &AppState, token: &str) -> PageResult {
+    let mut res = Redirect::to("/inbox").into_response();
+    let cookie = session_cookie(state, token, crate::crypto::session::SESSION_HOURS * 3600);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+// ---- login -----------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    error: Option<String>,
+    email: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login_form(State(state): State<AppState>) -> PageResult {
+    if church_count(&state).await? == 0 {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    Ok((page_headers(&state), LoginPage { error: None, email: String::new() }).into_response())
+}
+
+async fn login(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<LoginForm>) -> PageResult {
+    match authenticate(&state, &form.email, &form.password, addr).await {
+        Ok((token, _)) => signed_in(&state, &token),
+        Err(e @ (ApiError::Unauthorized(_) | ApiError::BadRequest(_))) => {
+            let status = e.status();
+            let error = if status == StatusCode::UNAUTHORIZED {
+                "Invalid email or password.".to_owned()
+            } else {
+                "Enter your email and password.".to_owned()
+            };
+            Ok((status, page_headers(&state), LoginPage { error: Some(error), email: form.email }).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> PageResult {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        if !state.csrf.verify(&[&token], &form.csrf) {
+            return Err(ApiError::Status(StatusCode::FORBIDDEN, "invalid CSRF token; reload the page".into()).into());
+        }
+    }
+    let mut res = Redirect::to("/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+// ---- inbox and thread --------------------------------------------------------------------
+
+/// What the composer needs to check files before uploading them.
+pub struct Limits {
+    pub max_bytes: u64,
+    pub max_label: String,
+    pub mms_max_bytes: u64,
+    pub accept: String,
+}
+
+impl Limits {
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            max_bytes: state.config.max_media_size_bytes,
+            max_label: crate::media::ingest::format_size(state.config.max_media_size_bytes),
+            mms_max_bytes: state.config.mms_max_attachment_bytes,
+            accept: accept_list(),
+        }
+    }
+}
+
+/// The `accept` attribute: every allowed type, plus extensions browsers do not map themselves.
+pub fn accept_list() -> String {
+    let mut list: Vec<&str> = ALLOWED.iter().map(|(m, _)| *m).collect();
+    list.extend([".heic", ".amr", ".3gp", ".vcf", ".m4a"]);
+    list.join(",")
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    church_name: String,
+    email: String,
+    csrf: String,
+    sandbox: bool,
+    conversations: Vec<ConversationView>,
+    next_cursor: Option<String>,
+    selected: Option<String>,
+    thread: Option<ThreadView>,
+    limits: Limits,
+}
+
+struct ThreadView {
+    conversation: ConversationView,
+    messages: Vec<MessageView>,
+    older: Option<String>,
+}
+
+async fn inbox(State(state): State<AppState>, session: PageSession) -> PageResult {
+    render_inbox(&state, session, None).await
+}
+
+async fn thread(State(state): State<AppState>, session: PageSession, Path(id): Path<String>) -> PageResult {
+    let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
+    render_inbox(&state, session, Some(id)).await
+}
+
+async fn render_inbox(state: &AppState, session: PageSession, selected: Option<ConversationId>) -> PageResult {
+    let church = session.leader.church;
+    let thread = match selected {
+        Some(id) => {
+            let t = load_thread(state, church, id, None, THREAD_PAGE).await?;
+            // Opening a thread marks it read for the church.
+            mark_conversation_read(state, church, id).await?;
+            Some(ThreadView { conversation: t.conversation, messages: t.messages, older: t.next_cursor })
+        }
+        None => None,
+    };
+    let inbox = load_inbox(state, church, None, None, LIST_PAGE).await?;
+    let page = InboxPage {
+        church_name: session.church_name,
+        email: session.leader.email,
+        csrf: session.csrf,
+        sandbox: state.carrier.is_sandbox(),
+        conversations: inbox.conversations,
+        next_cursor: inbox.next_cursor,
+        selected: selected.map(|s| s.to_string()),
+        thread,
+        limits: Limits::of(state),
+    };
+    Ok((page_headers(state), page).into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "conversation_list.html")]
+struct ListFragment {
+    conversations: Vec<ConversationView>,
+    next_cursor: Option<String>,
+    selected: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ListFragmentQuery {
+    selected: Option<String>,
+    cursor: Option<String>,
+    q: Option<String>,
+}
+
+async fn list_fragment(
+    State(state): State<AppState>,
+    session: PageSession,
+    Query(q): Query<ListFragmentQuery>,
+) -> PageResult {
+    let inbox = load_inbox(&state, session.leader.church, q.cursor.as_deref(), q.q.as_deref(), LIST_PAGE).await?;
+    Ok(ListFragment { conversations: inbox.conversations, next_cursor: inbox.next_cursor, selected: q.selected }
+        .into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "messages.html")]
+struct MessagesFragment {
+    messages: Vec<MessageView>,
+    older: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct MessagesQuery {
+    before: Option<String>,
+}
+
+async fn messages_fragment(
+    State(state): State<AppState>,
+    session: PageSession,
+    Path(id): Path<String>,
+    Query(q): Query<MessagesQuery>,
+) -> PageResult {
+    let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let before = parse_before(q.before.as_deref())?;
+    let t = load_thread(&state, session.leader.church, id, before, THREAD_PAGE).await?;
+    Ok(MessagesFragment { messages: t.messages, older: t.next_cursor }.into_response())
+}
+
+async fn message_fragment(
+    State(state): State<AppState>,
+    session: PageSession,
+    Path((id, message)): Path<(String, String)>,
+) -> PageResult {
+    let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let message: MessageId = message.parse().map_err(|_| ApiError::NotFound)?;
+    let church = session.leader.church;
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let m =
+        db::messages::get(c, church, message).await?.filter(|m| m.conversation_id == id).ok_or(ApiError::NotFound)?;
+    let files = db::attachments::for_messages(c, church, id, message, message).await?;
+    let refs: Vec<&db::attachments::AttachmentRow> = files.iter().collect();
+    Ok(MessagesFragment { messages: vec![views::message(&m, &refs)], older: None }.into_response())
+}
