@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod dashboard;
 mod db_contract;
 mod inbound_flow;
 mod media_fetch;

@@ -41,6 +41,8 @@ pub struct Options {
     pub vars: HashMap<String, String>,
     pub reconcile_ms: u64,
     pub telnyx_timeout_ms: u64,
+    /// Share an existing PostgreSQL database (several instances of one deployment).
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -48,7 +50,7 @@ impl Default for Options {
         let mut vars = HashMap::new();
         vars.insert("MEDIA_FETCH_ALLOW_PRIVATE".into(), "true".into());
         vars.insert("MEDIA_FETCH_MAX_ATTEMPTS".into(), "4".into());
-        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000 }
+        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000, database_url: None }
     }
 }
 
@@ -65,6 +67,8 @@ impl Options {
 }
 
 pub struct TestApp {
+    /// The PostgreSQL database this app uses, for a second instance to share.
+    pub database_url: Option<String>,
     pub addr: SocketAddr,
     pub base: String,
     pub state: AppState,
@@ -137,7 +141,11 @@ impl TestApp {
             }
             Backend::Postgres => {
                 let admin = test_database_url()?;
-                vars.insert("DATABASE_URL".into(), fresh_postgres_database(&admin).await);
+                let url = match &options.database_url {
+                    Some(url) => url.clone(),
+                    None => fresh_postgres_database(&admin).await,
+                };
+                vars.insert("DATABASE_URL".into(), url);
             }
         }
         let s3 = match store {
@@ -162,6 +170,7 @@ impl TestApp {
         config.workers.send_backoff_base = Duration::from_millis(20);
         config.workers.send_reconcile = Duration::from_millis(options.reconcile_ms);
         config.workers.telnyx_timeout = Duration::from_millis(options.telnyx_timeout_ms);
+        let database_url = vars.get("DATABASE_URL").filter(|u| u.starts_with("postgres")).cloned();
         let app = App::build(config).await.expect("app starts");
         let addr = app.local_addr().expect("addr");
         let state = app.state().clone();
@@ -169,6 +178,7 @@ impl TestApp {
         let task = tokio::spawn(app.run(shutdown.clone()));
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Some(Self {
+            database_url,
             addr,
             base: format!("http://{addr}"),
             state,

@@ -1,0 +1,336 @@
+// The dashboard and the phone simulator in a real headless Chromium, against a running koinonia
+// with a fresh database (scripts/e2e starts one). The tests run in order and share one story:
+// a church is set up, a member texts a photo and a PDF, the leader answers.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import {
+  BASE_URL, DESKTOP, FIXTURES, MMS_MAX, PHONE,
+  launchBrowser, makeNoisePng, makeScenePng, screenshot, sha256,
+} from "./lib.mjs";
+
+const CHURCH = { name: "Grace Fellowship", number: "+15551230000" };
+const LEADER = { email: "pastor@grace.test", password: "correct horse battery staple" };
+const MEMBER_PHONE = "+13125550142";
+const MEMBER_TEXT = "Photos from Sunday, and the bulletin";
+const CAPTION = "Thank you! Here is the picture from the picnic";
+
+const TIMEOUT = 20_000;
+const url = (path) => new URL(path, BASE_URL).toString();
+
+let browser;
+let leaderContext, leader; // the leader's browser (desktop)
+let memberContext, sim; // the member's phone simulator (a separate browser context)
+let conversationId;
+const problems = []; // uncaught script errors and console errors (CSP violations land there)
+
+function watch(page, who) {
+  page.on("pageerror", (e) => problems.push(`${who}: uncaught ${e.message}`));
+  page.on("console", (m) => {
+    // A failed request (e.g. the 401 of a wrong password) is logged too; it is expected.
+    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(`${who}: ${m.text()}`);
+  });
+}
+
+async function newPage(context, who) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  watch(page, who);
+  return page;
+}
+
+/** Resolves once `predicate` holds in the page (polling), with a readable failure. */
+async function until(page, what, fn, arg) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout: TIMEOUT, polling: 100 });
+  } catch (e) {
+    throw new Error(`timed out waiting for ${what}: ${e.message.split("\n")[0]}`);
+  }
+}
+
+before(async () => {
+  browser = await launchBrowser();
+  leaderContext = await browser.newContext({ ...DESKTOP, baseURL: BASE_URL });
+  leader = await newPage(leaderContext, "leader");
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test("first run: / leads to /setup, creating the church signs the leader in", async () => {
+  const res = await leader.goto(url("/"));
+  assert.equal(res.status(), 200);
+  assert.equal(new URL(leader.url()).pathname, "/setup");
+  await leader.locator("h1").filter({ hasText: "Welcome to koinonia" }).waitFor();
+  assert.equal(await leader.locator("#code").count(), 0, "no setup code is asked on 127.0.0.1");
+  await screenshot(leader, "setup-desktop");
+
+  await leader.fill("#church_name", CHURCH.name);
+  await leader.fill("#church_number", CHURCH.number);
+  await leader.fill("#email", LEADER.email);
+  await leader.fill("#password", LEADER.password);
+  await leader.fill("#password_confirm", LEADER.password);
+  await Promise.all([leader.waitForURL("**/inbox"), leader.click("button:has-text('Create church')")]);
+
+  await leader.locator("#conversation-list li.empty").filter({ hasText: "No conversations yet" }).waitFor();
+  assert.equal(await leader.locator("header.topbar .brand").textContent(), CHURCH.name);
+  assert.match(await leader.locator(".who-am-i").textContent(), /pastor@grace\.test/);
+  await screenshot(leader, "inbox-empty-desktop");
+
+  // The church exists now: /setup is closed.
+  await leader.goto(url("/setup"));
+  assert.notEqual(new URL(leader.url()).pathname, "/setup");
+});
+
+test("sign out, a wrong password shows an error, the right one signs in", async () => {
+  await leader.goto(url("/inbox"));
+  await Promise.all([leader.waitForURL("**/login"), leader.click("button:has-text('Sign out')")]);
+  assert.equal(await leader.locator("#login-error").count(), 0);
+
+  // Signed out for real: the inbox sends us back to the login page.
+  await leader.goto(url("/inbox"));
+  assert.equal(new URL(leader.url()).pathname, "/login");
+
+  await leader.fill("#email", LEADER.email);
+  await leader.fill("#password", "not the password");
+  const [res] = await Promise.all([
+    leader.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/login"),
+    leader.click("button:has-text('Sign in')"),
+  ]);
+  assert.equal(res.status(), 401);
+  const error = leader.locator("#login-error");
+  await error.waitFor();
+  assert.equal(await error.getAttribute("role"), "alert");
+  assert.match(await error.textContent(), /Invalid email or password/);
+  assert.equal(await leader.inputValue("#email"), LEADER.email, "the email is kept");
+  assert.equal(await leader.inputValue("#password"), "", "the password is not echoed back");
+  await screenshot(leader, "login-error-desktop");
+
+  await leader.fill("#password", LEADER.password);
+  await Promise.all([leader.waitForURL("**/inbox"), leader.click("button:has-text('Sign in')")]);
+  await leader.locator("#conversation-list").waitFor();
+});
+
+test("a member texts a photo and a PDF from /sandbox; the leader sees them live and opens the original", async () => {
+  // The leader's inbox is open; mark the page so that a reload would be noticed.
+  await leader.goto(url("/inbox"));
+  await leader.evaluate(() => { window.__e2eNoReload = true; });
+  assert.equal(await leader.locator("a.conversation").count(), 0);
+
+  memberContext = await browser.newContext({ ...PHONE, baseURL: BASE_URL });
+  sim = await newPage(memberContext, "sandbox");
+  await sim.goto(url("/sandbox"));
+  await sim.fill("#sim-phone", MEMBER_PHONE);
+  await sim.locator("#sim-phone").dispatchEvent("change");
+  assert.equal(await sim.inputValue("#sim-church"), CHURCH.number);
+  await sim.locator("#sim-thread .empty").waitFor();
+  await sim.setInputFiles("#sim-files", [join(FIXTURES, "photo.jpg"), join(FIXTURES, "doc.pdf")]);
+  assert.match(await sim.locator("#sim-files-label").textContent(), /photo\.jpg, doc\.pdf/);
+  await sim.fill("#sim-text", MEMBER_TEXT);
+  const [sent] = await Promise.all([
+    sim.waitForResponse((r) => new URL(r.url()).pathname === "/sandbox/send"),
+    sim.click("#sim-send"),
+  ]);
+  assert.equal(sent.status(), 201);
+  await sim.locator("#sim-thread article.bubble.out").filter({ hasText: MEMBER_TEXT }).waitFor();
+  assert.equal(await sim.inputValue("#sim-text"), "", "the simulator clears its composer");
+
+  // Live: the conversation appears in the leader's list without a reload, unread.
+  const item = leader.locator("#conversation-list a.conversation").first();
+  await item.waitFor();
+  assert.equal(await leader.evaluate(() => window.__e2eNoReload), true, "the inbox was not reloaded");
+  assert.match(await item.getAttribute("class"), /\bunread\b/);
+  await item.locator(".badge").waitFor();
+  assert.match(await item.locator(".preview").textContent(), /Photos from Sunday/);
+  conversationId = await item.getAttribute("data-id");
+  assert.ok(conversationId);
+
+  await Promise.all([leader.waitForURL(`**/inbox/${conversationId}`), item.click()]);
+  const bubble = leader.locator("#messages article.bubble.in").filter({ hasText: MEMBER_TEXT });
+  await bubble.waitFor();
+  // The files are fetched by a background job; the bubble is swapped in when they are stored.
+  await until(leader, "the attachments to be stored", () =>
+    document.querySelectorAll("#messages .media.pending").length === 0 &&
+    document.querySelector("#messages a.media.image img") !== null &&
+    document.querySelector("#messages a.media.doc") !== null);
+  assert.equal(await leader.locator("#messages .media.failed").count(), 0);
+  const img = bubble.locator("a.media.image img");
+  await img.scrollIntoViewIfNeeded();
+  await until(leader, "the photo to load", () => {
+    const i = document.querySelector("#messages a.media.image img");
+    return i && i.complete && i.naturalWidth > 0;
+  });
+  assert.deepEqual(
+    await img.evaluate((i) => [i.naturalWidth, i.naturalHeight]),
+    [64, 48],
+    "the photo is shown at its own size",
+  );
+  const doc = bubble.locator("a.media.doc");
+  assert.match(await doc.locator(".doc-name").textContent(), /doc\.pdf/);
+
+  // The image's link leads to the untouched original (302 → the file), byte for byte.
+  const href = await bubble.locator("a.media.image").getAttribute("href");
+  const original = await leader.request.get(url(href));
+  assert.equal(original.status(), 200);
+  assert.match(original.headers()["content-type"] || "", /^image\/jpeg/);
+  assert.equal(sha256(await original.body()), sha256(readFileSync(join(FIXTURES, "photo.jpg"))));
+  // …and a person clicking it gets the picture in a new tab.
+  const [tab] = await Promise.all([leaderContext.waitForEvent("page"), bubble.locator("a.media.image").click()]);
+  await tab.waitForLoadState();
+  await until(tab, "the original to display", () => {
+    const i = document.querySelector("img");
+    return i && i.complete && i.naturalWidth === 64;
+  });
+  await tab.close();
+
+  const pdf = await leader.request.get(url(await doc.getAttribute("href")));
+  assert.equal(pdf.status(), 200);
+  assert.equal(sha256(await pdf.body()), sha256(readFileSync(join(FIXTURES, "doc.pdf"))));
+});
+
+test("the leader replies with a caption and an image; the progress bar shows; the simulator receives it", async () => {
+  const image = makeScenePng(480, 320);
+  assert.ok(image.length < MMS_MAX, `the reply image (${image.length} bytes) fits in an MMS`);
+
+  await leader.fill("#content", CAPTION);
+  await leader.setInputFiles("#file", { name: "picnic.png", mimeType: "image/png", buffer: image });
+  await leader.locator("#preview-image").waitFor();
+  await until(leader, "the preview to load", () => document.getElementById("preview-image").naturalWidth === 480);
+  assert.equal(await leader.locator("#file-name").textContent(), "picnic.png");
+  assert.match(await leader.locator("#file-size").textContent(), /\d+ (KB|bytes)/);
+  assert.equal((await leader.locator("#note").textContent()).trim(), "Will be sent at full quality");
+  await screenshot(leader, "composer-attached-desktop");
+
+  // Hold the upload at the network layer so the progress bar's moment can be seen for sure.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  let seen;
+  const reached = new Promise((resolve) => { seen = resolve; });
+  await leader.route("**/reply-with-media", async (route) => {
+    seen();
+    await held;
+    await route.continue();
+  });
+  const response = leader.waitForResponse((r) => r.url().endsWith("/reply-with-media"));
+  await leader.click("#send");
+  await reached;
+  assert.equal(await leader.locator("#progress").isVisible(), true, "the progress bar shows during the upload");
+  assert.equal(await leader.locator("#send").isDisabled(), true, "Send is disabled during the upload");
+  await screenshot(leader, "thread-uploading-desktop");
+  release();
+  assert.equal((await response).status(), 201);
+  await leader.unroute("**/reply-with-media");
+
+  await leader.locator("#progress").waitFor({ state: "hidden" });
+  const out = leader.locator("#messages article.bubble.out").filter({ hasText: CAPTION });
+  await out.waitFor();
+  await until(leader, "the sent image to load", (caption) => {
+    const b = [...document.querySelectorAll("#messages article.bubble.out")].find((x) => x.textContent.includes(caption));
+    const i = b?.querySelector("a.media.image img");
+    return i && i.complete && i.naturalWidth === 480;
+  }, CAPTION);
+  assert.equal(await leader.inputValue("#content"), "", "the composer is cleared");
+  assert.equal(await leader.locator("#attachment").isHidden(), true);
+  assert.equal(await leader.locator("#composer-error").isHidden(), true);
+
+  // The simulator, still open and never reloaded, shows the church's reply with the picture.
+  const reply = sim.locator("#sim-thread article.bubble.in").filter({ hasText: CAPTION });
+  await reply.waitFor();
+  await until(sim, "the reply's image on the phone", () => {
+    const i = document.querySelector("#sim-thread article.bubble.in img.media.image");
+    return i && i.complete && i.naturalWidth === 480;
+  });
+  const src = await reply.locator("img.media.image").getAttribute("src");
+  const received = await sim.request.get(url(src));
+  assert.equal(received.status(), 200);
+  assert.equal(sha256(await received.body()), sha256(image), "the member receives the file untouched");
+  await screenshot(sim, "sandbox-phone");
+});
+
+test("a file over the MMS limit is announced as a link", async () => {
+  const big = makeNoisePng(110, 110); // ~36 KB of noise: above MMS_MAX_ATTACHMENT_BYTES (20000)
+  assert.ok(big.length > MMS_MAX, `the generated file (${big.length} bytes) is above the MMS limit (${MMS_MAX})`);
+  await leader.setInputFiles("#file", { name: "noise.png", mimeType: "image/png", buffer: big });
+  const note = leader.locator("#note");
+  await note.waitFor();
+  assert.equal((await note.textContent()).trim(), "Too large for MMS — will be sent as a link to the full-quality file");
+  assert.match(await note.getAttribute("class"), /\blink\b/);
+  await leader.locator("#preview-image").waitFor();
+  await screenshot(leader, "composer-oversize-desktop");
+
+  await leader.click("#remove-file");
+  await leader.locator("#attachment").waitFor({ state: "hidden" });
+  assert.equal(await note.isHidden(), true);
+  assert.equal(await leader.evaluate(() => document.getElementById("file").files.length), 0);
+});
+
+test("keyboard: Shift+Enter adds a line, Enter sends", async () => {
+  const outs = leader.locator("#messages article.bubble.out");
+  const before = await outs.count();
+  const content = leader.locator("#content");
+  await content.click();
+  await content.pressSequentially("See you on Sunday");
+  await content.press("Shift+Enter");
+  await content.pressSequentially("Bring a friend");
+  assert.equal(await content.inputValue(), "See you on Sunday\nBring a friend");
+  assert.equal(await outs.count(), before, "Shift+Enter does not send");
+
+  await content.press("Enter");
+  const sent = outs.filter({ hasText: "Bring a friend" });
+  await sent.waitFor();
+  assert.equal(await outs.count(), before + 1);
+  assert.match(await sent.locator("p.text").textContent(), /See you on Sunday\s+Bring a friend/);
+  await until(leader, "the composer to clear", () => document.getElementById("content").value === "");
+  await sim.locator("#sim-thread article.bubble.in").filter({ hasText: "Bring a friend" }).waitFor();
+});
+
+test("screenshots of the inbox and a thread at desktop and phone widths", async () => {
+  assert.ok(conversationId, "a conversation exists");
+  // Desktop: list and thread side by side.
+  await leader.goto(url("/inbox"));
+  await leader.locator("#conversation-list a.conversation").first().waitFor();
+  await leader.locator(".placeholder").waitFor();
+  await screenshot(leader, "inbox-desktop");
+  await leader.goto(url(`/inbox/${conversationId}`));
+  await leader.locator(".list-pane").waitFor();
+  await leader.locator("#composer").waitFor();
+  await until(leader, "every image in the thread to load", () =>
+    [...document.querySelectorAll("#messages img")].every((i) => i.complete && i.naturalWidth > 0));
+  await screenshot(leader, "thread-desktop");
+
+  // Phone: the list and the thread are separate views.
+  const phone = await browser.newContext({ ...PHONE, baseURL: BASE_URL, storageState: await leaderContext.storageState() });
+  const page = await newPage(phone, "leader-phone");
+  await page.goto(url("/inbox"));
+  await page.locator("#conversation-list a.conversation").first().waitFor();
+  assert.equal(await page.locator(".thread-pane").isHidden(), true, "no thread pane beside the list on a phone");
+  await screenshot(page, "inbox-phone");
+  await Promise.all([page.waitForURL(`**/inbox/${conversationId}`), page.locator("a.conversation").first().click()]);
+  await page.locator("#composer").waitFor();
+  assert.equal(await page.locator(".list-pane").isHidden(), true, "the list is hidden in a thread on a phone");
+  await page.locator(".thread-head .back").waitFor();
+  await until(page, "every image in the thread to load", () =>
+    [...document.querySelectorAll("#messages img")].every((i) => i.complete && i.naturalWidth > 0));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await screenshot(page, "thread-phone");
+  assert.ok(overflow <= 0, `the thread fits the phone's width (overflows by ${overflow}px)`);
+  await phone.close();
+
+  // The simulator at desktop width too.
+  const desk = await browser.newContext({ ...DESKTOP, baseURL: BASE_URL });
+  const simDesk = await newPage(desk, "sandbox-desktop");
+  await simDesk.goto(url("/sandbox"));
+  await simDesk.fill("#sim-phone", MEMBER_PHONE);
+  await simDesk.locator("#sim-phone").dispatchEvent("change");
+  await simDesk.locator("#sim-thread article.bubble").first().waitFor();
+  await until(simDesk, "the simulator's images to load", () =>
+    [...document.querySelectorAll("#sim-thread img")].every((i) => i.complete && i.naturalWidth > 0));
+  await screenshot(simDesk, "sandbox-desktop");
+  await desk.close();
+});
+
+test("no script errors and no Content-Security-Policy violations in any page", () => {
+  assert.deepEqual(problems, []);
+});

@@ -1,0 +1,114 @@
+// Helpers shared by the end-to-end tests: the browser, generated images, hashes, screenshots.
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deflateSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+export const BASE_URL = (process.env.BASE_URL || "http://127.0.0.1:3000").replace(/\/$/, "");
+export const FIXTURES = process.env.FIXTURES || new URL("../tests/fixtures/media/", import.meta.url).pathname;
+export const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || new URL("../target/e2e/", import.meta.url).pathname;
+export const MMS_MAX = Number(process.env.MMS_MAX_ATTACHMENT_BYTES || 614400);
+
+export const DESKTOP = { viewport: { width: 1280, height: 800 } };
+export const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+/** Debian's Chromium, headless, with nothing reaching out to the network by itself. */
+export async function launchBrowser() {
+  // Playwright gives every launch a fresh, temporary user-data-dir of its own (removed on close);
+  // the extra folder below keeps Chromium's disk cache and crash dumps out of $HOME as well.
+  const scratch = mkdtempSync(join(tmpdir(), "koinonia-chromium-"));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--disk-cache-dir=${join(scratch, "cache")}`,
+      `--crash-dumps-dir=${join(scratch, "crashes")}`,
+    ],
+  });
+  browser.on("disconnected", () => rmSync(scratch, { recursive: true, force: true }));
+  return browser;
+}
+
+export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
+/** Saves a full-page screenshot as SCREENSHOT_DIR/name.png and returns its path. */
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  const path = join(SCREENSHOT_DIR, `${name}.png`);
+  await page.screenshot({ path, fullPage: false });
+  return path;
+}
+
+// ---- PNG writing (RGB, 8 bits, no interlace) ------------------------------------------------
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+const crc32 = (buf) => {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+};
+const chunk = (type, data) => {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+};
+
+/** A valid PNG of width×height whose pixel (x, y) is pixel(x, y) → [r, g, b]. */
+export function makePng(width, height, pixel) {
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  let o = 0;
+  for (let y = 0; y < height; y++) {
+    raw[o++] = 0; // filter: none
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = pixel(x, y);
+      raw[o++] = r;
+      raw[o++] = g;
+      raw[o++] = b;
+    }
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type: RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw, { level: 9 })),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+/** A picture-like image (smooth colour bands and a sun) that compresses well: a few KB. */
+export function makeScenePng(width = 480, height = 320) {
+  return makePng(width, height, (x, y) => {
+    const dx = x - width * 0.72, dy = y - height * 0.3;
+    if (dx * dx + dy * dy < (height * 0.12) ** 2) return [250, 204, 60];
+    if (y > height * 0.65) return [40 + ((x >> 5) & 1) * 10, 120, 60];
+    const t = y / height;
+    return [Math.round(90 + 100 * t), Math.round(150 + 60 * t), 235];
+  });
+}
+
+/** Noise, which does not compress: about width×height×3 bytes. Deterministic (a small LCG). */
+export function makeNoisePng(width, height, seed = 12345) {
+  let s = seed >>> 0;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24);
+  return makePng(width, height, () => [next(), next(), next()]);
+}
