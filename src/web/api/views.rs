@@ -159,6 +159,11 @@ impl ConversationView {
     pub fn time_label(&self) -> String {
         short_time(&self.last_message_at)
     }
+
+    /// Whether a leader has named the member (otherwise the number is the name).
+    pub fn has_name(&self) -> bool {
+        self.display_name() != self.member.phone
+    }
 }
 
 impl MessageView {
