@@ -39,6 +39,14 @@ export async function launchBrowser() {
   return browser;
 }
 
+/** Closes the browser and removes its scratch folder. */
+export async function closeBrowser(browser) {
+  if (!browser?.isConnected()) return;
+  const gone = new Promise((resolve) => browser.once("disconnected", resolve));
+  await browser.close();
+  await gone;
+}
+
 export const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 /** Saves a full-page screenshot as SCREENSHOT_DIR/name.png and returns its path. */

@@ -108,7 +108,17 @@
     observer.observe(button);
   };
   messages?.addEventListener("click", (e) => { const b = e.target.closest("#older"); if (b) loadOlder(b); });
-  if (messages) { scrollToBottom(); watchOlder(); }
+  if (messages) {
+    // Stay at the newest message while images and videos load and grow the thread, unless the
+    // leader scrolled up to read.
+    let stick = true;
+    messages.addEventListener("scroll", () => { stick = atBottom(); }, { passive: true });
+    const keep = () => { if (stick) scrollToBottom(); };
+    messages.addEventListener("load", keep, true);
+    messages.addEventListener("loadedmetadata", keep, true);
+    scrollToBottom();
+    watchOlder();
+  }
 
   // ---- the composer ------------------------------------------------------------------------
   const form = document.getElementById("composer");

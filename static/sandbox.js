@@ -48,9 +48,11 @@
       error.hidden = false;
       files.value = "";
       label.textContent = "";
+      label.hidden = true;
       return;
     }
     label.textContent = list.map((f) => f.name).join(", ");
+    label.hidden = list.length === 0;
   });
   text.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
@@ -72,6 +74,7 @@
         text.value = "";
         files.value = "";
         label.textContent = "";
+        label.hidden = true;
         last = "";
         refresh();
       } else {
