@@ -27,6 +27,7 @@ pub struct Inner {
     pub phone: PhoneCrypto,
     pub sessions: SessionKeys,
     pub jobs: JobsHandle,
+    pub limits: crate::limits::AbuseLimits,
     /// The one-time code `/setup` asks for when koinonia listens beyond loopback (printed by
     /// `serve` at start-up), so nobody else can claim a fresh deployment.
     pub setup_code: Option<String>,
@@ -77,6 +78,7 @@ impl AppState {
             carrier,
             send_limits,
             phone: PhoneCrypto::new(&config.secrets),
+            limits: crate::limits::AbuseLimits::new(&config.limits),
             csrf: crate::crypto::signed_url::UrlSigner::new(config.secrets.derived_key("csrf")),
             setup_code: (!config.host.is_loopback()).then(setup_code),
             sessions: SessionKeys::new(&config.secrets),
@@ -132,6 +134,7 @@ impl App {
         let router = crate::web::router(state.clone());
         let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(25)));
         tokio::spawn(state.live.clone().run_listener(shutdown.clone()));
+        tokio::spawn(crate::retention::run_daily(state.clone(), shutdown.clone()));
         let stop = shutdown.clone();
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -146,6 +146,7 @@ pub struct Config {
     pub media_fetch_allow_private: bool,
     pub secrets: Secrets,
     pub workers: WorkerTuning,
+    pub limits: crate::limits::LimitSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -336,6 +337,7 @@ impl Config {
             media_fetch_allow_private,
             secrets,
             workers: WorkerTuning::default(),
+            limits: crate::limits::LimitSettings::default(),
         })
     }
 

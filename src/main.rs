@@ -30,10 +30,24 @@ enum Command {
         #[command(subcommand)]
         action: LeaderAction,
     },
+    /// Media retention.
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
     /// Measure koinonia's paths against a baseline (developers).
     Bench {
         #[command(subcommand)]
         what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionAction {
+    /// One retention sweep now: deletes media older than --days (default MEDIA_RETENTION_DAYS).
+    Run {
+        #[arg(long)]
+        days: Option<u32>,
     },
 }
 
@@ -113,6 +127,23 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Retention { action: RetentionAction::Run { days } } => {
+            let days = days.unwrap_or(config.media_retention_days);
+            if days == 0 {
+                anyhow::bail!("--days must be at least 1 (MEDIA_RETENTION_DAYS=0 turns the daily sweep off)");
+            }
+            let state = koinonia::AppState::build(config).await?;
+            let report = koinonia::retention::sweep(&state, days, koinonia::clock::now()).await?;
+            println!(
+                "retention: {} files older than {days} days examined, {} deleted, {} failed",
+                report.examined, report.deleted, report.failed
+            );
+            state.db.close().await;
+            if report.failed > 0 {
+                anyhow::bail!("{} files could not be deleted; run again later", report.failed);
+            }
+            Ok(())
+        }
         Command::Bench { what: BenchWhat::Ingest { size_mb, dir } } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
             let report = koinonia::bench::ingest(size_mb, &dir).await?;

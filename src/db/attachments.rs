@@ -179,3 +179,50 @@ pub async fn find_by_link_token(c: &mut Conn<'_>, token: &str) -> Result<Option<
     let sql = format!("SELECT {COLUMNS} FROM attachments WHERE link_token = $1");
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(token).fetch_optional(&mut **q).await)
 }
+
+/// Stored files older than `cutoff`, not kept, after the keyset position `after`, oldest first.
+pub async fn expired(
+    c: &mut Conn<'_>,
+    cutoff: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, AttachmentId)>,
+    limit: i64,
+) -> Result<Vec<AttachmentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM attachments
+         WHERE status = 'stored' AND keep = false AND stored_at < $1
+           AND ($2 IS NULL OR stored_at > $2 OR (stored_at = $2 AND id > $3))
+         ORDER BY stored_at, id LIMIT $4"
+    );
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
+        .bind(cutoff)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit)
+        .fetch_all(&mut **q)
+        .await)
+}
+
+/// stored → deleted (its object already removed), unless a leader marked it "keep" meanwhile.
+pub async fn mark_deleted(c: &mut Conn<'_>, id: AttachmentId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE attachments SET status = 'deleted', deleted_at = $2, failure_reason = $3
+         WHERE id = $1 AND status = 'stored' AND keep = false"
+    )
+    .bind(id)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// Exempts a file from retention (or not); false when it is not this church's.
+pub async fn set_keep(c: &mut Conn<'_>, church: ChurchId, id: AttachmentId, keep: bool) -> Result<bool> {
+    run!(c, |q| sqlx::query("UPDATE attachments SET keep = $3 WHERE church_id = $1 AND id = $2")
+        .bind(church)
+        .bind(id)
+        .bind(keep)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}

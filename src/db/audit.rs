@@ -49,3 +49,26 @@ pub async fn page(c: &mut Conn<'_>, church: ChurchId, before: Option<Uuid>, limi
     );
     run!(c, |q| sqlx::query_as::<_, AuditRow>(&sql).bind(church).bind(before).bind(limit).fetch_all(&mut **q).await)
 }
+
+/// Like [`page`], with the acting leader's email where the actor is a leader.
+pub async fn page_with_actor(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<(AuditRow, Option<String>)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        entry: AuditRow,
+        actor_email: Option<String>,
+    }
+    const SQL: &str = "SELECT a.id, a.church_id, a.actor_type, a.actor_id, a.action, a.subject_type, a.subject_id,
+                              a.client_addr, a.detail, a.created_at, l.email AS actor_email
+                       FROM audit_log a LEFT JOIN leaders l ON a.actor_type = 'leader' AND l.id = a.actor_id
+                       WHERE a.church_id = $1 AND ($2 IS NULL OR a.id < $2)
+                       ORDER BY a.id DESC LIMIT $3";
+    let rows =
+        run!(c, |q| sqlx::query_as::<_, Row>(SQL).bind(church).bind(before).bind(limit).fetch_all(&mut **q).await)?;
+    Ok(rows.into_iter().map(|r| (r.entry, r.actor_email)).collect())
+}

@@ -7,6 +7,7 @@ mod dashboard;
 mod db_contract;
 mod inbound_flow;
 mod media_fetch;
+mod operations;
 mod outbound;
 mod process;
 mod read_api;

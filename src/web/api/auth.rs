@@ -72,6 +72,10 @@ pub async fn authenticate(
     if email.is_empty() || password_text.is_empty() {
         return Err(ApiError::bad_request("email and password are required"));
     }
+    if let Err(wait) = state.limits.login(&email, addr.0) {
+        metrics::counter!("koinonia_rate_limited_total", "what" => "login").increment(1);
+        return Err(ApiError::RateLimited(crate::limits::retry_after_secs(wait)));
+    }
     let found = {
         let mut pooled = state.db.acquire().await?;
         db::leaders::find_by_email(&mut pooled.conn(), &email).await?

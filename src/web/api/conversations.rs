@@ -11,7 +11,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{page_limit, views};
+use super::{next_page, page_limit, views};
 use crate::app::AppState;
 use crate::db;
 use crate::db::conversations::{InboxCursor, InboxFilter};
@@ -78,18 +78,6 @@ fn search_filter(state: &AppState, q: Option<&str>) -> InboxFilter {
         name_like: Some(q.to_lowercase()),
         last_digits: (only_number && (1..=4).contains(&digits.len())).then_some(digits),
         phone_hash: only_number.then(|| Phone::parse(q).ok()).flatten().map(|p| state.phone.blind_index(&p)),
-    }
-}
-
-/// Rows were fetched with `limit + 1`: when the extra one came, it is dropped and the cursor of
-/// the last kept row is the next page's.
-fn next_page<T>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(cursor)
-    } else {
-        None
     }
 }
 

@@ -31,7 +31,8 @@ async fn open(
         Some(AttachmentStatus::Stored) => {}
         Some(AttachmentStatus::Pending) => return Err(ApiError::Conflict("not stored yet".into())),
         Some(AttachmentStatus::Deleted) => {
-            return Err(ApiError::Status(StatusCode::GONE, "this file was removed by the retention policy".into()))
+            let why = a.failure_reason.clone().unwrap_or_else(|| "media removed".into());
+            return Err(ApiError::Status(StatusCode::GONE, format!("this file is gone: {why}")));
         }
         Some(AttachmentStatus::Failed) | None => {
             let reason = a.failure_reason.as_deref().unwrap_or("unknown reason");

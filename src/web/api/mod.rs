@@ -4,6 +4,7 @@ use axum::Router;
 
 use crate::app::AppState;
 
+pub mod audit_log;
 pub mod auth;
 pub mod conversations;
 pub mod media;
@@ -13,6 +14,7 @@ pub mod webhooks;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(audit_log::router())
         .merge(auth::router())
         .merge(conversations::router())
         .merge(replies::router())
@@ -26,5 +28,17 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, super::error::ApiError>
         None => Ok(50),
         Some(n) if n >= 1 => Ok(n.min(200)),
         Some(_) => Err(super::error::ApiError::bad_request("limit must be between 1 and 200")),
+    }
+}
+
+/// Rows were fetched with `limit + 1`: when the extra one came, it is dropped and the cursor of
+/// the last kept row is the next page's.
+pub fn next_page<T>(rows: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(cursor)
+    } else {
+        None
     }
 }

@@ -63,6 +63,7 @@ async fn reply(
     AppPath(id): AppPath<ConversationId>,
     AppJson(body): AppJson<ReplyBody>,
 ) -> ApiResult<Response> {
+    limit(state.limits.reply(leader.id), "reply")?;
     let recorded =
         outbound::reply(&state, &leader, id, Reply { content: body.content, upload: None, force: body.force }).await?;
     Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
@@ -79,6 +80,7 @@ async fn start(
     leader: Leader,
     AppJson(body): AppJson<StartBody>,
 ) -> ApiResult<Response> {
+    limit(state.limits.reply(leader.id), "reply")?;
     let phone = Phone::parse(&body.phone).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
     let (conversation, recorded) = outbound::start_conversation(&state, &leader, &phone, &body.content).await?;
     let mut pooled = state.db.acquire().await?;
@@ -91,6 +93,14 @@ async fn start(
             "message": recorded_view(&recorded),
         }),
     ))
+}
+
+/// 429 when a per-leader limit is reached.
+fn limit(check: Result<(), std::time::Duration>, what: &'static str) -> ApiResult<()> {
+    check.map_err(|wait| {
+        metrics::counter!("koinonia_rate_limited_total", "what" => what).increment(1);
+        ApiError::RateLimited(crate::limits::retry_after_secs(wait))
+    })
 }
 
 fn too_large(state: &AppState) -> ApiError {
@@ -107,6 +117,7 @@ async fn reply_with_media(
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> ApiResult<Response> {
+    limit(state.limits.upload(leader.id), "upload")?;
     // A declared length beyond the limit is refused before a byte is read.
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());

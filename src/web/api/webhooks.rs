@@ -49,6 +49,11 @@ fn verified(
     let now = clock::now().timestamp();
     if let Err(e) = webhook::verify(state.config.telnyx_public_key.as_ref(), headers, body, now) {
         rejected(route, e.label());
+        // Only refused webhooks count against an address: a correctly signed one never waits.
+        if let Err(wait) = state.limits.bad_webhook(addr.0) {
+            metrics::counter!("koinonia_rate_limited_total", "what" => "webhook").increment(1);
+            return Err(ApiError::RateLimited(crate::limits::retry_after_secs(wait)));
+        }
         tracing::warn!(route, reason = %e, client = ?addr.0, "webhook refused: bad signature");
         return Err(ApiError::Unauthorized("invalid webhook signature"));
     }

@@ -210,12 +210,12 @@ async fn login_form(State(state): State<AppState>) -> PageResult {
 async fn login(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<LoginForm>) -> PageResult {
     match authenticate(&state, &form.email, &form.password, addr).await {
         Ok((token, _)) => signed_in(&state, &token),
-        Err(e @ (ApiError::Unauthorized(_) | ApiError::BadRequest(_))) => {
+        Err(e @ (ApiError::Unauthorized(_) | ApiError::BadRequest(_) | ApiError::RateLimited(_))) => {
             let status = e.status();
-            let error = if status == StatusCode::UNAUTHORIZED {
-                "Invalid email or password.".to_owned()
-            } else {
-                "Enter your email and password.".to_owned()
+            let error = match &e {
+                ApiError::Unauthorized(_) => "Invalid email or password.".to_owned(),
+                ApiError::RateLimited(secs) => format!("Too many attempts. Try again in {secs} seconds."),
+                _ => "Enter your email and password.".to_owned(),
             };
             Ok((status, page_headers(&state), LoginPage { error: Some(error), email: form.email }).into_response())
         }

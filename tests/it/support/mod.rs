@@ -43,6 +43,8 @@ pub struct Options {
     pub telnyx_timeout_ms: u64,
     /// Share an existing PostgreSQL database (several instances of one deployment).
     pub database_url: Option<String>,
+    /// Abuse limits other than the defaults.
+    pub limits: Option<koinonia::limits::LimitSettings>,
 }
 
 impl Default for Options {
@@ -50,7 +52,7 @@ impl Default for Options {
         let mut vars = HashMap::new();
         vars.insert("MEDIA_FETCH_ALLOW_PRIVATE".into(), "true".into());
         vars.insert("MEDIA_FETCH_MAX_ATTEMPTS".into(), "4".into());
-        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000, database_url: None }
+        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000, database_url: None, limits: None }
     }
 }
 
@@ -170,6 +172,9 @@ impl TestApp {
         config.workers.send_backoff_base = Duration::from_millis(20);
         config.workers.send_reconcile = Duration::from_millis(options.reconcile_ms);
         config.workers.telnyx_timeout = Duration::from_millis(options.telnyx_timeout_ms);
+        if let Some(limits) = &options.limits {
+            config.limits = limits.clone();
+        }
         let database_url = vars.get("DATABASE_URL").filter(|u| u.starts_with("postgres")).cloned();
         let app = App::build(config).await.expect("app starts");
         let addr = app.local_addr().expect("addr");
@@ -276,6 +281,15 @@ impl TestApp {
             koinonia::db::Db::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await.expect("count"),
             koinonia::db::Db::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.expect("count"),
         }
+    }
+
+    /// Runs one statement with one timestamp parameter (tests only: e.g. to age rows).
+    pub async fn exec_at(&self, sql: &str, at: chrono::DateTime<chrono::Utc>) {
+        match &self.state.db {
+            koinonia::db::Db::Postgres(p) => sqlx::query(sql).bind(at).execute(p).await.map(|_| ()),
+            koinonia::db::Db::Sqlite(p) => sqlx::query(sql).bind(at).execute(p).await.map(|_| ()),
+        }
+        .expect("statement");
     }
 
     /// Files in the media store (local folder or the S3 server's bucket).

@@ -1,0 +1,106 @@
+//! Retention: media older than `MEDIA_RETENTION_DAYS` leaves the store; the message text stays.
+//!
+//! The sweep is driven by the database, page by page in `stored_at` order, so it resumes where
+//! it stopped and never lists the bucket. Each file's object is deleted first, then its row is
+//! marked `deleted` only if it is still `stored` and not kept: two sweeps at once (two
+//! instances) both delete idempotently and exactly one records the deletion and its audit row.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::audit;
+use crate::clock;
+use crate::db;
+
+const PAGE: i64 = 200;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub examined: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+/// Deletes the media stored more than `days` days before `now`.
+pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<SweepReport, sqlx::Error> {
+    let cutoff = now - chrono::Duration::days(i64::from(days));
+    let reason = format!("media removed after {days} days");
+    let mut report = SweepReport::default();
+    let mut after = None;
+    loop {
+        let page = {
+            let mut pooled = state.db.acquire().await?;
+            db::attachments::expired(&mut pooled.conn(), cutoff, after, PAGE).await?
+        };
+        let Some(last) = page.last() else { break };
+        after = last.stored_at.map(|at| (at, last.id));
+        for a in &page {
+            report.examined += 1;
+            if let Some(key) = &a.storage_key {
+                if let Err(e) = state.store.delete(key).await {
+                    report.failed += 1;
+                    tracing::warn!(attachment = %a.id, error = %e, "retention: could not delete; will try on the next sweep");
+                    continue;
+                }
+            }
+            let recorded = {
+                let mut pooled = state.db.acquire().await?;
+                let c = &mut pooled.conn();
+                let won = db::attachments::mark_deleted(c, a.id, &reason, clock::now()).await?;
+                if won {
+                    let entry = audit::Entry {
+                        church: Some(a.church_id),
+                        actor_type: "system",
+                        actor_id: None,
+                        action: "media.delete",
+                        subject: None,
+                        client: crate::web::auth::ClientAddr(None),
+                        detail: Some(serde_json::json!({ "reason": "retention", "days": days, "name": a.name })),
+                    }
+                    .subject("attachment", a.id.0);
+                    audit::record(c, entry).await?;
+                }
+                won
+            };
+            if recorded {
+                report.deleted += 1;
+                metrics::counter!("koinonia_media_deleted_total", "reason" => "retention").increment(1);
+                let event =
+                    crate::live::Event::Message { conversation_id: a.conversation_id, message_id: a.message_id };
+                state.live.publish(a.church_id, event).await;
+            }
+        }
+        if (page.len() as i64) < PAGE {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// The daily sweep inside `serve` (first run a minute after start). `MEDIA_RETENTION_DAYS=0`
+/// turns it off.
+pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
+    let days = state.config.media_retention_days;
+    if days == 0 {
+        tracing::info!("retention sweep disabled (MEDIA_RETENTION_DAYS=0)");
+        return;
+    }
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match sweep(&state, days, clock::now()).await {
+            Ok(r) => {
+                tracing::info!(examined = r.examined, deleted = r.deleted, failed = r.failed, "retention sweep done")
+            }
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; next one in a day"),
+        }
+        wait = Duration::from_secs(24 * 3600);
+    }
+}

@@ -1,0 +1,217 @@
+//! Operations: retention, the audit log, abuse limits.
+
+use std::time::Duration;
+
+use koinonia::limits::{LimitSettings, Rate};
+use serde_json::{json, Value};
+
+use crate::inbound_flow::{serve_fixture, settled_thread, CHURCH_NUMBER, MEMBER_NUMBER};
+use crate::support::{fixture, received_event, Backend, Options, Store, TestApp};
+
+const MMS: &str = "/api/webhooks/telnyx/mms";
+
+/// A member sends three files; returns (token, conversation, attachment ids).
+async fn three_files(app: &TestApp) -> (String, String, Vec<String>) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let mut media = Vec::new();
+    for f in ["photo.jpg", "doc.pdf", "voice.amr"] {
+        media.push(serve_fixture(app, &fixture(f)).await);
+    }
+    let res =
+        app.post_webhook(MMS, &received_event("evt-r", MEMBER_NUMBER, CHURCH_NUMBER, "Keep the words", media)).await;
+    assert_eq!(res.status(), 200);
+    let list = app.get_json(&token, "/api/conversations").await;
+    let conv = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    let thread = settled_thread(app, &token, &conv).await;
+    let ids = thread["data"]["messages"][0]["media"]
+        .as_array()
+        .expect("media")
+        .iter()
+        .map(|a| a["id"].as_str().expect("id").to_owned())
+        .collect();
+    (token, conv, ids)
+}
+
+async fn retention_sweeps(app: TestApp) {
+    let (token, conv, ids) = three_files(&app).await;
+    assert_eq!(app.stored_files().len(), 3);
+    // The leader keeps the first file.
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/attachments/{}", ids[0])))
+        .bearer_auth(&token)
+        .json(&json!({"keep": true}))
+        .send()
+        .await
+        .expect("keep");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.expect("json")["data"]["keep"], true);
+    // Nothing is old enough yet.
+    let now = koinonia::clock::now();
+    let report = koinonia::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    assert_eq!(report.deleted, 0);
+    // A year and a month later, two instances sweep at once.
+    app.exec_at("UPDATE attachments SET stored_at = $1", now - chrono::Duration::days(400)).await;
+    let (a, b) = tokio::join!(
+        koinonia::retention::sweep(&app.state, 365, now),
+        koinonia::retention::sweep(&app.state, 365, now)
+    );
+    let (a, b) = (a.expect("sweep a"), b.expect("sweep b"));
+    assert_eq!(a.deleted + b.deleted, 2, "each file deleted once: {a:?} {b:?}");
+    assert_eq!(a.failed + b.failed, 0);
+    assert_eq!(app.count("audit_log WHERE action = 'media.delete'").await, 2);
+    assert_eq!(app.stored_files().len(), 1, "only the kept file is left");
+    let thread = app.get_json(&token, &format!("/api/conversations/{conv}")).await;
+    let m = &thread["data"]["messages"][0];
+    assert_eq!(m["content"], "Keep the words", "the text stays");
+    let statuses: Vec<&str> =
+        m["media"].as_array().expect("media").iter().map(|a| a["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(statuses, ["stored", "deleted", "deleted"]);
+    let res = app.get(&token, &format!("/api/media/{}", ids[1])).await;
+    assert_eq!(res.status(), 410);
+    let body: Value = res.json().await.expect("json");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("media removed after 365 days")), "{body}");
+    assert_eq!(app.get(&token, &format!("/api/media/{}", ids[0])).await.status(), 302, "the kept file is still there");
+    // A later sweep has nothing left to do.
+    let again = koinonia::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    assert_eq!(again.deleted, 0);
+}
+
+crate::matrix!(retention, all, retention_sweeps);
+
+#[tokio::test]
+async fn the_audit_log_pages_through_a_churchs_actions_only() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    let (token, _conv, ids) = three_files(&app).await;
+    assert_eq!(app.get(&token, &format!("/api/media/{}", ids[0])).await.status(), 302);
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/attachments/{}", ids[1])))
+        .bearer_auth(&token)
+        .json(&json!({"keep": true}))
+        .send()
+        .await
+        .expect("keep");
+    assert_eq!(res.status(), 200);
+    let other = app.church("Hope", "+15551239999").await;
+    let other_token = app.leader(other, "b@hope.test").await;
+
+    let page = app.get_json(&token, "/api/audit?limit=2").await;
+    let entries = page["data"]["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["action"], "media.keep", "newest first");
+    assert_eq!(entries[1]["action"], "media.view");
+    assert_eq!(entries[1]["actorType"], "leader");
+    assert_eq!(entries[1]["actorEmail"], "pastor@grace.test");
+    assert_eq!(entries[1]["subjectType"], "attachment");
+    assert_eq!(entries[1]["subjectId"], ids[0].as_str());
+    assert_eq!(entries[1]["clientAddr"], "127.0.0.1");
+    assert!(entries[1]["createdAt"].as_str().is_some());
+    let cursor = page["data"]["nextCursor"].as_str().expect("more").to_owned();
+    let rest = app.get_json(&token, &format!("/api/audit?limit=2&cursor={cursor}")).await;
+    assert_eq!(rest["data"]["entries"][0]["action"], "leader.login");
+    assert_eq!(rest["data"]["nextCursor"], Value::Null);
+    // Another church's leader sees only their own login.
+    let theirs = app.get_json(&other_token, "/api/audit").await;
+    let actions: Vec<&str> = theirs["data"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["leader.login"]);
+    assert_eq!(
+        app.http
+            .patch(app.url(&format!("/api/attachments/{}", ids[2])))
+            .bearer_auth(&other_token)
+            .json(&json!({"keep": true}))
+            .send()
+            .await
+            .expect("keep")
+            .status(),
+        404
+    );
+}
+
+fn tight() -> LimitSettings {
+    let quick = Rate { burst: 3, every: Duration::from_millis(700) };
+    LimitSettings {
+        login_per_account: quick,
+        login_per_address: Rate { burst: 50, every: Duration::from_millis(100) },
+        replies_per_leader: quick,
+        uploads_per_leader: quick,
+        bad_webhooks_per_address: quick,
+    }
+}
+
+async fn retry_after(res: &reqwest::Response) -> u64 {
+    res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("retry-after")
+}
+
+#[tokio::test]
+async fn abuse_limits_answer_429_and_recover() {
+    let options = Options { limits: Some(tight()), ..Default::default() };
+    let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    koinonia::cli::create_leader(&app.state.db, church, "pastor@grace.test", "correct horse battery", false)
+        .await
+        .expect("leader");
+
+    // Logins per account.
+    let login = |password: &'static str| {
+        app.http
+            .post(app.url("/api/auth/login"))
+            .json(&json!({"email": "pastor@grace.test", "password": password}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(login("wrong password").await.expect("login").status(), 401);
+    }
+    let limited = login("correct horse battery").await.expect("login");
+    assert_eq!(limited.status(), 429);
+    let wait = retry_after(&limited).await;
+    assert!((1..=2).contains(&wait), "{wait}");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let ok = login("correct horse battery").await.expect("login");
+    assert_eq!(ok.status(), 200, "recovers after retry-after");
+    let token = ok.json::<Value>().await.expect("json")["data"]["token"].as_str().expect("token").to_owned();
+
+    // Forged webhooks per address; a correctly signed one is never limited.
+    let forged = || {
+        app.http
+            .post(app.url(MMS))
+            .header("telnyx-signature-ed25519", "AAAA")
+            .header("telnyx-timestamp", chrono::Utc::now().timestamp().to_string())
+            .body("{}")
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(forged().await.expect("forged").status(), 401);
+    }
+    let res = forged().await.expect("forged");
+    assert_eq!(res.status(), 429);
+    assert!(retry_after(&res).await >= 1);
+    let good = app.post_webhook(MMS, &received_event("evt-good", MEMBER_NUMBER, CHURCH_NUMBER, "Real", vec![])).await;
+    assert_eq!(good.status(), 200, "signed webhooks pass while forgeries are limited");
+
+    // Replies per leader.
+    let list = app.get_json(&token, "/api/conversations").await;
+    let conv = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    let reply = || {
+        app.http
+            .post(app.url(&format!("/api/conversations/{conv}/reply")))
+            .bearer_auth(&token)
+            .json(&json!({"content": "hi"}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(reply().await.expect("reply").status(), 201);
+    }
+    let res = reply().await.expect("reply");
+    assert_eq!(res.status(), 429);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["success"], false);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(reply().await.expect("reply").status(), 201);
+}
