@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod carrier;
 pub mod cli;

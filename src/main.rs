@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         action: LeaderAction,
     },
+    /// Embedded mode: a consistent copy of the database, media and secrets while serve runs.
+    Backup {
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Media retention.
     Retention {
         #[command(subcommand)]
@@ -127,6 +132,17 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Backup { to } => {
+            let r = koinonia::backup::run(&config, &to).await?;
+            println!(
+                "backup in {}: database {} bytes, {} media files ({} bytes), secrets.env",
+                to.display(),
+                r.database_bytes,
+                r.media_files,
+                r.media_bytes
+            );
+            Ok(())
+        }
         Command::Retention { action: RetentionAction::Run { days } } => {
             let days = days.unwrap_or(config.media_retention_days);
             if days == 0 {

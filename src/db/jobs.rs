@@ -181,3 +181,12 @@ pub async fn defer(
         .await
         .map(|r| r.rows_affected() == 1))
 }
+
+/// When the oldest job still waiting was queued (due or not).
+pub async fn oldest_queued(c: &mut Conn<'_>) -> Result<Option<DateTime<Utc>>> {
+    run!(c, |q| sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+        "SELECT MIN(created_at) FROM jobs WHERE state = 'queued'"
+    )
+    .fetch_one(&mut **q)
+    .await)
+}

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(record_latency))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -54,7 +55,37 @@ async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) ->
     }
 }
 
+/// `koinonia_http_request_duration_seconds` by method, route (the matched pattern, never the
+/// concrete path: ids and tokens stay out of metrics) and status.
+async fn record_latency(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!("koinonia_http_request_duration_seconds", "method" => method, "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    res
+}
+
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    // The queue's state is read from the database at scrape time, so every instance reports
+    // the shared queue.
+    if let Ok(mut pooled) = state.db.acquire().await {
+        let c = &mut pooled.conn();
+        for s in ["queued", "running", "failed"] {
+            if let Ok(n) = crate::db::jobs::count_by_state(c, s).await {
+                metrics::gauge!("koinonia_jobs", "state" => s).set(n as f64);
+            }
+        }
+        if let Ok(oldest) = crate::db::jobs::oldest_queued(c).await {
+            let age = oldest.map_or(0.0, |t| (crate::clock::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+            metrics::gauge!("koinonia_jobs_oldest_queued_age_seconds").set(age);
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 

@@ -215,3 +215,46 @@ async fn abuse_limits_answer_429_and_recover() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(reply().await.expect("reply").status(), 201);
 }
+
+/// Sum of a metric's samples (all label sets) in Prometheus text; panics on a malformed line.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    let mut sum = 0.0;
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("malformed line {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let metric = series.split('{').next().unwrap_or(series);
+        assert!(
+            metric.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        if series.contains('{') {
+            assert!(series.ends_with('}'), "unclosed labels in {line:?}");
+        }
+        if metric == name {
+            sum += value;
+        }
+    }
+    sum
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move_with_traffic() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    app.church("Grace", CHURCH_NUMBER).await;
+    let scrape =
+        || async { app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text") };
+    let before = scrape().await;
+    let received = metric_sum(&before, "koinonia_webhooks_received_total");
+    for i in 0..3 {
+        let res =
+            app.post_webhook(MMS, &received_event(&format!("m-{i}"), MEMBER_NUMBER, CHURCH_NUMBER, "hi", vec![])).await;
+        assert_eq!(res.status(), 200);
+    }
+    let after = scrape().await;
+    assert!(metric_sum(&after, "koinonia_webhooks_received_total") >= received + 3.0);
+    assert!(after.contains("koinonia_http_request_duration_seconds"), "HTTP latencies");
+    assert!(after.contains("koinonia_jobs{state=\"queued\"}"), "queue depth");
+    assert!(after.contains("koinonia_jobs_oldest_queued_age_seconds"));
+    // No phone number ever appears in metrics.
+    assert!(!after.contains("5550001"));
+}

@@ -121,3 +121,105 @@ async fn a_600_mb_upload_is_refused_with_memory_bounded_and_nothing_kept() {
     let list = http.get(format!("{}/api/conversations", server.base)).bearer_auth(&token).send().await.expect("list");
     assert_eq!(list.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    // A member texts a photo through the simulator.
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/media/photo.jpg")).expect("fixture");
+    let form = reqwest::multipart::Form::new()
+        .text("phone", "+13125550001")
+        .text("church", "+15551230000")
+        .text("text", "Before the backup")
+        .part("files", reqwest::multipart::Part::bytes(photo).file_name("photo.jpg"));
+    let res = reqwest::Client::new()
+        .post(format!("{}/sandbox/send", server.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 201);
+    let media = dir.path().join("koinonia-data/media");
+    for _ in 0..100 {
+        if !crate::support::files_under(&media).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Back up while the server runs.
+    let backup = dir.path().join("backup");
+    let out = koinonia(dir.path()).args(["backup", "--to"]).arg(&backup).output().expect("backup");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 media files"), "{}", String::from_utf8_lossy(&out.stdout));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(backup.join("secrets.env")).expect("secrets copied").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = koinonia(dir.path()).args(["backup", "--to"]).arg(&backup).output().expect("backup");
+    assert!(!again.status.success(), "never overwrites a backup");
+    drop(server);
+
+    // Restore: the backup folder is a data folder.
+    let restored_dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let child = koinonia(restored_dir.path())
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("KOINONIA_DATA_DIR", &backup)
+        .spawn()
+        .expect("serve the restored copy");
+    let restored = Server { child, base: format!("http://127.0.0.1:{port}") };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/healthz", restored.base)).await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{}/api/auth/login", restored.base))
+        .json(&json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let list: Value = http
+        .get(format!("{}/api/conversations", restored.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let conv = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    let thread: Value = http
+        .get(format!("{}/api/conversations/{conv}", restored.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("thread")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        thread["data"]["conversation"]["member"]["phone"], "+13125550001",
+        "numbers decrypt with the copied secrets"
+    );
+    let media_id = thread["data"]["messages"][0]["media"][0]["id"].as_str().expect("media").to_owned();
+    let res = reqwest::Client::builder()
+        .build()
+        .expect("client")
+        .get(format!("{}/api/media/{media_id}", restored.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("media");
+    assert_eq!(res.status(), 200, "the file follows to its stored original");
+}
