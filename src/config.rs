@@ -309,6 +309,21 @@ impl Config {
         };
         let media_fetch_allow_private = v.bool("MEDIA_FETCH_ALLOW_PRIVATE", false)?;
 
+        // Advanced knobs, not in the usual configuration: how long a job stays leased to an
+        // instance that stopped answering, and how long an interrupted send waits for its
+        // delivery report.
+        let mut workers = WorkerTuning::default();
+        let lease: u64 = v.parse("JOB_LEASE_SECONDS", workers.lease.as_secs())?;
+        if !(2..=3600).contains(&lease) {
+            return Err(invalid("JOB_LEASE_SECONDS", "must be between 2 and 3600"));
+        }
+        workers.lease = Duration::from_secs(lease);
+        let reconcile: u64 = v.parse("SEND_RECONCILE_SECONDS", workers.send_reconcile.as_secs())?;
+        if !(1..=86_400).contains(&reconcile) {
+            return Err(invalid("SEND_RECONCILE_SECONDS", "must be between 1 and 86400"));
+        }
+        workers.send_reconcile = Duration::from_secs(reconcile);
+
         let embedded = matches!(database, DatabaseKind::Sqlite { .. });
         let secrets = secrets::load(&v.0.clone(), &data_dir, embedded)?;
 
@@ -336,7 +351,7 @@ impl Config {
             log_format,
             media_fetch_allow_private,
             secrets,
-            workers: WorkerTuning::default(),
+            workers,
             limits: crate::limits::LimitSettings::default(),
         })
     }

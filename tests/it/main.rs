@@ -6,6 +6,7 @@ mod cli;
 mod dashboard;
 mod db_contract;
 mod inbound_flow;
+mod instances;
 mod media_fetch;
 mod operations;
 mod outbound;
