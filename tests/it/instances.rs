@@ -52,10 +52,11 @@ async fn start(env: &HashMap<String, String>, dir: &std::path::Path) -> Instance
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let child =
         koinonia(env, dir).arg("serve").env("PORT", port.to_string()).stdout(Stdio::null()).spawn().expect("serve");
-    let base = format!("http://127.0.0.1:{port}");
+    // Owned at once, so that it is killed and reaped whatever happens next.
+    let instance = Instance { child, base: format!("http://127.0.0.1:{port}") };
     for _ in 0..150 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status() == 200) {
-            return Instance { child, base };
+        if reqwest::get(format!("{}/healthz", instance.base)).await.is_ok_and(|r| r.status() == 200) {
+            return instance;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
