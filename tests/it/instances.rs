@@ -374,3 +374,75 @@ async fn sigterm_lets_running_downloads_finish() {
     assert_eq!((stored, jobs), (1, 0), "the running download finished before the process left");
     assert_eq!(cdn.received_requests().await.unwrap_or_default().len(), 1, "and ran once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_no_phone_numbers_or_secrets() {
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = HashMap::new();
+    env.insert(
+        "TELNYX_PUBLIC_KEY".to_owned(),
+        base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes()),
+    );
+    env.insert("LOG_FORMAT".to_owned(), "json".to_owned());
+    env.insert("RUST_LOG".to_owned(), "debug,sqlx=warn,hyper=warn,h2=warn,reqwest=warn".to_owned());
+    let out = koinonia(&env, dir.path())
+        .args(["church", "create", "--name", "Grace", "--number", CHURCH])
+        .output()
+        .expect("church");
+    assert!(out.status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let log = dir.path().join("serve.log");
+    let child = koinonia(&env, dir.path())
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let instance = Instance { child, base: format!("http://127.0.0.1:{port}") };
+    for _ in 0..100 {
+        if reqwest::get(format!("{}/healthz", instance.base)).await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let http = reqwest::Client::new();
+    for (i, text) in ["Hello from +13125550001", "STOP"].iter().enumerate() {
+        let body = serde_json::to_vec(&received_event(&format!("log-{i}"), "+13125550001", CHURCH, text, vec![]))
+            .expect("json");
+        let (ts, sig) = sign(&key, &body);
+        let res = http
+            .post(format!("{}/api/webhooks/telnyx/mms", instance.base))
+            .header("telnyx-timestamp", ts)
+            .header("telnyx-signature-ed25519", sig)
+            .body(body)
+            .send()
+            .await
+            .expect("webhook");
+        assert_eq!(res.status(), 200);
+    }
+    // A forged one is logged with its reason.
+    let res = http
+        .post(format!("{}/api/webhooks/telnyx/mms", instance.base))
+        .header("telnyx-timestamp", chrono::Utc::now().timestamp().to_string())
+        .header("telnyx-signature-ed25519", "AAAA")
+        .body("{}")
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(res.status(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(instance);
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 3, "{text}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some() && v.get("timestamp").is_some(), "{line}");
+    }
+    assert!(text.contains("bad signature"), "refusals are logged with their reason");
+    for secret in ["5550001", "13125550001", &env["TELNYX_PUBLIC_KEY"]] {
+        assert!(!text.contains(secret), "{secret} appears in the logs:\n{text}");
+    }
+}
