@@ -364,8 +364,13 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     let church = crate::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
     let leader_id =
         crate::cli::create_leader(&state.db, church, "bench@koinonia.test", "bench-password-0000", false).await?;
-    let leader =
-        crate::web::auth::Leader { id: leader_id, church, email: "bench@koinonia.test".into(), is_admin: false };
+    let leader = crate::web::auth::Leader {
+        id: leader_id,
+        church,
+        email: "bench@koinonia.test".into(),
+        is_admin: false,
+        session: None,
+    };
     let members = 100.min(messages);
     let mut conversations = Vec::with_capacity(members);
     for i in 0..members {

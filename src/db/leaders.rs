@@ -55,3 +55,58 @@ pub async fn record_login(c: &mut Conn<'_>, id: LeaderId, now: DateTime<Utc>) ->
         .await
         .map(|_| ()))
 }
+
+/// The leaders of one church, oldest first.
+pub async fn list(c: &mut Conn<'_>, church: ChurchId) -> Result<Vec<LeaderRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM leaders WHERE church_id = $1 ORDER BY created_at, id");
+    run!(c, |q| sqlx::query_as::<_, LeaderRow>(&sql).bind(church).fetch_all(&mut **q).await)
+}
+
+/// New password; every earlier session of the leader ends (the token version moves on).
+pub async fn set_password(c: &mut Conn<'_>, church: ChurchId, id: LeaderId, hash: &str) -> Result<Option<i64>> {
+    run!(c, |q| sqlx::query_scalar::<_, i64>(
+        "UPDATE leaders SET password_hash = $3, token_version = token_version + 1
+         WHERE church_id = $1 AND id = $2 RETURNING token_version"
+    )
+    .bind(church)
+    .bind(id)
+    .bind(hash)
+    .fetch_optional(&mut **q)
+    .await)
+}
+
+pub async fn delete(c: &mut Conn<'_>, church: ChurchId, id: LeaderId) -> Result<bool> {
+    run!(c, |q| sqlx::query("DELETE FROM leaders WHERE church_id = $1 AND id = $2")
+        .bind(church)
+        .bind(id)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+pub async fn count_admins(c: &mut Conn<'_>, church: ChurchId) -> Result<i64> {
+    run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM leaders WHERE church_id = $1 AND is_admin")
+        .bind(church)
+        .fetch_one(&mut **q)
+        .await)
+}
+
+/// Ends one session before it expires.
+pub async fn revoke_session(c: &mut Conn<'_>, jti: uuid::Uuid, expires_at: DateTime<Utc>) -> Result<()> {
+    run!(c, |q| sqlx::query(
+        "INSERT INTO revoked_sessions (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING"
+    )
+    .bind(jti)
+    .bind(expires_at)
+    .execute(&mut **q)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn is_revoked(c: &mut Conn<'_>, jti: uuid::Uuid) -> Result<bool> {
+    run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM revoked_sessions WHERE jti = $1")
+        .bind(jti)
+        .fetch_one(&mut **q)
+        .await
+        .map(|n| n > 0))
+}

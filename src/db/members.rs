@@ -103,3 +103,25 @@ pub async fn clear_unreachable(c: &mut Conn<'_>, church: ChurchId, id: MemberId,
     .await
     .map(|_| ()))
 }
+
+/// Names a member; false when the member is not this church's.
+pub async fn set_name(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    id: MemberId,
+    first: Option<&str>,
+    last: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE members SET first_name = $3, last_name = $4, updated_at = $5 WHERE church_id = $1 AND id = $2"
+    )
+    .bind(church)
+    .bind(id)
+    .bind(first)
+    .bind(last)
+    .bind(now)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}

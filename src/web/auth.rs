@@ -29,6 +29,8 @@ pub struct Leader {
     pub church: ChurchId,
     pub email: String,
     pub is_admin: bool,
+    /// The session's id and expiry (Unix seconds), for logout.
+    pub session: Option<(uuid::Uuid, i64)>,
 }
 
 impl FromRequestParts<AppState> for Leader {
@@ -54,11 +56,21 @@ impl FromRequestParts<AppState> for Leader {
         }
         let claims = state.sessions.verify(&token).map_err(|_| ApiError::Unauthorized("invalid or expired session"))?;
         let mut pooled = state.db.acquire().await?;
-        let leader = db::leaders::get(&mut pooled.conn(), claims.church, claims.sub)
+        let c = &mut pooled.conn();
+        let leader = db::leaders::get(c, claims.church, claims.sub)
             .await?
             .filter(|l| l.token_version == claims.ver)
             .ok_or(ApiError::Unauthorized("invalid or expired session"))?;
-        Ok(Leader { id: leader.id, church: leader.church_id, email: leader.email, is_admin: leader.is_admin })
+        if db::leaders::is_revoked(c, claims.jti).await? {
+            return Err(ApiError::Unauthorized("invalid or expired session"));
+        }
+        Ok(Leader {
+            id: leader.id,
+            church: leader.church_id,
+            email: leader.email,
+            is_admin: leader.is_admin,
+            session: Some((claims.jti, claims.exp)),
+        })
     }
 }
 

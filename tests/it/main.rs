@@ -10,6 +10,7 @@ mod instances;
 mod media_fetch;
 mod operations;
 mod outbound;
+mod people;
 mod process;
 mod read_api;
 mod store;

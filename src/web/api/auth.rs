@@ -14,12 +14,15 @@ use crate::crypto::password;
 use crate::crypto::session::SESSION_HOURS;
 use crate::db;
 use crate::domain::{ChurchId, LeaderId};
-use crate::web::auth::{ClientAddr, SESSION_COOKIE};
+use crate::web::auth::{ClientAddr, Leader, SESSION_COOKIE};
 use crate::web::error::{ok, ApiError, ApiResult};
 use crate::web::extract::AppJson;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/auth/login", post(login))
+    Router::new()
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/auth/password", post(change_password))
 }
 
 #[derive(Deserialize)]
@@ -113,4 +116,74 @@ pub async fn authenticate(
 pub fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
     let secure = if state.config.backend_url.scheme() == "https" { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// Ends this session: its token is refused from now on, and the cookie is cleared.
+async fn logout(State(state): State<AppState>, leader: Leader, addr: ClientAddr) -> ApiResult<Response> {
+    end_session(&state, &leader, addr).await?;
+    let mut res = ok(StatusCode::OK, serde_json::json!({}));
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+/// Revokes the leader's current session (audited). Shared by the API and the dashboard.
+pub async fn end_session(state: &AppState, leader: &Leader, addr: ClientAddr) -> ApiResult<()> {
+    let Some((jti, exp)) = leader.session else { return Ok(()) };
+    let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_else(clock::now);
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    db::leaders::revoke_session(c, jti, expires).await?;
+    audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.logout", addr)).await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordRequest {
+    current: String,
+    new: String,
+}
+
+/// Changes the leader's password; every other session ends, this one gets a new token.
+async fn change_password(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    AppJson(req): AppJson<PasswordRequest>,
+) -> ApiResult<Response> {
+    password::check_strength(&req.new).map_err(|e| ApiError::bad_request(format!("new password: {e}")))?;
+    let row = {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::get(&mut pooled.conn(), leader.church, leader.id).await?.ok_or(ApiError::NotFound)?
+    };
+    let (current, stored, new) = (req.current.clone(), row.password_hash.clone(), req.new.clone());
+    let hashed = tokio::task::spawn_blocking(move || {
+        if !password::verify(&current, &stored) {
+            return Ok(None);
+        }
+        password::hash(&new).map(Some)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing panicked: {e}")))?
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some(hash) = hashed else {
+        return Err(ApiError::Unauthorized("the current password is not right"));
+    };
+    let version = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        let version = db::leaders::set_password(c, leader.church, leader.id, &hash).await?.ok_or(ApiError::NotFound)?;
+        audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.password", addr)).await?;
+        version
+    };
+    let (token, _) = state
+        .sessions
+        .issue(leader.id, leader.church, version, clock::now())
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut res = ok(StatusCode::OK, serde_json::json!({ "token": token }));
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, &token, SESSION_HOURS * 3600)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
 }

@@ -8,6 +8,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod conversations;
 pub mod media;
+pub mod people;
 pub mod replies;
 pub mod views;
 pub mod webhooks;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(conversations::router())
         .merge(replies::router())
         .merge(media::router())
+        .merge(people::router())
         .merge(webhooks::router())
 }
 

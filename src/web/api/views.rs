@@ -93,6 +93,18 @@ pub fn member(row: &InboxRow, crypto: &PhoneCrypto, full_phone: bool) -> MemberV
     }
 }
 
+/// A member from its own row (numbers masked).
+pub fn member_row(m: &crate::db::members::MemberRow) -> MemberView {
+    MemberView {
+        id: m.id,
+        first_name: m.first_name.clone(),
+        last_name: m.last_name.clone(),
+        phone: mask_last4(&m.phone_last4),
+        opted_out: m.opted_out,
+        unreachable: m.unreachable,
+    }
+}
+
 pub fn conversation(row: &InboxRow, crypto: &PhoneCrypto, full_phone: bool) -> ConversationView {
     ConversationView {
         id: row.id,

@@ -238,6 +238,12 @@ async fn logout(
         if !state.csrf.verify(&[&token], &form.csrf) {
             return Err(ApiError::Status(StatusCode::FORBIDDEN, "invalid CSRF token; reload the page".into()).into());
         }
+        // The token is refused from now on, not only forgotten by this browser.
+        if let Ok(claims) = state.sessions.verify(&token) {
+            let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(crate::clock::now);
+            let mut pooled = state.db.acquire().await?;
+            db::leaders::revoke_session(&mut pooled.conn(), claims.jti, expires).await?;
+        }
     }
     let mut res = Redirect::to("/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {

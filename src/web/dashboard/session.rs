@@ -27,6 +27,9 @@ impl FromRequestParts<AppState> for PageSession {
             let mut pooled = state.db.acquire().await.ok()?;
             let c = &mut pooled.conn();
             let leader = db::leaders::get(c, claims.church, claims.sub).await.ok()??;
+            if db::leaders::is_revoked(c, claims.jti).await.ok()? {
+                return None;
+            }
             let church = db::churches::get(c, claims.church).await.ok()??;
             (leader.token_version == claims.ver).then_some((leader, church))
         }
@@ -38,6 +41,7 @@ impl FromRequestParts<AppState> for PageSession {
                 church: leader.church_id,
                 email: leader.email,
                 is_admin: leader.is_admin,
+                session: Some((claims.jti, claims.exp)),
             },
             church_name: church.name,
             csrf: csrf_token(state, &token),

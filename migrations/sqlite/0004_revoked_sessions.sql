@@ -1,0 +1,6 @@
+-- Sessions ended by logout before they expire. Rows past expires_at can be purged.
+CREATE TABLE revoked_sessions (
+    jti         BLOB PRIMARY KEY,
+    expires_at  TEXT NOT NULL
+);
+CREATE INDEX revoked_sessions_expiry ON revoked_sessions (expires_at);
