@@ -226,3 +226,19 @@ pub async fn set_keep(c: &mut Conn<'_>, church: ChurchId, id: AttachmentId, keep
         .await
         .map(|r| r.rows_affected() == 1))
 }
+
+/// Storage keys of every file of a member's conversation (for erasure).
+pub async fn keys_of_member(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    member: crate::domain::MemberId,
+) -> Result<Vec<String>> {
+    run!(c, |q| sqlx::query_scalar::<_, String>(
+        "SELECT a.storage_key FROM attachments a JOIN conversations cv ON cv.id = a.conversation_id
+         WHERE a.church_id = $1 AND cv.member_id = $2 AND a.storage_key IS NOT NULL"
+    )
+    .bind(church)
+    .bind(member)
+    .fetch_all(&mut **q)
+    .await)
+}

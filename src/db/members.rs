@@ -125,3 +125,14 @@ pub async fn set_name(
     .await
     .map(|r| r.rows_affected() == 1))
 }
+
+/// Erases a member: the row goes, and with it (ON DELETE CASCADE) their conversation, messages
+/// and attachment rows. False when the member is not this church's.
+pub async fn delete(c: &mut Conn<'_>, church: ChurchId, id: MemberId) -> Result<bool> {
+    run!(c, |q| sqlx::query("DELETE FROM members WHERE church_id = $1 AND id = $2")
+        .bind(church)
+        .bind(id)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}

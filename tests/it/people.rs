@@ -172,3 +172,59 @@ async fn admins_manage_their_churchs_leaders() {
         send(&app, &other_admin, reqwest::Method::DELETE, &format!("/api/leaders/{admin_id}"), None).await;
     assert_eq!(status, 404, "another church's leader");
 }
+
+async fn erasing_a_member(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    koinonia::cli::create_leader(&app.state.db, church, "admin@grace.test", "correct horse battery", true)
+        .await
+        .expect("admin");
+    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let helper = app.leader(church, "helper@grace.test").await;
+    let mut media = Vec::new();
+    for f in ["photo.jpg", "doc.pdf"] {
+        media.push(crate::inbound_flow::serve_fixture(&app, &crate::support::fixture(f)).await);
+    }
+    app.post_webhook(
+        "/api/webhooks/telnyx/mms",
+        &received_event("erase-1", MEMBER_NUMBER, CHURCH_NUMBER, "Please forget me", media),
+    )
+    .await;
+    let list = app.get_json(&admin, "/api/conversations").await;
+    let conv = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    let member = list["data"]["conversations"][0]["member"]["id"].as_str().expect("member").to_owned();
+    crate::inbound_flow::settled_thread(&app, &admin, &conv).await;
+    assert_eq!(app.stored_files().len(), 2);
+
+    let (status, _) = send(&app, &helper, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
+    assert_eq!(status, 403, "admins only");
+    let other = app.church("Hope", "+15551239999").await;
+    koinonia::cli::create_leader(&app.state.db, other, "admin@hope.test", "correct horse battery", true)
+        .await
+        .expect("admin");
+    let other_admin = app.login("admin@hope.test", "correct horse battery").await;
+    let (status, _) = send(&app, &other_admin, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
+    assert_eq!(status, 404);
+
+    let (status, body) = send(&app, &admin, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["filesDeleted"], 2);
+    assert!(app.stored_files().is_empty(), "the files left the store");
+    for table in ["members", "conversations", "messages", "attachments"] {
+        assert_eq!(app.count(table).await, 0, "{table}");
+    }
+    assert_eq!(app.get(&admin, &format!("/api/conversations/{conv}")).await.status(), 404);
+    let audit = app.get_json(&admin, "/api/audit").await;
+    let entry = audit["data"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "member.erase")
+        .cloned()
+        .expect("audited");
+    assert_eq!(entry["subjectId"], member.as_str());
+    assert!(!entry.to_string().contains("5550001"), "the audit row holds no number: {entry}");
+    let (status, _) = send(&app, &admin, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
+    assert_eq!(status, 404, "gone");
+}
+
+crate::matrix!(erasure, [sqlite_s3 => (Sqlite, S3), postgres_local => (Postgres, Local)], erasing_a_member);

@@ -19,7 +19,7 @@ use crate::web::extract::{AppJson, AppPath};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/members/{id}", patch(name_member))
+        .route("/api/members/{id}", patch(name_member).delete(erase_member))
         .route("/api/leaders", get(list_leaders).post(add_leader))
         .route("/api/leaders/{id}", delete(remove_leader))
 }
@@ -64,6 +64,47 @@ async fn name_member(
         state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id: conversation }).await;
     }
     Ok(ok(StatusCode::OK, views::member_row(&member)))
+}
+
+/// Erases a member on request (admins): messages, files (from the store too) and number. The
+/// audit row that records it names no number.
+async fn erase_member(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    AppPath(id): AppPath<MemberId>,
+) -> ApiResult<Response> {
+    if !leader.is_admin {
+        return Err(ApiError::Status(StatusCode::FORBIDDEN, "only an admin of the church can erase a member".into()));
+    }
+    let keys = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        db::members::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
+        db::attachments::keys_of_member(c, leader.church, id).await?
+    };
+    // Files first: if the store fails, nothing is erased yet and the request can be repeated.
+    for key in &keys {
+        state.store.delete(key).await.map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    let conversation = {
+        let mut pooled = state.db.acquire().await?;
+        db::conversations::find_for_member(&mut pooled.conn(), leader.church, id).await?
+    };
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    if !db::members::delete(c, leader.church, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    let entry = audit::Entry::leader(leader.church, leader.id, "member.erase", addr)
+        .subject("member", id.0)
+        .detail(serde_json::json!({ "files": keys.len() }));
+    audit::record(c, entry).await?;
+    tx.commit().await?;
+    if let Some(conversation_id) = conversation {
+        state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id }).await;
+    }
+    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": keys.len() })))
 }
 
 #[derive(Serialize)]
