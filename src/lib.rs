@@ -16,6 +16,7 @@ pub mod config;
 pub mod contacts;
 pub mod crypto;
 pub mod db;
+pub mod doctor;
 pub mod domain;
 pub mod inbound;
 pub mod jobs;

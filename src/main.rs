@@ -35,6 +35,8 @@ enum Command {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// Self-check of the configuration; exits 1 when a check is an error.
+    Doctor,
     /// Media retention.
     Retention {
         #[command(subcommand)]
@@ -132,6 +134,16 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Doctor => {
+            let checks = koinonia::doctor::run(&config).await;
+            for c in &checks {
+                println!("{c}");
+            }
+            if checks.iter().any(|c| c.level == koinonia::doctor::Level::Error) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Backup { to } => {
             let r = koinonia::backup::run(&config, &to).await?;
             println!(

@@ -24,6 +24,7 @@ pub mod leaders;
 pub mod members;
 pub mod messages;
 pub mod webhook_events;
+pub mod webhook_rejections;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -122,6 +123,20 @@ impl Db {
             Self::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
         }
         Ok(())
+    }
+
+    /// (applied, known) migrations of this database's dialect.
+    pub async fn migration_status(&self) -> Result<(usize, usize)> {
+        let known = match self {
+            Self::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+            Self::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
+        };
+        const SQL: &str = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let applied: i64 = match self {
+            Self::Postgres(p) => sqlx::query_scalar(SQL).fetch_one(p).await.unwrap_or(0),
+            Self::Sqlite(p) => sqlx::query_scalar(SQL).fetch_one(p).await.unwrap_or(0),
+        };
+        Ok((usize::try_from(applied).unwrap_or(0), known))
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -190,6 +190,16 @@ impl MediaStore {
         }
     }
 
+    /// A presigned URL for any method (S3 only; the doctor's HEAD probe).
+    pub async fn presign(&self, key: &str, method: http::Method, ttl: Duration) -> Result<String, StoreError> {
+        match &self.backend {
+            Backend::S3 { s3 } => Ok(s3.signed_url(method, &object_path(key)?, ttl).await?.to_string()),
+            Backend::Local { .. } => {
+                Err(StoreError::LocalFolder("(local)".into(), "no presigned URLs for other methods".into()))
+            }
+        }
+    }
+
     /// Checks a local signed URL's fields; false on S3 (which never issues them) or a bad signature.
     pub fn verify_local_url(
         &self,

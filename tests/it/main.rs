@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod dashboard;
 mod db_contract;
+mod doctor;
 mod inbound_flow;
 mod instances;
 mod media_fetch;

@@ -38,8 +38,21 @@ fn rejected(route: &'static str, reason: &'static str) {
     metrics::counter!("koinonia_webhooks_rejected_total", "route" => route, "reason" => reason).increment(1);
 }
 
+/// Keeps a refused webhook's reason for `koinonia doctor` (best effort, never blocks the answer).
+async fn remember_rejection(state: &AppState, route: &'static str, reason: String, addr: ClientAddr) {
+    let client = addr.to_db();
+    let result = async {
+        let mut pooled = state.db.acquire().await?;
+        db::webhook_rejections::record(&mut pooled.conn(), route, &reason, client.as_deref(), clock::now()).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record a refused webhook");
+    }
+}
+
 /// Verifies and parses; `Err` is the response to give.
-fn verified(
+async fn verified(
     state: &AppState,
     route: &'static str,
     addr: ClientAddr,
@@ -55,6 +68,7 @@ fn verified(
             return Err(ApiError::RateLimited(crate::limits::retry_after_secs(wait)));
         }
         tracing::warn!(route, reason = %e, client = ?addr.0, "webhook refused: bad signature");
+        remember_rejection(state, route, e.to_string(), addr).await;
         return Err(ApiError::Unauthorized("invalid webhook signature"));
     }
     match webhook::parse_envelope(body) {
@@ -66,13 +80,14 @@ fn verified(
         None => {
             rejected(route, "bad_body");
             tracing::warn!(route, "webhook refused: body is not a Telnyx event");
+            remember_rejection(state, route, "the body is not a Telnyx event".into(), addr).await;
             Err(ApiError::bad_request("body is not a Telnyx event"))
         }
     }
 }
 
 async fn mms(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
-    let env = match verified(&state, "mms", addr, &headers, &body) {
+    let env = match verified(&state, "mms", addr, &headers, &body).await {
         Ok(env) => env,
         Err(e) => return e.into_response(),
     };
@@ -164,7 +179,7 @@ async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match verified(&state, "status", addr, &headers, &body) {
+    match verified(&state, "status", addr, &headers, &body).await {
         Ok(env) => status_event(&state, env, q.m.and_then(|m| m.parse().ok())).await,
         Err(e) => e.into_response(),
     }

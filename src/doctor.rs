@@ -1,0 +1,353 @@
+//! `koinonia doctor`: the setup mistakes that lose messages, found before a member's text is.
+//!
+//! Each check says ok, warn or error, with the fix in one sentence. The checks touch only what
+//! they must: a probe object written and deleted in the store, read-only Telnyx API lookups.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use url::Url;
+
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::media::store::{MediaStore, ObjectInfo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub level: Level,
+    pub name: String,
+    pub sentence: String,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.level.as_str(), self.name, self.sentence)
+    }
+}
+
+fn check(level: Level, name: impl Into<String>, sentence: impl Into<String>) -> Check {
+    Check { level, name: name.into(), sentence: sentence.into() }
+}
+
+/// Runs every check against this configuration.
+pub async fn run(config: &Config) -> Vec<Check> {
+    let mut out = vec![check(
+        Level::Ok,
+        "secrets",
+        "PHONE_HASH_KEY, PHONE_ENCRYPTION_KEY and JWT_SECRET are present and long enough.",
+    )];
+    let db = database(config, &mut out).await;
+    store(config, &mut out).await;
+    backend_url(config, &mut out);
+    telnyx(config, db.as_ref(), &mut out).await;
+    if let Some(db) = &db {
+        rejections(db, &mut out).await;
+        db.close().await;
+    }
+    out
+}
+
+async fn database(config: &Config, out: &mut Vec<Check>) -> Option<Db> {
+    let db = match Db::connect(&config.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            out.push(check(
+                Level::Error,
+                "database",
+                format!("cannot connect ({e}); check DATABASE_URL and that the server runs."),
+            ));
+            return None;
+        }
+    };
+    let (applied, known) = db.migration_status().await.unwrap_or((0, 1));
+    if applied < known {
+        out.push(check(
+            Level::Warn,
+            "database",
+            format!(
+                "reachable, {} of {known} migrations applied; run `koinonia migrate` (serve does it at start).",
+                applied
+            ),
+        ));
+    } else {
+        out.push(check(Level::Ok, "database", "reachable and migrated."));
+    }
+    Some(db)
+}
+
+async fn store(config: &Config, out: &mut Vec<Check>) {
+    let store = match MediaStore::from_config(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(check(
+                Level::Error,
+                "media store",
+                format!("{e}; give koinonia a folder it can write (MEDIA_DIR) or fix the S3 settings."),
+            ));
+            return;
+        }
+    };
+    let key = format!("{}/.koinonia-doctor-{}", config.s3_folder, uuid::Uuid::new_v4().simple());
+    let body = b"koinonia doctor probe";
+    let info = ObjectInfo {
+        content_type: "text/plain",
+        original_filename: "probe.txt",
+        conversation_id: crate::domain::ConversationId::new(),
+        uploaded_at: crate::clock::now(),
+    };
+    let written = async {
+        let mut w = store.writer(&key, &info).await?;
+        w.write(body).await?;
+        w.finish().await
+    }
+    .await;
+    if let Err(e) = written {
+        out.push(check(
+            Level::Error,
+            "media store",
+            format!("cannot write ({e}); check the folder's permissions or the bucket policy."),
+        ));
+        return;
+    }
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
+    let round_trip = async {
+        let url = store
+            .presign_get(&key, Duration::from_secs(60), "text/plain", "probe.txt")
+            .await
+            .map_err(|e| e.to_string())?;
+        if store.is_s3() {
+            let http = http.as_ref().map_err(|e| e.to_string())?;
+            let res = http.get(&url).send().await.map_err(|e| e.to_string())?;
+            let status = res.status();
+            let bytes = res.bytes().await.map_err(|e| e.to_string())?;
+            if !status.is_success() || bytes.as_ref() != body {
+                return Err(format!("a presigned GET answered {status}"));
+            }
+        } else {
+            let (size, _) = store.read(&key).await.map_err(|e| e.to_string())?;
+            if size != body.len() as u64 {
+                return Err("the probe read back with the wrong size".into());
+            }
+        }
+        Ok::<String, String>(url)
+    }
+    .await;
+    match &round_trip {
+        Ok(_) => out.push(check(Level::Ok, "media store", "writable, readable, deletable; presigned links work.")),
+        Err(e) => out.push(check(Level::Error, "media store", format!("{e}; check the credentials and the clock."))),
+    }
+    if let (true, Ok(url), Ok(http)) = (store.is_s3(), &round_trip, &http) {
+        // The same object without a signature must be refused.
+        if let Ok(mut bare) = Url::parse(url) {
+            bare.set_query(None);
+            match http.get(bare.as_str()).send().await {
+                Ok(res) if res.status().is_success() => out.push(check(
+                    Level::Error,
+                    "bucket privacy",
+                    "the bucket is publicly readable; turn on Block Public Access and remove public grants.",
+                )),
+                Ok(_) => out.push(check(Level::Ok, "bucket privacy", "objects are not readable without a signature.")),
+                Err(e) => out.push(check(Level::Warn, "bucket privacy", format!("could not test ({e})."))),
+            }
+        }
+        let encrypted = async {
+            let signed = store.presign(&key, http::Method::HEAD, Duration::from_secs(60)).await.ok()?;
+            let res = http.head(signed).send().await.ok()?;
+            res.headers().get("x-amz-server-side-encryption").and_then(|v| v.to_str().ok()).map(str::to_owned)
+        }
+        .await;
+        match encrypted {
+            Some(alg) => out.push(check(Level::Ok, "encryption", format!("objects are encrypted at rest ({alg})."))),
+            None => out.push(check(
+                Level::Warn,
+                "encryption",
+                "could not confirm server-side encryption; enable default encryption (SSE-S3) on the bucket.",
+            )),
+        }
+    }
+    if let Err(e) = store.delete(&key).await {
+        out.push(check(Level::Error, "media store", format!("cannot delete ({e}); retention needs s3:DeleteObject.")));
+    }
+}
+
+fn backend_url(config: &Config, out: &mut Vec<Check>) {
+    let url = &config.backend_url;
+    if config.sandbox_carrier() {
+        out.push(check(
+            Level::Ok,
+            "backend url",
+            format!("{url} (sandbox carrier: it only has to reach your browser)."),
+        ));
+        return;
+    }
+    let public_host = match url.host() {
+        Some(url::Host::Ipv4(ip)) => crate::media::fetch::is_public_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => crate::media::fetch::is_public_ip(ip.into()),
+        Some(url::Host::Domain(d)) => !(d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")),
+        None => false,
+    };
+    if !public_host {
+        out.push(check(
+            Level::Error,
+            "backend url",
+            format!("{url} cannot be reached by Telnyx; set BACKEND_URL to the public https address."),
+        ));
+    } else if url.scheme() != "https" {
+        out.push(check(
+            Level::Error,
+            "backend url",
+            format!("{url} is not https; put koinonia behind TLS and set BACKEND_URL to https://…."),
+        ));
+    } else {
+        out.push(check(Level::Ok, "backend url", format!("{url} is public and https.")));
+    }
+}
+
+async fn telnyx(config: &Config, db: Option<&Db>, out: &mut Vec<Check>) {
+    let Some(key) = &config.telnyx_api_key else {
+        out.push(check(Level::Ok, "telnyx", "sandbox carrier (no TELNYX_API_KEY): replies go to the phone simulator."));
+        return;
+    };
+    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(15)).build() else { return };
+    let base = config.telnyx_api_base_url.as_str().trim_end_matches('/').to_owned();
+    let get = |path: String| {
+        let http = http.clone();
+        let key = key.expose_secret().to_owned();
+        let url = format!("{base}{path}");
+        async move {
+            let res =
+                http.get(url).bearer_auth(key).send().await.map_err(|e| crate::net::error_chain(&e.without_url()))?;
+            let status = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            Ok::<_, String>((status, body))
+        }
+    };
+    match get("/messaging_profiles?page[size]=1".into()).await {
+        Ok((s, _)) if s.is_success() => {
+            out.push(check(Level::Ok, "telnyx key", "TELNYX_API_KEY is accepted by Telnyx."))
+        }
+        Ok((s, _)) if s.as_u16() == 401 || s.as_u16() == 403 => {
+            out.push(check(
+                Level::Error,
+                "telnyx key",
+                "Telnyx refused TELNYX_API_KEY; create a new API key in the portal.",
+            ));
+            return;
+        }
+        Ok((s, _)) => out.push(check(Level::Warn, "telnyx key", format!("Telnyx answered {s}; try again later."))),
+        Err(e) => {
+            out.push(check(
+                Level::Warn,
+                "telnyx key",
+                format!("Telnyx could not be reached ({e}); check the network."),
+            ));
+            return;
+        }
+    }
+    let Some(db) = db else { return };
+    let churches = match db.acquire().await {
+        Ok(mut pooled) => db::churches::all(&mut pooled.conn()).await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let expected = config.public_url("/api/webhooks/telnyx/mms");
+    let alias = config.public_url("/api/messages/webhooks/telnyx/mms");
+    for church in churches {
+        let name = format!("number {}", church.phone_number);
+        let number =
+            percent_encoding::utf8_percent_encode(&church.phone_number, crate::media::store::COMPONENT).to_string();
+        let profile = match get(format!("/phone_numbers?filter[phone_number]={number}")).await {
+            Ok((s, body)) if s.is_success() => match body["data"].as_array().and_then(|d| d.first()) {
+                None => {
+                    out.push(check(
+                        Level::Error,
+                        name,
+                        format!("{} is not a number of this Telnyx account.", church.phone_number),
+                    ));
+                    continue;
+                }
+                Some(n) => n["messaging_profile_id"].as_str().filter(|p| !p.is_empty()).map(str::to_owned),
+            },
+            Ok((s, _)) => {
+                out.push(check(Level::Warn, name, format!("Telnyx answered {s} looking the number up.")));
+                continue;
+            }
+            Err(e) => {
+                out.push(check(Level::Warn, name, format!("could not look the number up ({e}).")));
+                continue;
+            }
+        };
+        let Some(profile) = profile else {
+            out.push(check(
+                Level::Error,
+                name,
+                "is on no messaging profile; assign it to one whose inbound webhook is this deployment.",
+            ));
+            continue;
+        };
+        match get(format!("/messaging_profiles/{profile}")).await {
+            Ok((s, body)) if s.is_success() => {
+                let hook = body["data"]["webhook_url"].as_str().unwrap_or_default().to_owned();
+                if hook == expected || hook == alias {
+                    out.push(check(
+                        Level::Ok,
+                        name,
+                        format!("messaging profile sends inbound messages to {expected}."),
+                    ));
+                } else if hook.is_empty() {
+                    out.push(check(
+                        Level::Error,
+                        name,
+                        format!("its messaging profile has no inbound webhook URL; set it to {expected}."),
+                    ));
+                } else {
+                    out.push(check(
+                        Level::Error,
+                        name,
+                        format!("its messaging profile sends inbound messages to {hook}; set it to {expected}."),
+                    ));
+                }
+            }
+            Ok((s, _)) => out.push(check(Level::Warn, name, format!("Telnyx answered {s} for its messaging profile."))),
+            Err(e) => out.push(check(Level::Warn, name, format!("could not read its messaging profile ({e})."))),
+        }
+    }
+}
+
+async fn rejections(db: &Db, out: &mut Vec<Check>) {
+    let since = crate::clock::now() - chrono::Duration::hours(24);
+    let rows = match db.acquire().await {
+        Ok(mut pooled) => db::webhook_rejections::recent(&mut pooled.conn(), since, 5).await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    match rows.first() {
+        None => out.push(check(Level::Ok, "webhooks", "no webhook was refused in the last 24 hours.")),
+        Some(last) => out.push(check(
+            Level::Warn,
+            "webhooks",
+            format!(
+                "{} refused in the last 24 hours, the latest at {} on the {} route: {}; if Telnyx sent it, check TELNYX_PUBLIC_KEY.",
+                rows.len(),
+                last.received_at.format("%Y-%m-%d %H:%M UTC"),
+                last.route,
+                last.reason
+            ),
+        )),
+    }
+}
