@@ -336,3 +336,40 @@ async fn live_events_cross_instances_through_postgres() {
     let event = wait_for_event(events, &conv).await;
     assert_eq!(event["type"], "message");
 }
+
+#[tokio::test]
+async fn the_system_page_shows_the_self_check_to_admins_only() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    let res = form(&app, "/setup", SETUP).send().await.expect("setup");
+    let admin_cookie = session_cookie(&res);
+    let page = app.http.get(app.url("/system")).header("cookie", &admin_cookie).send().await.expect("system");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("media store") && html.contains("level-ok"), "{html}");
+    let inbox = app
+        .http
+        .get(app.url("/inbox"))
+        .header("cookie", &admin_cookie)
+        .send()
+        .await
+        .expect("inbox")
+        .text()
+        .await
+        .expect("html");
+    assert!(inbox.contains("href=\"/system\""), "admins see the link");
+
+    let church = app.state.db.clone();
+    let mut pooled = church.acquire().await.expect("conn");
+    let church_id = koinonia::db::churches::all(&mut pooled.conn()).await.expect("churches")[0].id;
+    drop(pooled);
+    koinonia::cli::create_leader(&app.state.db, church_id, "helper@grace.test", "correct horse battery", false)
+        .await
+        .expect("leader");
+    let res = form(&app, "/login", &[("email", "helper@grace.test"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .expect("login");
+    let helper_cookie = session_cookie(&res);
+    let page = app.http.get(app.url("/system")).header("cookie", &helper_cookie).send().await.expect("system");
+    assert_eq!(page.status(), 404);
+}

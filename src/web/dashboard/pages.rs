@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/inbox", get(inbox))
         .route("/inbox/{id}", get(thread))
         .route("/inbox/fragments/list", get(list_fragment))
+        .route("/system", get(system))
         .route("/inbox/{id}/fragments/messages", get(messages_fragment))
         .route("/inbox/{id}/fragments/message/{message}", get(message_fragment))
 }
@@ -287,6 +288,7 @@ struct InboxPage {
     email: String,
     csrf: String,
     sandbox: bool,
+    is_admin: bool,
     conversations: Vec<ConversationView>,
     next_cursor: Option<String>,
     selected: Option<String>,
@@ -326,6 +328,7 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
         email: session.leader.email,
         csrf: session.csrf,
         sandbox: state.carrier.is_sandbox(),
+        is_admin: session.leader.is_admin,
         conversations: inbox.conversations,
         next_cursor: inbox.next_cursor,
         selected: selected.map(|s| s.to_string()),
@@ -333,6 +336,24 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
         limits: Limits::of(state),
     };
     Ok((page_headers(state), page).into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "system.html")]
+struct SystemPage {
+    church_name: String,
+    csrf: String,
+    checks: Vec<crate::doctor::Check>,
+}
+
+/// The self-check, for a church's admins.
+async fn system(State(state): State<AppState>, session: PageSession) -> PageResult {
+    if !session.leader.is_admin {
+        return Err(ApiError::NotFound.into());
+    }
+    let checks = crate::doctor::run(&state.config).await;
+    let page = SystemPage { church_name: session.church_name, csrf: session.csrf, checks };
+    Ok((page_headers(&state), page).into_response())
 }
 
 #[derive(Template, WebTemplate)]
