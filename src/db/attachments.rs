@@ -242,3 +242,45 @@ pub async fn keys_of_member(
     .fetch_all(&mut **q)
     .await)
 }
+
+/// Filters of the media library (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct LibraryFilter {
+    pub media_type: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub conversation: Option<ConversationId>,
+    pub member: Option<crate::domain::MemberId>,
+}
+
+/// A church's stored files, newest first, older than `before`.
+pub async fn library(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    f: &LibraryFilter,
+    before: Option<AttachmentId>,
+    limit: i64,
+) -> Result<Vec<AttachmentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM attachments
+         WHERE church_id = $1 AND status = 'stored'
+           AND ($2 IS NULL OR media_type = $2)
+           AND ($3 IS NULL OR created_at >= $3)
+           AND ($4 IS NULL OR created_at < $4)
+           AND ($5 IS NULL OR conversation_id = $5)
+           AND ($6 IS NULL OR conversation_id IN (SELECT id FROM conversations WHERE church_id = $1 AND member_id = $6))
+           AND ($7 IS NULL OR id < $7)
+         ORDER BY id DESC LIMIT $8"
+    );
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
+        .bind(church)
+        .bind(&f.media_type)
+        .bind(f.from)
+        .bind(f.until)
+        .bind(f.conversation)
+        .bind(f.member)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut **q)
+        .await)
+}

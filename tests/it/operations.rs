@@ -258,3 +258,50 @@ async fn metrics_parse_and_move_with_traffic() {
     // No phone number ever appears in metrics.
     assert!(!after.contains("5550001"));
 }
+
+#[tokio::test]
+async fn the_media_library_lists_and_filters_a_churchs_files() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    let (token, conv, _ids) = three_files(&app).await;
+    let photo = serve_fixture(&app, &fixture("image.png")).await;
+    let res = app.post_webhook(MMS, &received_event("lib-2", "+13125550077", CHURCH_NUMBER, "", vec![photo])).await;
+    assert_eq!(res.status(), 200);
+    let list = app.get_json(&token, "/api/conversations").await;
+    let other_conv = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    settled_thread(&app, &token, &other_conv).await;
+    let member = app.get_json(&token, &format!("/api/conversations/{conv}")).await["data"]["conversation"]["member"]
+        ["id"]
+        .as_str()
+        .expect("member")
+        .to_owned();
+
+    let all = app.get_json(&token, "/api/media").await;
+    let media = all["data"]["media"].as_array().expect("media");
+    assert_eq!(media.len(), 4);
+    assert_eq!(media[0]["mimeType"], "image/png", "newest first");
+    assert!(media
+        .iter()
+        .all(|m| m["status"] == "stored" && m["conversationId"].is_string() && m["createdAt"].is_string()));
+    let count = |v: &Value| v["data"]["media"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(count(&app.get_json(&token, "/api/media?type=image").await), 2);
+    assert_eq!(count(&app.get_json(&token, "/api/media?type=document").await), 1);
+    assert_eq!(count(&app.get_json(&token, &format!("/api/media?memberId={member}")).await), 3);
+    assert_eq!(count(&app.get_json(&token, &format!("/api/media?conversationId={other_conv}")).await), 1);
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = today.succ_opt().expect("date");
+    let yesterday = today.pred_opt().expect("date");
+    assert_eq!(count(&app.get_json(&token, &format!("/api/media?from={today}&to={today}")).await), 4);
+    assert_eq!(count(&app.get_json(&token, &format!("/api/media?from={tomorrow}")).await), 0);
+    assert_eq!(count(&app.get_json(&token, &format!("/api/media?to={yesterday}")).await), 0);
+    let page = app.get_json(&token, "/api/media?limit=3").await;
+    assert_eq!(count(&page), 3);
+    let cursor = page["data"]["nextCursor"].as_str().expect("cursor").to_owned();
+    let rest = app.get_json(&token, &format!("/api/media?limit=3&cursor={cursor}")).await;
+    assert_eq!(count(&rest), 1);
+    assert_eq!(rest["data"]["nextCursor"], Value::Null);
+    assert_eq!(app.get(&token, "/api/media?type=spreadsheet").await.status(), 400);
+    assert_eq!(app.get(&token, "/api/media?from=soon").await.status(), 400);
+    let other = app.church("Hope", "+15551239999").await;
+    let other_token = app.leader(other, "b@hope.test").await;
+    assert_eq!(count(&app.get_json(&other_token, "/api/media").await), 0, "another church sees none");
+}

@@ -15,7 +15,7 @@ use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::AppPath;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/media/{id}", get(open))
+    Router::new().route("/api/media", get(library)).route("/api/media/{id}", get(open))
 }
 
 async fn open(
@@ -70,4 +70,69 @@ pub(crate) async fn redirect_to_original(
         [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    member_id: Option<String>,
+    conversation_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A date (`2026-11-27`, the whole day) or an RFC 3339 time; `end` moves a date to its next day.
+fn parse_when(field: &str, value: &str, end: bool) -> ApiResult<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_request(format!("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time")))?;
+    let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+    Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+}
+
+/// `GET /api/media`: the church's stored files, newest first, filtered.
+async fn library(
+    State(state): State<AppState>,
+    leader: Leader,
+    crate::web::extract::AppQuery(q): crate::web::extract::AppQuery<LibraryQuery>,
+) -> ApiResult<Response> {
+    let limit = super::page_limit(q.limit)?;
+    let media_type = match q.kind.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) if crate::domain::MediaKind::parse(k).is_some() => Some(k.to_owned()),
+        Some(_) => return Err(ApiError::bad_request("type must be image, video, audio or document")),
+        None => None,
+    };
+    let id = |field: &str, v: Option<&str>| -> ApiResult<Option<uuid::Uuid>> {
+        v.filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|_| ApiError::bad_request(format!("{field} is not an id"))))
+            .transpose()
+    };
+    let filter = db::attachments::LibraryFilter {
+        media_type,
+        from: q.from.as_deref().filter(|s| !s.is_empty()).map(|v| parse_when("from", v, false)).transpose()?,
+        until: q.to.as_deref().filter(|s| !s.is_empty()).map(|v| parse_when("to", v, true)).transpose()?,
+        conversation: id("conversationId", q.conversation_id.as_deref())?.map(crate::domain::ConversationId),
+        member: id("memberId", q.member_id.as_deref())?.map(crate::domain::MemberId),
+    };
+    let before = id("cursor", q.cursor.as_deref())?.map(AttachmentId);
+    let mut pooled = state.db.acquire().await?;
+    let mut rows = db::attachments::library(&mut pooled.conn(), leader.church, &filter, before, limit + 1).await?;
+    let next = super::next_page(&mut rows, limit, |a| a.id.to_string());
+    let media: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(super::views::attachment(a)).unwrap_or_default();
+            v["conversationId"] = serde_json::json!(a.conversation_id);
+            v["messageId"] = serde_json::json!(a.message_id);
+            v["createdAt"] = serde_json::json!(super::views::timestamp(a.created_at));
+            v
+        })
+        .collect();
+    Ok(crate::web::error::ok(StatusCode::OK, serde_json::json!({ "media": media, "nextCursor": next })))
 }
