@@ -1,5 +1,6 @@
 //! Media: downloading, inspecting and storing files at full quality.
 
+pub mod export;
 pub mod fetch;
 pub mod ingest;
 pub mod inspect;

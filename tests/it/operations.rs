@@ -305,3 +305,91 @@ async fn the_media_library_lists_and_filters_a_churchs_files() {
     let other_token = app.leader(other, "b@hope.test").await;
     assert_eq!(count(&app.get_json(&other_token, "/api/media").await), 0, "another church sees none");
 }
+
+/// Names and SHA-256 of a ZIP's entries, read by Python's zipfile (an independent reader), after
+/// its integrity test.
+fn zip_contents(bytes: &[u8]) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("export.zip");
+    std::fs::write(&path, bytes).expect("write zip");
+    let script = "import sys, zipfile, hashlib\nz = zipfile.ZipFile(sys.argv[1])\nbad = z.testzip()\nassert bad is None, bad\nfor i in z.infolist():\n    print(i.filename + '\\t' + hashlib.sha256(z.read(i)).hexdigest())\n";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(n, h)| (n.to_owned(), h.to_owned())))
+        .collect()
+}
+
+async fn exporting_originals_as_a_zip(app: TestApp) {
+    let (token, conv, ids) = three_files(&app).await;
+    let member = app.get_json(&token, &format!("/api/conversations/{conv}")).await["data"]["conversation"]["member"]
+        ["id"]
+        .as_str()
+        .expect("member")
+        .to_owned();
+    let res = app
+        .http
+        .patch(app.url(&format!("/api/members/{member}")))
+        .bearer_auth(&token)
+        .json(&json!({"firstName": "Ruth"}))
+        .send()
+        .await
+        .expect("name");
+    assert_eq!(res.status(), 200);
+
+    let res = app
+        .http
+        .post(app.url("/api/media/export"))
+        .bearer_auth(&token)
+        .json(&json!({ "ids": [ids[0], ids[1]] }))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    assert!(res.headers()["content-disposition"].to_str().expect("cd").contains("koinonia-media-"));
+    let zip = res.bytes().await.expect("zip");
+    let contents = zip_contents(&zip);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        contents,
+        vec![
+            (format!("{today} Ruth/photo.jpg"), fixture("photo.jpg").sha256),
+            (format!("{today} Ruth/doc.pdf"), fixture("doc.pdf").sha256),
+        ],
+        "named by date and member, the exact originals"
+    );
+    // All matching a filter.
+    let res = app
+        .http
+        .post(app.url("/api/media/export"))
+        .bearer_auth(&token)
+        .json(&json!({"filter": {"type": "audio"}}))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    let contents = zip_contents(&res.bytes().await.expect("zip"));
+    assert_eq!(contents.len(), 1);
+    assert_eq!(contents[0].1, fixture("voice.amr").sha256);
+    let audit = app.get_json(&token, "/api/audit?limit=5").await;
+    let export = audit["data"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "media.export")
+        .cloned()
+        .expect("audited");
+    assert_eq!(export["detail"]["files"].as_array().map(Vec::len), Some(1), "the files it contained");
+    // Bad requests.
+    for body in
+        [json!({}), json!({"ids": []}), json!({"ids": [uuid::Uuid::now_v7()]}), json!({"filter": {"type": "video"}})]
+    {
+        let res =
+            app.http.post(app.url("/api/media/export")).bearer_auth(&token).json(&body).send().await.expect("export");
+        assert!(matches!(res.status().as_u16(), 400 | 404), "{body}: {}", res.status());
+    }
+}
+
+crate::matrix!(export, [sqlite_local => (Sqlite, Local), postgres_s3 => (Postgres, S3)], exporting_originals_as_a_zip);

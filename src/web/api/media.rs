@@ -15,7 +15,10 @@ use crate::web::error::{ApiError, ApiResult};
 use crate::web::extract::AppPath;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/media", get(library)).route("/api/media/{id}", get(open))
+    Router::new()
+        .route("/api/media", get(library))
+        .route("/api/media/export", axum::routing::post(export))
+        .route("/api/media/{id}", get(open))
 }
 
 async fn open(
@@ -72,7 +75,7 @@ pub(crate) async fn redirect_to_original(
         .into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LibraryQuery {
     #[serde(rename = "type")]
@@ -103,24 +106,8 @@ async fn library(
     crate::web::extract::AppQuery(q): crate::web::extract::AppQuery<LibraryQuery>,
 ) -> ApiResult<Response> {
     let limit = super::page_limit(q.limit)?;
-    let media_type = match q.kind.as_deref().filter(|k| !k.is_empty()) {
-        Some(k) if crate::domain::MediaKind::parse(k).is_some() => Some(k.to_owned()),
-        Some(_) => return Err(ApiError::bad_request("type must be image, video, audio or document")),
-        None => None,
-    };
-    let id = |field: &str, v: Option<&str>| -> ApiResult<Option<uuid::Uuid>> {
-        v.filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| ApiError::bad_request(format!("{field} is not an id"))))
-            .transpose()
-    };
-    let filter = db::attachments::LibraryFilter {
-        media_type,
-        from: q.from.as_deref().filter(|s| !s.is_empty()).map(|v| parse_when("from", v, false)).transpose()?,
-        until: q.to.as_deref().filter(|s| !s.is_empty()).map(|v| parse_when("to", v, true)).transpose()?,
-        conversation: id("conversationId", q.conversation_id.as_deref())?.map(crate::domain::ConversationId),
-        member: id("memberId", q.member_id.as_deref())?.map(crate::domain::MemberId),
-    };
-    let before = id("cursor", q.cursor.as_deref())?.map(AttachmentId);
+    let filter = library_filter(&q)?;
+    let before = parse_id("cursor", q.cursor.as_deref())?.map(AttachmentId);
     let mut pooled = state.db.acquire().await?;
     let mut rows = db::attachments::library(&mut pooled.conn(), leader.church, &filter, before, limit + 1).await?;
     let next = super::next_page(&mut rows, limit, |a| a.id.to_string());
@@ -135,4 +122,125 @@ async fn library(
         })
         .collect();
     Ok(crate::web::error::ok(StatusCode::OK, serde_json::json!({ "media": media, "nextCursor": next })))
+}
+
+fn parse_id(field: &str, v: Option<&str>) -> ApiResult<Option<uuid::Uuid>> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| ApiError::bad_request(format!("{field} is not an id"))))
+        .transpose()
+}
+
+fn library_filter(q: &LibraryQuery) -> ApiResult<db::attachments::LibraryFilter> {
+    let media_type = match q.kind.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) if crate::domain::MediaKind::parse(k).is_some() => Some(k.to_owned()),
+        Some(_) => return Err(ApiError::bad_request("type must be image, video, audio or document")),
+        None => None,
+    };
+    Ok(db::attachments::LibraryFilter {
+        media_type,
+        from: q.from.as_deref().filter(|s| !s.is_empty()).map(|v| parse_when("from", v, false)).transpose()?,
+        until: q.to.as_deref().filter(|s| !s.is_empty()).map(|v| parse_when("to", v, true)).transpose()?,
+        conversation: parse_id("conversationId", q.conversation_id.as_deref())?.map(crate::domain::ConversationId),
+        member: parse_id("memberId", q.member_id.as_deref())?.map(crate::domain::MemberId),
+    })
+}
+
+/// Most files one export may hold.
+const EXPORT_MAX_FILES: usize = 10_000;
+
+#[derive(serde::Deserialize)]
+pub struct ExportRequest {
+    ids: Option<Vec<AttachmentId>>,
+    filter: Option<LibraryQuery>,
+}
+
+/// `POST /api/media/export`: the chosen originals (by id, or all matching a filter) as one ZIP,
+/// streamed as it is built. Audited with the files it contained.
+async fn export(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    crate::web::extract::AppJson(req): crate::web::extract::AppJson<ExportRequest>,
+) -> ApiResult<Response> {
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let files = match (req.ids, req.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > EXPORT_MAX_FILES {
+                return Err(ApiError::bad_request(format!("ids must name 1 to {EXPORT_MAX_FILES} files")));
+            }
+            let mut files = Vec::with_capacity(ids.len());
+            for id in ids {
+                let a = db::attachments::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
+                if a.status != "stored" {
+                    return Err(ApiError::Conflict(format!("file {id} is not stored (it is {})", a.status)));
+                }
+                files.push(a);
+            }
+            files
+        }
+        (None, Some(filter)) => {
+            let filter = library_filter(&filter)?;
+            let mut files = Vec::new();
+            let mut before = None;
+            loop {
+                let page = db::attachments::library(c, leader.church, &filter, before, 500).await?;
+                let Some(last) = page.last() else { break };
+                before = Some(last.id);
+                let full = page.len() < 500;
+                files.extend(page);
+                if files.len() > EXPORT_MAX_FILES {
+                    return Err(ApiError::bad_request(format!(
+                        "at most {EXPORT_MAX_FILES} files per export; narrow the filter"
+                    )));
+                }
+                if full {
+                    break;
+                }
+            }
+            files
+        }
+        _ => return Err(ApiError::bad_request("give either ids or filter")),
+    };
+    if files.is_empty() {
+        return Err(ApiError::bad_request("no stored file matches"));
+    }
+    let mut member_of = std::collections::HashMap::new();
+    for a in &files {
+        if let std::collections::hash_map::Entry::Vacant(v) = member_of.entry(a.conversation_id) {
+            if let Some(row) = db::conversations::get(c, leader.church, a.conversation_id).await? {
+                let name = [row.first_name.as_deref(), row.last_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                v.insert(if name.trim().is_empty() { format!("member {}", row.phone_last4) } else { name });
+            }
+        }
+    }
+    let ids: Vec<String> = files.iter().map(|a| a.id.to_string()).collect();
+    audit::record(
+        c,
+        audit::Entry::leader(leader.church, leader.id, "media.export", addr)
+            .detail(serde_json::json!({ "files": ids })),
+    )
+    .await?;
+    drop(pooled);
+    let entries = crate::media::export::entries(&files, &member_of);
+    let filename = format!("koinonia-media-{}.zip", crate::clock::now().format("%Y-%m-%d"));
+    let body = axum::body::Body::from_stream(crate::media::export::stream(state.store.clone(), entries));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -1,0 +1,84 @@
+//! ZIP exports of originals, streamed as they are built: each file's bytes flow from the store
+//! into the archive and out to the client in small chunks, with no temporary copy, so memory
+//! stays flat whatever the total size. Entries are stored, not compressed (media is compressed
+//! already), and named `{date} {member}/{file name}`.
+
+use std::collections::HashMap;
+
+use async_zip::tokio::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use bytes::Bytes;
+use futures::{AsyncWriteExt, Stream, StreamExt};
+use tokio_util::io::ReaderStream;
+
+use super::store::MediaStore;
+use crate::db::attachments::AttachmentRow;
+
+/// Bytes buffered between the archive writer and the response.
+const PIPE: usize = 256 * 1024;
+
+/// A file to put in the archive, under `path`.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub path: String,
+}
+
+/// Names entries `{YYYY-MM-DD} {member}/{name}`, keeping them unique.
+pub fn entries(files: &[AttachmentRow], member_of: &HashMap<crate::domain::ConversationId, String>) -> Vec<Entry> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    files
+        .iter()
+        .filter_map(|a| {
+            let key = a.storage_key.clone()?;
+            let folder = format!(
+                "{} {}",
+                a.created_at.format("%Y-%m-%d"),
+                member_of.get(&a.conversation_id).map_or("member", String::as_str)
+            );
+            let base = format!(
+                "{}/{}",
+                super::names::safe_name(&folder).replace('_', " "),
+                super::names::display_name(&a.name)
+            );
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            let path = if *n == 1 {
+                base
+            } else {
+                match base.rsplit_once('.') {
+                    Some((stem, ext)) if !stem.ends_with('/') => format!("{stem} ({n}).{ext}"),
+                    _ => format!("{base} ({n})"),
+                }
+            };
+            Some(Entry { key, path })
+        })
+        .collect()
+}
+
+/// The archive as a byte stream; it is written while it is read.
+pub fn stream(store: MediaStore, entries: Vec<Entry>) -> impl Stream<Item = std::io::Result<Bytes>> {
+    let (reader, writer) = tokio::io::duplex(PIPE);
+    tokio::spawn(async move {
+        if let Err(e) = write(&store, entries, writer).await {
+            // The response has started: the client sees a truncated archive, and the log why.
+            tracing::warn!(error = %e, "media export stopped");
+        }
+    });
+    ReaderStream::with_capacity(reader, 64 * 1024)
+}
+
+async fn write(store: &MediaStore, entries: Vec<Entry>, out: tokio::io::DuplexStream) -> anyhow::Result<()> {
+    let mut zip = ZipFileWriter::with_tokio(out);
+    for e in entries {
+        let (_, mut body) = store.read(&e.key).await?;
+        let mut entry =
+            zip.write_entry_stream(ZipEntryBuilder::new(e.path.clone().into(), Compression::Stored)).await?;
+        while let Some(chunk) = body.next().await {
+            entry.write_all(&chunk?).await?;
+        }
+        entry.close().await?;
+    }
+    zip.close().await?;
+    Ok(())
+}
