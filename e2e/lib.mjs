@@ -35,7 +35,15 @@ export async function launchBrowser() {
       `--crash-dumps-dir=${join(scratch, "crashes")}`,
     ],
   });
-  browser.on("disconnected", () => rmSync(scratch, { recursive: true, force: true }));
+  // Chromium may still be writing its cache while it exits: retry, and never let a leftover
+  // folder fail a test (scripts/e2e removes its whole work folder at the end anyway).
+  browser.on("disconnected", () => {
+    try {
+      rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (_) {
+      /* left for scripts/e2e's cleanup */
+    }
+  });
   return browser;
 }
 

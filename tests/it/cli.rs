@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// The binary in `dir` with a clean environment (no RUST_LOG: stderr holds only its messages).
 fn koinonia(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_koinonia"));
-    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut cmd = crate::support::process::koinonia(dir, &std::collections::HashMap::new());
+    cmd.env_remove("RUST_LOG");
     cmd
 }
 

@@ -3,7 +3,7 @@
 //! failure").
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::process::{self, Server};
 use crate::support::{fixture, fresh_postgres_database, received_event, s3, test_database_url};
 
 const CHURCH: &str = "+15551230000";
@@ -30,37 +31,12 @@ impl wiremock::Respond for FreshIds {
     }
 }
 
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn koinonia(env: &HashMap<String, String>, dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_koinonia"));
-    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(env);
-    cmd
+    process::koinonia(dir, env)
 }
 
-async fn start(env: &HashMap<String, String>, dir: &std::path::Path) -> Instance {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let child =
-        koinonia(env, dir).arg("serve").env("PORT", port.to_string()).stdout(Stdio::null()).spawn().expect("serve");
-    // Owned at once, so that it is killed and reaped whatever happens next.
-    let instance = Instance { child, base: format!("http://127.0.0.1:{port}") };
-    for _ in 0..150 {
-        if reqwest::get(format!("{}/healthz", instance.base)).await.is_ok_and(|r| r.status() == 200) {
-            return instance;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("instance did not start");
+async fn start(env: &HashMap<String, String>, dir: &std::path::Path) -> Server {
+    process::serve(dir, env).await
 }
 
 fn sign(key: &SigningKey, body: &[u8]) -> (String, String) {
@@ -116,20 +92,7 @@ async fn two_instances_one_killed_lose_nothing_and_repeat_nothing() {
     ] {
         env.insert(k.to_owned(), v);
     }
-    let out = koinonia(&env, dir.path())
-        .args(["church", "create", "--name", "Grace", "--number", CHURCH])
-        .output()
-        .expect("church");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let church = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let mut leader = koinonia(&env, dir.path())
-        .args(["leader", "create", "--church", &church, "--email", "pastor@grace.test", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("leader");
-    std::io::Write::write_all(&mut leader.stdin.take().expect("stdin"), b"correct horse battery").expect("password");
-    assert!(leader.wait().expect("leader").success());
+    process::church_and_leader(dir.path(), &env);
 
     let a = Arc::new(tokio::sync::Mutex::new(Some(start(&env, dir.path()).await)));
     let a_base = a.lock().await.as_ref().map(|i| i.base.clone()).expect("a");
@@ -329,11 +292,7 @@ async fn sigterm_lets_running_downloads_finish() {
     );
     env.insert("MEDIA_FETCH_ALLOW_PRIVATE".to_owned(), "true".to_owned());
     env.insert("RUST_LOG".to_owned(), "error".to_owned());
-    let out = koinonia(&env, dir.path())
-        .args(["church", "create", "--name", "Grace", "--number", CHURCH])
-        .output()
-        .expect("church");
-    assert!(out.status.success());
+    process::church_and_leader(dir.path(), &env);
     let mut instance = start(&env, dir.path()).await;
     let media = vec![json!({"url": format!("{}/media/slow.jpg", cdn.uri()), "content_type": "image/jpeg"})];
     let body =
@@ -386,27 +345,11 @@ async fn json_logs_carry_no_phone_numbers_or_secrets() {
     );
     env.insert("LOG_FORMAT".to_owned(), "json".to_owned());
     env.insert("RUST_LOG".to_owned(), "debug,sqlx=warn,hyper=warn,h2=warn,reqwest=warn".to_owned());
-    let out = koinonia(&env, dir.path())
-        .args(["church", "create", "--name", "Grace", "--number", CHURCH])
-        .output()
-        .expect("church");
-    assert!(out.status.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    process::church_and_leader(dir.path(), &env);
     let log = dir.path().join("serve.log");
-    let child = koinonia(&env, dir.path())
-        .arg("serve")
-        .env("PORT", port.to_string())
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let instance = Instance { child, base: format!("http://127.0.0.1:{port}") };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/healthz", instance.base)).await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut cmd = koinonia(&env, dir.path());
+    cmd.stdout(std::fs::File::create(&log).expect("log")).stderr(Stdio::null());
+    let instance = process::serve_on(cmd, process::free_port()).await;
     let http = reqwest::Client::new();
     for (i, text) in ["Hello from +13125550001", "STOP"].iter().enumerate() {
         let body = serde_json::to_vec(&received_event(&format!("log-{i}"), "+13125550001", CHURCH, text, vec![]))

@@ -1,27 +1,15 @@
 //! koinonia as a separate process, measured from outside: memory while a huge upload is refused.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-struct Server {
-    child: std::process::Child,
-    base: String,
-}
+use crate::support::process::{self, Server};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn koinonia(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_koinonia"));
-    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("RUST_LOG", "warn");
-    cmd
+/// The binary in `dir` with a clean environment.
+fn koinonia(dir: &std::path::Path) -> std::process::Command {
+    process::koinonia(dir, &HashMap::new())
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -33,32 +21,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
+/// A church with its leader, served from `dir`.
 async fn start(dir: &std::path::Path) -> Server {
-    let out = koinonia(dir)
-        .args(["church", "create", "--name", "Grace", "--number", "+15551230000"])
-        .output()
-        .expect("church");
-    assert!(out.status.success());
-    let church = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let mut child = koinonia(dir)
-        .args(["leader", "create", "--church", &church, "--email", "pastor@grace.test", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("leader");
-    child.stdin.take().expect("stdin").write_all(b"correct horse battery").expect("password");
-    assert!(child.wait().expect("wait").success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-    let child = koinonia(dir).arg("serve").env("PORT", port.to_string()).spawn().expect("serve");
-    let base = format!("http://127.0.0.1:{port}");
-    let server = Server { child, base };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status() == 200) {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("koinonia did not start");
+    process::church_and_leader(dir, &HashMap::new());
+    process::serve_on(koinonia(dir), process::free_port()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,13 +106,23 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
         .await
         .expect("send");
     assert_eq!(res.status(), 201);
+    // Wait until the file is stored and the simulator's staged copy is gone.
     let media = dir.path().join("koinonia-data/media");
+    let live =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("koinonia-data/koinonia.db").display()))
+            .await
+            .expect("read the live database");
     for _ in 0..100 {
-        if !crate::support::files_under(&media).is_empty() {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attachments WHERE status = 'stored'")
+            .fetch_one(&live)
+            .await
+            .unwrap_or(0);
+        if stored == 1 && crate::support::files_under(&media.join("sandbox")).is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    live.close().await;
     // Back up while the server runs.
     let backup = dir.path().join("backup");
     let out = koinonia(dir.path()).args(["backup", "--to"]).arg(&backup).output().expect("backup");
@@ -164,20 +140,9 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
 
     // Restore: the backup folder is a data folder.
     let restored_dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let child = koinonia(restored_dir.path())
-        .arg("serve")
-        .env("PORT", port.to_string())
-        .env("KOINONIA_DATA_DIR", &backup)
-        .spawn()
-        .expect("serve the restored copy");
-    let restored = Server { child, base: format!("http://127.0.0.1:{port}") };
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/healthz", restored.base)).await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut restored_cmd = koinonia(restored_dir.path());
+    restored_cmd.env("KOINONIA_DATA_DIR", &backup);
+    let restored = process::serve_on(restored_cmd, process::free_port()).await;
     let http = reqwest::Client::new();
     let login: Value = http
         .post(format!("{}/api/auth/login", restored.base))

@@ -1,0 +1,78 @@
+//! koinonia as a separate process: the real binary with a clean environment, as an operator
+//! runs it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `koinonia serve`; killed and reaped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The binary, run in `dir` with only PATH, `RUST_LOG=warn` and `env`.
+pub fn koinonia(dir: &Path, env: &HashMap<String, String>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_koinonia"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .envs(env);
+    cmd
+}
+
+/// Creates the church Grace (+15551230000) and its leader pastor@grace.test with the operator
+/// commands; returns the church id.
+pub fn church_and_leader(dir: &Path, env: &HashMap<String, String>) -> String {
+    let out = koinonia(dir, env)
+        .args(["church", "create", "--name", "Grace", "--number", "+15551230000"])
+        .output()
+        .expect("church");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let church = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut child = koinonia(dir, env)
+        .args(["leader", "create", "--church", &church, "--email", "pastor@grace.test", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("leader");
+    child.stdin.take().expect("stdin").write_all(b"correct horse battery").expect("password");
+    assert!(child.wait().expect("wait").success());
+    church
+}
+
+/// A free loopback port (the kernel picks it; the tiny race is acceptable in tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port()
+}
+
+/// Starts `serve` from `cmd` (already configured) on `port` and waits for `/healthz`.
+pub async fn serve_on(mut cmd: Command, port: u16) -> Server {
+    let child = cmd.arg("serve").env("PORT", port.to_string()).spawn().expect("serve");
+    // Owned at once, so that it is killed and reaped whatever happens next.
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    for _ in 0..150 {
+        if reqwest::get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status() == 200) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("koinonia did not start");
+}
+
+/// `serve` in `dir` with `env`, on a free port.
+pub async fn serve(dir: &Path, env: &HashMap<String, String>) -> Server {
+    let mut cmd = koinonia(dir, env);
+    cmd.stdout(Stdio::null());
+    serve_on(cmd, free_port()).await
+}
