@@ -55,10 +55,9 @@ async fn member_texts_words_and_files(app: TestApp) {
     }
     let event = received_event("evt-words-and-files", MEMBER_NUMBER, CHURCH_NUMBER, "Photos from Sunday!", media);
 
-    let started = std::time::Instant::now();
+    // Acknowledged before any download (read_api's slow-CDN test shows the file still pending).
     let res = app.post_webhook("/api/webhooks/telnyx/mms", &event).await;
     assert_eq!(res.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "acknowledged before downloading");
 
     // The text is there at once.
     let list = app.get_json(&token, "/api/conversations").await;

@@ -506,7 +506,7 @@ async fn a_leader_starts_a_conversation_with_a_number() {
 
 #[tokio::test]
 async fn an_interrupted_send_is_reconciled_never_repeated() {
-    let options = Options { telnyx_timeout_ms: 300, reconcile_ms: 1_500, ..Options::default().telnyx() };
+    let options = Options { telnyx_timeout_ms: 300, reconcile_ms: 3_000, ..Options::default().telnyx() };
     let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
     let (token, conv) = conversation(&app, MEMBER_NUMBER).await;
     // Telnyx takes the request but answers too late.
