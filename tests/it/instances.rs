@@ -98,16 +98,7 @@ async fn two_instances_one_killed_lose_nothing_and_repeat_nothing() {
     let a_base = a.lock().await.as_ref().map(|i| i.base.clone()).expect("a");
     let b = start(&env, dir.path()).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
-    let login: Value = http
-        .post(format!("{}/api/auth/login", b.base))
-        .json(&json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let token = process::login(&b.base).await;
 
     // 500 webhooks from 50 members, alternating instances; every tenth carries a photo. After
     // 200 are acknowledged, A is killed; what failed on A is sent again to B (Telnyx failover).

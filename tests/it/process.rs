@@ -32,16 +32,7 @@ async fn a_600_mb_upload_is_refused_with_memory_bounded_and_nothing_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let token = process::login(&server.base).await;
     let started: Value = http
         .post(format!("{}/api/conversations", server.base))
         .bearer_auth(&token)
@@ -144,16 +135,7 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
     restored_cmd.env("KOINONIA_DATA_DIR", &backup);
     let restored = process::serve_on(restored_cmd, process::free_port()).await;
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{}/api/auth/login", restored.base))
-        .json(&json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let token = process::login(&restored.base).await;
     let list: Value = http
         .get(format!("{}/api/conversations", restored.base))
         .bearer_auth(&token)

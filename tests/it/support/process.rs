@@ -76,3 +76,16 @@ pub async fn serve(dir: &Path, env: &HashMap<String, String>) -> Server {
     cmd.stdout(Stdio::null());
     serve_on(cmd, free_port()).await
 }
+
+/// Logs in the leader made by [`church_and_leader`] on `base`; returns the bearer token.
+pub async fn login(base: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 200, "login");
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["data"]["token"].as_str().expect("token").to_owned()
+}
