@@ -382,7 +382,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
         tx.commit().await?;
         conversations.push(conv.id);
     }
-    let reply = |i: usize| crate::outbound::Reply { content: format!("Bench reply {i}"), upload: None, force: false };
+    let reply = |i: usize| crate::outbound::Reply { content: format!("Bench reply {i}"), ..Default::default() };
 
     // 1. The backlog: recorded with the workers stopped, then drained.
     let started = Instant::now();

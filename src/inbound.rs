@@ -139,6 +139,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
             send_started_at: None,
             provider_status: None,
             send_mode: None,
+            send_preview: false,
         },
     )
     .await?;
@@ -184,6 +185,10 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
                 stored_at: None,
                 deleted_at: None,
                 link_token: None,
+                preview_small_key: None,
+                preview_large_key: None,
+                preview_large_bytes: None,
+                preview_state: None,
             },
         )
         .await?;

@@ -24,6 +24,34 @@ use crate::domain::{AttachmentId, ChurchId, JobId};
 pub mod kind {
     pub const MEDIA_FETCH: &str = "media.fetch";
     pub const MESSAGE_SEND: &str = "message.send";
+    pub const MEDIA_PREVIEW: &str = "media.preview";
+}
+
+/// Payload of [`kind::MEDIA_PREVIEW`]: make the previews of one stored image or video.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MediaPreview {
+    pub attachment_id: AttachmentId,
+}
+
+/// Queues the previews of a stored file when its type has them (images and videos).
+pub async fn enqueue_preview(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    attachment: AttachmentId,
+    media_type: &str,
+    now: DateTime<Utc>,
+) -> Result<(), EnqueueError> {
+    if !matches!(media_type, "image" | "video") {
+        return Ok(());
+    }
+    let job = NewJob {
+        kind: kind::MEDIA_PREVIEW,
+        payload: serde_json::json!(MediaPreview { attachment_id: attachment }),
+        church: Some(church),
+        max_attempts: 3,
+        priority: -1,
+    };
+    enqueue(c, job, now).await.map(|_| ())
 }
 
 /// Payload of [`kind::MESSAGE_SEND`]: hand one outbound message to the carrier.
@@ -240,6 +268,11 @@ async fn dispatch(state: &AppState, job: &db::jobs::JobRow) -> Result<(), JobErr
                 .map_err(|e| JobError::fatal(format!("bad payload: {e}")))?;
             crate::outbound::send(state, p.message_id).await
         }
+        kind::MEDIA_PREVIEW => {
+            let p: MediaPreview = serde_json::from_value(job.payload.0.clone())
+                .map_err(|e| JobError::fatal(format!("bad payload: {e}")))?;
+            crate::media::preview::run_job(state, p.attachment_id).await
+        }
         other => Err(JobError::fatal(format!("unknown job kind {other:?}"))),
     }
 }
@@ -255,6 +288,11 @@ async fn on_dead(state: &AppState, job: &db::jobs::JobRow, reason: &str) -> Resu
             let mut pooled = state.db.acquire().await?;
             let why = format!("could not be handed to the carrier: {reason}");
             db::messages::mark_send_failed(&mut pooled.conn(), p.message_id, &why, clock::now()).await?;
+        }
+    } else if job.kind == kind::MEDIA_PREVIEW {
+        if let Ok(p) = serde_json::from_value::<MediaPreview>(job.payload.0.clone()) {
+            let mut pooled = state.db.acquire().await?;
+            db::attachments::set_preview_state(&mut pooled.conn(), p.attachment_id, "failed").await?;
         }
     }
     Ok(())

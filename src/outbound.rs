@@ -36,6 +36,8 @@ pub enum SendMode {
     Mms,
     /// SMS with a link to the full-quality file (too large for MMS, or abroad).
     Link,
+    /// A photo too large for MMS: its preview by MMS, with a link to the full-quality file.
+    PreviewLink,
 }
 
 impl SendMode {
@@ -45,10 +47,26 @@ impl SendMode {
             Self::MmsText => "mms_text",
             Self::Mms => "mms",
             Self::Link => "link",
+            Self::PreviewLink => "preview_link",
         }
     }
-    fn parse(s: &str) -> Option<Self> {
-        [Self::Sms, Self::MmsText, Self::Mms, Self::Link].into_iter().find(|m| m.as_str() == s)
+    /// As stored in `messages.send_mode` (a preview with the link is `link` + `send_preview`).
+    fn stored(self) -> &'static str {
+        match self {
+            Self::PreviewLink => Self::Link.as_str(),
+            other => other.as_str(),
+        }
+    }
+    fn of(m: &db::messages::MessageRow) -> Self {
+        let mode = [Self::Sms, Self::MmsText, Self::Mms, Self::Link]
+            .into_iter()
+            .find(|mode| m.send_mode.as_deref() == Some(mode.as_str()))
+            .unwrap_or(Self::Sms);
+        if mode == Self::Link && m.send_preview {
+            Self::PreviewLink
+        } else {
+            mode
+        }
     }
 }
 
@@ -113,6 +131,28 @@ pub struct Reply {
     pub upload: Option<Upload>,
     /// Send even though the number looked unreachable last time.
     pub force: bool,
+    /// How a photo too large for MMS travels.
+    pub large_image: LargeImage,
+}
+
+/// How a photo above `MMS_MAX_ATTACHMENT_BYTES` is sent (other large files are always a link).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LargeImage {
+    /// Its preview by MMS, so the member sees the picture at once, and a link to the original.
+    #[default]
+    Preview,
+    /// Only a link to the original, by SMS.
+    Link,
+}
+
+impl LargeImage {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "preview" => Some(Self::Preview),
+            "link" => Some(Self::Link),
+            _ => None,
+        }
+    }
 }
 
 /// The recorded reply.
@@ -163,7 +203,9 @@ pub async fn reply(
     let member = db::members::get(c, leader.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
     check_member(&member, reply.force)?;
     let phone = state.phone.decrypt(&member.phone_ciphertext)?;
-    let recorded = record(state, c, leader, conversation, member.id, &phone, content, reply.upload, now).await?;
+    let recorded =
+        record(state, c, leader, conversation, member.id, &phone, content, reply.upload, reply.large_image, now)
+            .await?;
     tx.commit().await?;
     state.jobs.wake();
     announce(state, &recorded.message).await;
@@ -184,7 +226,8 @@ pub async fn start_conversation(
     let (member, conversation) =
         crate::contacts::member_and_conversation(c, &state.phone, leader.church, phone, now).await?;
     check_member(&member, false)?;
-    let recorded = record(state, c, leader, conversation.id, member.id, phone, content, None, now).await?;
+    let recorded =
+        record(state, c, leader, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
     tx.commit().await?;
     state.jobs.wake();
     announce(state, &recorded.message).await;
@@ -217,6 +260,7 @@ fn choose_mode(
     phone: &Phone,
     content: &str,
     upload: Option<&Upload>,
+    large_image: LargeImage,
 ) -> Result<SendMode, ReplyError> {
     let domestic = phone.is_us_or_canada();
     let too_long = || {
@@ -227,6 +271,9 @@ fn choose_mode(
     };
     match upload {
         Some(u) if domestic && u.ingested_size <= state.config.mms_max_attachment_bytes => Ok(SendMode::Mms),
+        Some(u) if domestic && u.media_type == "image" && large_image == LargeImage::Preview => {
+            Ok(SendMode::PreviewLink)
+        }
         Some(_) => {
             // The link adds about 60 characters to the text.
             let with_link = format!("{content}\n{}/m/{}", state.config.public_url(""), "x".repeat(22));
@@ -251,9 +298,10 @@ async fn record(
     phone: &Phone,
     content: String,
     upload: Option<Upload>,
+    large_image: LargeImage,
     now: DateTime<Utc>,
 ) -> Result<Recorded, ReplyError> {
-    let mode = choose_mode(state, phone, &content, upload.as_ref())?;
+    let mode = choose_mode(state, phone, &content, upload.as_ref(), large_image)?;
     let message = db::messages::MessageRow {
         id: MessageId::new(),
         church_id: leader.church,
@@ -275,7 +323,8 @@ async fn record(
         send_state: Some("pending".into()),
         send_started_at: None,
         provider_status: None,
-        send_mode: Some(mode.as_str().to_owned()),
+        send_mode: Some(mode.stored().to_owned()),
+        send_preview: mode == SendMode::PreviewLink,
     };
     db::messages::insert(c, &message).await?;
     let mut attachments = Vec::new();
@@ -305,9 +354,16 @@ async fn record(
             created_at: now,
             stored_at: Some(now),
             deleted_at: None,
-            link_token: (mode == SendMode::Link).then(link_token).transpose()?,
+            link_token: matches!(mode, SendMode::Link | SendMode::PreviewLink).then(link_token).transpose()?,
+            preview_small_key: None,
+            preview_large_key: None,
+            preview_large_bytes: None,
+            preview_state: None,
         };
         db::attachments::insert(c, &row).await?;
+        if let Some(kind) = row.media_type.as_deref() {
+            jobs::enqueue_preview(c, leader.church, row.id, kind, now).await?;
+        }
         attachments.push(row);
     }
     jobs::enqueue(
@@ -358,7 +414,7 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
         let attachments = if with_files { db::attachments::of_message(c, id).await? } else { Vec::new() };
         (message, ctx, phone, attachments)
     };
-    let mode = message.send_mode.as_deref().and_then(SendMode::parse).unwrap_or(SendMode::Sms);
+    let mode = SendMode::of(&message);
 
     if let Err(wait) = state.send_limits.check(&ctx.church_number) {
         return Err(JobError::Defer(wait.max(Duration::from_millis(10))));
@@ -379,8 +435,13 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
                 media_urls.push(url);
             }
         }
-        SendMode::Link => {
+        SendMode::Link | SendMode::PreviewLink => {
             for a in &attachments {
+                if mode == SendMode::PreviewLink {
+                    if let Some(url) = preview_url(state, a).await? {
+                        media_urls.push(url);
+                    }
+                }
                 if let Some(token) = &a.link_token {
                     if !text.is_empty() {
                         text.push('\n');
@@ -391,7 +452,8 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
         }
         SendMode::Sms | SendMode::MmsText => {}
     }
-    let force_mms = mode == SendMode::MmsText || (mode == SendMode::Link && !sms::fits_sms(&text));
+    let force_mms =
+        mode == SendMode::MmsText || (matches!(mode, SendMode::Link | SendMode::PreviewLink) && !sms::fits_sms(&text));
     let webhook_url = state.config.public_url(&format!("/api/webhooks/telnyx/status?m={id}"));
     let request = SendMessage {
         from: &ctx.church_number,
@@ -415,6 +477,30 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
     let outcome = record_send_outcome(state, &message, &ctx, mode, result, now).await;
     announce(state, &message).await;
     outcome
+}
+
+/// A presigned URL of the MMS-sized preview of a large photo, made now if the preview job has
+/// not made it yet; `None` (the link alone goes) when no preview can be made or it does not fit.
+async fn preview_url(state: &AppState, a: &db::attachments::AttachmentRow) -> Result<Option<String>, JobError> {
+    use crate::media::preview::{self, PreviewError};
+    let (key, bytes) = match preview::ensure(state, a).await {
+        Ok(made) => made,
+        Err(PreviewError::Transient(e)) => return Err(JobError::retry(format!("making the preview: {e}"))),
+        Err(e) => {
+            tracing::info!(attachment = %a.id, reason = %e, "no preview for a large photo; sending the link alone");
+            return Ok(None);
+        }
+    };
+    if bytes > state.config.mms_max_attachment_bytes {
+        return Ok(None);
+    }
+    let name = format!("{}-preview.jpg", a.name.rsplit_once('.').map_or(a.name.as_str(), |(stem, _)| stem));
+    let url = state
+        .store
+        .presign_get(&key, state.config.media_url_ttl, "image/jpeg", &name)
+        .await
+        .map_err(|e| JobError::retry(format!("presigning the preview: {e}")))?;
+    Ok(Some(url))
 }
 
 /// Records what the carrier answered (see the module docs for what each answer means).

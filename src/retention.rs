@@ -41,7 +41,11 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
         for a in &page {
             report.examined += 1;
             if let Some(key) = &a.storage_key {
-                if let Err(e) = state.store.delete(key).await {
+                let mut deleted = Ok(());
+                for k in crate::media::preview::keys_with_previews(key, a.id) {
+                    deleted = deleted.and(state.store.delete(&k).await);
+                }
+                if let Err(e) = deleted {
                     report.failed += 1;
                     tracing::warn!(attachment = %a.id, error = %e, "retention: could not delete; will try on the next sweep");
                     continue;

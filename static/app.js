@@ -130,6 +130,7 @@
   const fileName = document.getElementById("file-name");
   const fileSize = document.getElementById("file-size");
   const note = document.getElementById("note");
+  const largeImage = document.getElementById("large-image");
   const progress = document.getElementById("progress");
   const error = document.getElementById("composer-error");
   const send = document.getElementById("send");
@@ -148,6 +149,7 @@
     previewImage.removeAttribute("src");
     attachment.hidden = true;
     note.hidden = true;
+    largeImage.hidden = true;
   };
 
   fileInput.addEventListener("change", () => {
@@ -170,11 +172,15 @@
     }
     attachment.hidden = false;
     const asLink = file.size > mmsMax;
-    note.textContent = asLink
-      ? "Too large for MMS — will be sent as a link to the full-quality file"
-      : "Will be sent at full quality";
+    const photo = file.type.startsWith("image/");
+    note.textContent = !asLink
+      ? "Will be sent at full quality"
+      : photo
+        ? "Too large for MMS at full quality — the full-quality photo goes as a link"
+        : "Too large for MMS — will be sent as a link to the full-quality file";
     note.classList.toggle("link", asLink);
     note.hidden = false;
+    largeImage.hidden = !(asLink && photo);
   });
   document.getElementById("remove-file").addEventListener("click", () => { clearFile(); content.focus(); });
 
@@ -223,6 +229,7 @@
     }
     const body = new FormData();
     if (text) body.append("content", text);
+    if (!largeImage.hidden) body.append("largeImage", form.querySelector('input[name="largeImage"]:checked')?.value || "preview");
     body.append("file", file, file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/conversations/${conversation}/reply-with-media`);

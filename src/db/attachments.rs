@@ -33,15 +33,26 @@ pub struct AttachmentRow {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Unguessable token of the `/m/:token` link when the file was sent as a link.
     pub link_token: Option<String>,
+    /// Derived JPEGs (see `media::preview`); set together once made.
+    pub preview_small_key: Option<String>,
+    pub preview_large_key: Option<String>,
+    pub preview_large_bytes: Option<i64>,
+    /// NULL until tried, then `ready`, `unavailable` or `failed`.
+    pub preview_state: Option<String>,
 }
 
+const INSERTED: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
+                        declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
+                        height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, \
+                        link_token";
 const COLUMNS: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
                        declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
-                       height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, link_token";
+                       height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, \
+                       link_token, preview_small_key, preview_large_key, preview_large_bytes, preview_state";
 
 pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
     let sql = format!(
-        "INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+        "INSERT INTO attachments ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
     );
     run!(c, |q| sqlx::query(&sql)
@@ -205,7 +216,8 @@ pub async fn expired(
 /// stored → deleted (its object already removed), unless a leader marked it "keep" meanwhile.
 pub async fn mark_deleted(c: &mut Conn<'_>, id: AttachmentId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
     run!(c, |q| sqlx::query(
-        "UPDATE attachments SET status = 'deleted', deleted_at = $2, failure_reason = $3
+        "UPDATE attachments SET status = 'deleted', deleted_at = $2, failure_reason = $3,
+             preview_small_key = NULL, preview_large_key = NULL, preview_large_bytes = NULL
          WHERE id = $1 AND status = 'stored' AND keep = false"
     )
     .bind(id)
@@ -227,20 +239,58 @@ pub async fn set_keep(c: &mut Conn<'_>, church: ChurchId, id: AttachmentId, keep
         .map(|r| r.rows_affected() == 1))
 }
 
-/// Storage keys of every file of a member's conversation (for erasure).
+/// Every stored original of a member's conversation, with its attachment id (for erasure; the
+/// previews' keys follow from these).
 pub async fn keys_of_member(
     c: &mut Conn<'_>,
     church: ChurchId,
     member: crate::domain::MemberId,
-) -> Result<Vec<String>> {
-    run!(c, |q| sqlx::query_scalar::<_, String>(
-        "SELECT a.storage_key FROM attachments a JOIN conversations cv ON cv.id = a.conversation_id
+) -> Result<Vec<(AttachmentId, String)>> {
+    run!(c, |q| sqlx::query_as::<_, (AttachmentId, String)>(
+        "SELECT a.id, a.storage_key FROM attachments a JOIN conversations cv ON cv.id = a.conversation_id
          WHERE a.church_id = $1 AND cv.member_id = $2 AND a.storage_key IS NOT NULL"
     )
     .bind(church)
     .bind(member)
     .fetch_all(&mut **q)
     .await)
+}
+
+/// Records both previews of a stored file. False when the file is no longer stored (deleted or
+/// erased meanwhile): the caller removes the objects it just wrote.
+pub async fn set_previews(
+    c: &mut Conn<'_>,
+    id: AttachmentId,
+    small_key: &str,
+    large_key: &str,
+    large_bytes: i64,
+) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "UPDATE attachments SET preview_small_key = $2, preview_large_key = $3, preview_large_bytes = $4,
+             preview_state = 'ready'
+         WHERE id = $1 AND status = 'stored'"
+    )
+    .bind(id)
+    .bind(small_key)
+    .bind(large_key)
+    .bind(large_bytes)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// Records that a file has no preview (`unavailable` or `failed`).
+pub async fn set_preview_state(c: &mut Conn<'_>, id: AttachmentId, state: &str) -> Result<()> {
+    run!(c, |q| {
+        sqlx::query(
+        "UPDATE attachments SET preview_state = $2 WHERE id = $1 AND (preview_state IS NULL OR preview_state <> 'ready')"
+    )
+    .bind(id)
+    .bind(state)
+    .execute(&mut **q)
+    .await
+    .map(|_| ())
+    })
 }
 
 /// Filters of the media library (all optional).

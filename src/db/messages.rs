@@ -29,16 +29,18 @@ pub struct MessageRow {
     pub provider_status: Option<String>,
     /// Outbound only: `sms`, `mms`, `mms_text` (long text as MMS) or `link`.
     pub send_mode: Option<String>,
+    /// Outbound `link` only: the photo's MMS-sized preview goes with the link, by MMS.
+    pub send_preview: bool,
 }
 
 const COLUMNS: &str =
     "id, church_id, conversation_id, member_id, leader_id, direction, content, keyword, likely_opt_out, \
                        delivery_status, failure_reason, provider_message_id, cc_ciphertext, created_at, updated_at, \
-                       send_state, send_started_at, provider_status, send_mode";
+                       send_state, send_started_at, provider_status, send_mode, send_preview";
 
 pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
     let sql = format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     );
     run!(c, |q| sqlx::query(&sql)
         .bind(m.id)
@@ -60,6 +62,7 @@ pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
         .bind(m.send_started_at)
         .bind(&m.provider_status)
         .bind(&m.send_mode)
+        .bind(m.send_preview)
         .execute(&mut **q)
         .await
         .map(|_| ()))

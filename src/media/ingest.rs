@@ -253,9 +253,17 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
                 sha256: i.sha256.clone(),
             };
             {
-                let mut pooled = state.db.acquire().await?;
-                db::attachments::mark_stored(&mut pooled.conn(), row.id, &stored, clock::now()).await?;
+                let now = clock::now();
+                let mut tx = state.db.begin().await?;
+                let c = &mut tx.conn();
+                if db::attachments::mark_stored(c, row.id, &stored, now).await? {
+                    crate::jobs::enqueue_preview(c, row.church_id, row.id, &stored.media_type, now)
+                        .await
+                        .map_err(|e| JobError::retry(e.to_string()))?;
+                }
+                tx.commit().await?;
             }
+            state.jobs.wake();
             let event =
                 crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
             state.live.publish(row.church_id, event).await;

@@ -6,4 +6,5 @@ pub mod ingest;
 pub mod inspect;
 pub mod mime;
 pub mod names;
+pub mod preview;
 pub mod store;

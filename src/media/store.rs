@@ -244,6 +244,13 @@ impl MediaStore {
         }
     }
 
+    /// The file of an object in the local folder (for converters that need a path).
+    pub fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let root = self.local_root()?;
+        let path = object_path(key).ok()?;
+        Some(path.parts().fold(root.to_path_buf(), |p, part| p.join(part.as_ref())))
+    }
+
     /// The local folder, when this store is one.
     pub fn local_root(&self) -> Option<&std::path::Path> {
         match &self.backend {

@@ -239,7 +239,8 @@ async fn the_simulator_sends_through_the_inbound_pipeline() {
     assert_eq!(a["status"], "stored");
     assert_eq!(a["name"], "IMG_0001.jpg");
     assert_eq!(a["sha256"], photo.sha256.as_str());
-    assert_eq!(app.stored_files().len(), 1, "the staged copy is gone once stored");
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 1 + previews, "the staged copy is gone once stored");
     // The church replies; the simulated phone sees it.
     let res = app
         .http

@@ -132,6 +132,7 @@ async fn story(db: Db) {
         send_started_at: None,
         provider_status: None,
         send_mode: None,
+        send_preview: false,
     };
     db::messages::insert(c, &msg).await.expect("message");
     let bad = db::messages::insert(
@@ -172,6 +173,10 @@ async fn story(db: Db) {
         stored_at: None,
         deleted_at: None,
         link_token: Some("tok".into()),
+        preview_small_key: None,
+        preview_large_key: None,
+        preview_large_bytes: None,
+        preview_state: None,
     };
     db::attachments::insert(c, &att).await.expect("attachment");
     db::attachments::note_problem(c, att.id, "HTTP 404").await.expect("note");
@@ -194,6 +199,21 @@ async fn story(db: Db) {
     assert!(db::attachments::get(c, ChurchId::new(), att.id).await.expect("get").is_none());
     assert!(db::attachments::get_for_job(c, att.id).await.expect("job").is_some());
     assert_eq!(db::attachments::for_messages(c, church.id, conv.id, msg.id, msg.id).await.expect("for").len(), 1);
+    db::attachments::set_preview_state(c, att.id, "failed").await.expect("preview state");
+    assert!(db::attachments::set_previews(c, att.id, "p/s.jpg", "p/l.jpg", 1234).await.expect("previews"));
+    db::attachments::set_preview_state(c, att.id, "unavailable").await.expect("ready stays ready");
+    let a = db::attachments::get(c, church.id, att.id).await.expect("get").expect("some");
+    assert_eq!(
+        (
+            a.preview_small_key.as_deref(),
+            a.preview_large_key.as_deref(),
+            a.preview_large_bytes,
+            a.preview_state.as_deref()
+        ),
+        (Some("p/s.jpg"), Some("p/l.jpg"), Some(1234), Some("ready"))
+    );
+    let keys = db::attachments::keys_of_member(c, church.id, member.id).await.expect("keys");
+    assert_eq!(keys, vec![(att.id, "k".to_owned())]);
 
     assert!(db::webhook_events::insert_if_new(c, "evt", "message.received", Some(church.id), now).await.expect("evt"));
     assert!(!db::webhook_events::insert_if_new(c, "evt", "message.received", Some(church.id), now).await.expect("evt"));

@@ -115,7 +115,8 @@ async fn member_texts_words_and_files(app: TestApp) {
         assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), f.sha256, "{}", f.file);
         assert_eq!(bytes.as_ref(), f.bytes.as_slice());
     }
-    assert_eq!(app.stored_files().len(), files.len());
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), files.len() + previews);
     assert!(app.count("audit_log WHERE action = 'media.view'").await >= files.len() as i64);
 
     if let Some(s3) = &app.s3 {
@@ -172,7 +173,8 @@ async fn ten_files_of_mixed_types(app: TestApp) {
     .await;
     assert_eq!(app.count("attachments").await, 10);
     assert_eq!(app.count("messages").await, 1);
-    assert_eq!(app.stored_files().len(), 10);
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 10 + previews);
 }
 
 crate::matrix!(ten_files_everywhere, [sqlite_local => (Sqlite, Local), postgres_s3 => (Postgres, S3)], ten_files_of_mixed_types);

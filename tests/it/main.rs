@@ -12,6 +12,7 @@ mod media_fetch;
 mod operations;
 mod outbound;
 mod people;
+mod previews;
 mod process;
 mod read_api;
 mod store;

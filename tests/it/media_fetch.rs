@@ -133,7 +133,8 @@ async fn a_cdn_that_catches_up_after_two_404s() {
     let (status, reason) = attachment_row(&app).await;
     assert_eq!(status, "stored", "{reason:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert_eq!(app.stored_files().len(), 1);
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 1 + previews);
 }
 
 #[tokio::test]

@@ -35,7 +35,8 @@ async fn three_files(app: &TestApp) -> (String, String, Vec<String>) {
 
 async fn retention_sweeps(app: TestApp) {
     let (token, conv, ids) = three_files(&app).await;
-    assert_eq!(app.stored_files().len(), 3);
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 3 + previews);
     // The leader keeps the first file.
     let res = app
         .http
@@ -61,7 +62,8 @@ async fn retention_sweeps(app: TestApp) {
     assert_eq!(a.deleted + b.deleted, 2, "each file deleted once: {a:?} {b:?}");
     assert_eq!(a.failed + b.failed, 0);
     assert_eq!(app.count("audit_log WHERE action = 'media.delete'").await, 2);
-    assert_eq!(app.stored_files().len(), 1, "only the kept file is left");
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 1 + previews, "only the kept file is left");
     let thread = app.get_json(&token, &format!("/api/conversations/{conv}")).await;
     let m = &thread["data"]["messages"][0];
     assert_eq!(m["content"], "Keep the words", "the text stays");

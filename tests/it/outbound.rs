@@ -277,7 +277,103 @@ async fn media_replies_as_mms_and_as_link(app: TestApp) {
     assert_eq!(original.bytes().await.expect("bytes").as_ref(), clip.bytes.as_slice(), "never recompressed");
     assert!(app.count("audit_log WHERE action = 'media.link_open'").await >= 1);
     assert_eq!(stranger.get(app.url("/m/AAAAAAAAAAAAAAAAAAAAAA")).send().await.expect("GET").status(), 404);
-    assert_eq!(app.stored_files().len(), 2, "the two uploads, nothing else");
+    // The two uploads and, once their jobs ran, their previews; nothing else.
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 2 + previews);
+}
+
+/// Sends one photo reply with the given `largeImage` choice (None: the default).
+async fn upload_photo(
+    app: &TestApp,
+    token: &str,
+    conversation: &str,
+    bytes: Vec<u8>,
+    choice: Option<&str>,
+) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new().text("content", "The baptism");
+    if let Some(c) = choice {
+        form = form.text("largeImage", c.to_owned());
+    }
+    form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name("baptism.jpg"));
+    app.http
+        .post(app.url(&format!("/api/conversations/{conversation}/reply-with-media")))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+}
+
+/// A 5 MB photo: its MMS-sized preview goes by MMS (the member sees the picture at once) and
+/// the text carries a link to the exact original; choosing "link" sends the link alone.
+async fn large_photos_go_as_preview_and_link(app: TestApp) {
+    let (token, conv) = conversation(&app, MEMBER_NUMBER).await;
+    telnyx_accepts(&app, "prov-preview").await;
+    let photo = crate::previews::jpeg(2600, 2000, 97);
+    assert!(photo.len() > 4_500_000, "a large photo: {} bytes", photo.len());
+    let limit = 614_400; // MMS_MAX_ATTACHMENT_BYTES's default
+
+    let res = upload_photo(&app, &token, &conv, photo.clone(), None).await;
+    let status = res.status();
+    let created: Value = res.json().await.expect("json");
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["data"]["deliveryStatus"], "queued", "an MMS, not a bare link");
+    wait_message(&app, &token, &conv, &id, "accepted", |m| m["providerMessageId"] == "prov-preview").await;
+    let (body, _) = sends(&app).await.into_iter().next().expect("a send");
+    let urls = body["media_urls"].as_array().expect("media_urls");
+    assert_eq!(urls.len(), 1);
+    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let preview = stranger.get(urls[0].as_str().expect("url")).send().await.expect("GET preview");
+    assert_eq!(preview.status(), 200);
+    assert_eq!(preview.headers()["content-type"], "image/jpeg");
+    let preview = preview.bytes().await.expect("bytes");
+    assert!(preview.len() <= limit, "the MMS media fits the limit: {} bytes", preview.len());
+    let img = image::load_from_memory(&preview).expect("a real JPEG");
+    let (w, h) = (img.width(), img.height());
+    assert!((640..=1280).contains(&w), "the large preview, shrunk only as far as the limit needs: {w}×{h}");
+    assert!(((w as f64 / h as f64) - 2600.0 / 2000.0).abs() < 0.01, "aspect kept: {w}×{h}");
+    let text = body["text"].as_str().expect("text");
+    let (caption, link) = text.split_once('\n').expect("caption and link");
+    assert_eq!(caption, "The baptism");
+    assert!(link.starts_with(&app.url("/m/")), "{link}");
+    let res = stranger.get(link).send().await.expect("GET link");
+    assert_eq!(res.status(), 302);
+    let original = reqwest::get(res.headers()["location"].to_str().expect("location")).await.expect("original");
+    assert_eq!(original.bytes().await.expect("bytes").as_ref(), photo.as_slice(), "the exact original bytes");
+
+    // "Send only a link": an SMS with the link, no media.
+    let res = upload_photo(&app, &token, &conv, photo.clone(), Some("link")).await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.expect("json");
+    assert_eq!(created["data"]["deliveryStatus"], "link_sent");
+    let id = created["data"]["id"].as_str().expect("id").to_owned();
+    wait_message(&app, &token, &conv, &id, "link accepted", |m| !m["providerMessageId"].is_null()).await;
+    let all = sends(&app).await;
+    let (body, _) = all.last().expect("second send");
+    assert!(body.get("media_urls").is_none(), "{body}");
+    assert!(body["text"].as_str().is_some_and(|t| t.contains("/m/")));
+
+    // A choice that is neither is refused, and nothing of that upload is kept.
+    let previews = app.preview_files().await;
+    let before = app.stored_files().len() - previews;
+    let res = upload_photo(&app, &token, &conv, photo, Some("thumbnail")).await;
+    assert_eq!(res.status(), 400);
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len() - previews, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_photo_preview_and_link_sqlite_s3() {
+    if let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::S3, Options::default().telnyx()).await {
+        large_photos_go_as_preview_and_link(app).await;
+    }
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_photo_preview_and_link_postgres_local() {
+    if let Some(app) = TestApp::try_spawn(Backend::Postgres, Store::Local, Options::default().telnyx()).await {
+        large_photos_go_as_preview_and_link(app).await;
+    }
 }
 
 async fn media_replies_everywhere(backend: Backend, store: Store) {

@@ -193,7 +193,8 @@ async fn erasing_a_member(app: TestApp) {
     let conv = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
     let member = list["data"]["conversations"][0]["member"]["id"].as_str().expect("member").to_owned();
     crate::inbound_flow::settled_thread(&app, &admin, &conv).await;
-    assert_eq!(app.stored_files().len(), 2);
+    let previews = app.preview_files().await;
+    assert_eq!(app.stored_files().len(), 2 + previews);
 
     let (status, _) = send(&app, &helper, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
     assert_eq!(status, 403, "admins only");

@@ -19,6 +19,46 @@ pub fn router() -> Router<AppState> {
         .route("/api/media", get(library))
         .route("/api/media/export", axum::routing::post(export))
         .route("/api/media/{id}", get(open))
+        .route("/api/media/{id}/preview/{size}", get(preview))
+}
+
+/// `GET /api/media/:id/preview/:size` (`small` or `large`): the derived JPEG, streamed with a
+/// private cache lifetime. Previews are not audited (a thread shows dozens); opening the
+/// original is.
+async fn preview(
+    State(state): State<AppState>,
+    leader: Leader,
+    AppPath((id, size)): AppPath<(AttachmentId, String)>,
+) -> ApiResult<Response> {
+    let size = crate::media::preview::Size::parse(&size)
+        .ok_or_else(|| ApiError::bad_request("size must be \"small\" or \"large\""))?;
+    let a = {
+        let mut pooled = state.db.acquire().await?;
+        db::attachments::get(&mut pooled.conn(), leader.church, id).await?.ok_or(ApiError::NotFound)?
+    };
+    let key = match size {
+        crate::media::preview::Size::Small => a.preview_small_key.as_deref(),
+        crate::media::preview::Size::Large => a.preview_large_key.as_deref(),
+    };
+    let Some(key) = key.filter(|_| a.status == "stored") else {
+        return Err(ApiError::Status(StatusCode::NOT_FOUND, "this file has no preview".into()));
+    };
+    let (len, stream) = match state.store.read(key).await {
+        Ok(found) => found,
+        Err(crate::media::store::StoreError::Store(object_store::Error::NotFound { .. })) => {
+            return Err(ApiError::Status(StatusCode::NOT_FOUND, "this file has no preview".into()));
+        }
+        Err(e) => return Err(ApiError::Internal(e.into())),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400, immutable")),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn open(
@@ -75,17 +115,17 @@ pub(crate) async fn redirect_to_original(
         .into_response())
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct LibraryQuery {
     #[serde(rename = "type")]
-    kind: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    member_id: Option<String>,
-    conversation_id: Option<String>,
-    cursor: Option<String>,
-    limit: Option<i64>,
+    pub kind: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub member_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
 }
 
 /// A date (`2026-11-27`, the whole day) or an RFC 3339 time; `end` moves a date to its next day.
@@ -124,13 +164,13 @@ async fn library(
     Ok(crate::web::error::ok(StatusCode::OK, serde_json::json!({ "media": media, "nextCursor": next })))
 }
 
-fn parse_id(field: &str, v: Option<&str>) -> ApiResult<Option<uuid::Uuid>> {
+pub(crate) fn parse_id(field: &str, v: Option<&str>) -> ApiResult<Option<uuid::Uuid>> {
     v.filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| ApiError::bad_request(format!("{field} is not an id"))))
         .transpose()
 }
 
-fn library_filter(q: &LibraryQuery) -> ApiResult<db::attachments::LibraryFilter> {
+pub(crate) fn library_filter(q: &LibraryQuery) -> ApiResult<db::attachments::LibraryFilter> {
     let media_type = match q.kind.as_deref().filter(|k| !k.is_empty()) {
         Some(k) if crate::domain::MediaKind::parse(k).is_some() => Some(k.to_owned()),
         Some(_) => return Err(ApiError::bad_request("type must be image, video, audio or document")),
@@ -145,13 +185,36 @@ fn library_filter(q: &LibraryQuery) -> ApiResult<db::attachments::LibraryFilter>
     })
 }
 
+/// How each file's member is named in exports and the library: their name, or "member 1234"
+/// (the last four digits) when they have none.
+pub(crate) async fn member_labels(
+    c: &mut Conn<'_>,
+    church: crate::domain::ChurchId,
+    files: &[AttachmentRow],
+) -> ApiResult<std::collections::HashMap<crate::domain::ConversationId, String>> {
+    let mut member_of = std::collections::HashMap::new();
+    for a in files {
+        if let std::collections::hash_map::Entry::Vacant(v) = member_of.entry(a.conversation_id) {
+            if let Some(row) = db::conversations::get(c, church, a.conversation_id).await? {
+                let name = [row.first_name.as_deref(), row.last_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                v.insert(if name.trim().is_empty() { format!("member {}", row.phone_last4) } else { name });
+            }
+        }
+    }
+    Ok(member_of)
+}
+
 /// Most files one export may hold.
 const EXPORT_MAX_FILES: usize = 10_000;
 
 #[derive(serde::Deserialize)]
 pub struct ExportRequest {
-    ids: Option<Vec<AttachmentId>>,
-    filter: Option<LibraryQuery>,
+    pub ids: Option<Vec<AttachmentId>>,
+    pub filter: Option<LibraryQuery>,
 }
 
 /// `POST /api/media/export`: the chosen originals (by id, or all matching a filter) as one ZIP,
@@ -161,6 +224,16 @@ async fn export(
     leader: Leader,
     addr: ClientAddr,
     crate::web::extract::AppJson(req): crate::web::extract::AppJson<ExportRequest>,
+) -> ApiResult<Response> {
+    export_zip(&state, &leader, addr, req).await
+}
+
+/// The export behind both the API and the library page's download button.
+pub(crate) async fn export_zip(
+    state: &AppState,
+    leader: &Leader,
+    addr: ClientAddr,
+    req: ExportRequest,
 ) -> ApiResult<Response> {
     let mut pooled = state.db.acquire().await?;
     let c = &mut pooled.conn();
@@ -205,19 +278,7 @@ async fn export(
     if files.is_empty() {
         return Err(ApiError::bad_request("no stored file matches"));
     }
-    let mut member_of = std::collections::HashMap::new();
-    for a in &files {
-        if let std::collections::hash_map::Entry::Vacant(v) = member_of.entry(a.conversation_id) {
-            if let Some(row) = db::conversations::get(c, leader.church, a.conversation_id).await? {
-                let name = [row.first_name.as_deref(), row.last_name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                v.insert(if name.trim().is_empty() { format!("member {}", row.phone_last4) } else { name });
-            }
-        }
-    }
+    let member_of = member_labels(c, leader.church, &files).await?;
     let ids: Vec<String> = files.iter().map(|a| a.id.to_string()).collect();
     audit::record(
         c,

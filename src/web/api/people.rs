@@ -83,9 +83,12 @@ async fn erase_member(
         db::members::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
         db::attachments::keys_of_member(c, leader.church, id).await?
     };
-    // Files first: if the store fails, nothing is erased yet and the request can be repeated.
-    for key in &keys {
-        state.store.delete(key).await.map_err(|e| ApiError::Internal(e.into()))?;
+    // Files first (with their previews): if the store fails, nothing is erased yet and the
+    // request can be repeated.
+    for (attachment, key) in &keys {
+        for k in crate::media::preview::keys_with_previews(key, *attachment) {
+            state.store.delete(&k).await.map_err(|e| ApiError::Internal(e.into()))?;
+        }
     }
     let conversation = {
         let mut pooled = state.db.acquire().await?;

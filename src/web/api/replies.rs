@@ -64,8 +64,13 @@ async fn reply(
     AppJson(body): AppJson<ReplyBody>,
 ) -> ApiResult<Response> {
     limit(state.limits.reply(leader.id), "reply")?;
-    let recorded =
-        outbound::reply(&state, &leader, id, Reply { content: body.content, upload: None, force: body.force }).await?;
+    let recorded = outbound::reply(
+        &state,
+        &leader,
+        id,
+        Reply { content: body.content, upload: None, force: body.force, ..Reply::default() },
+    )
+    .await?;
     Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
 }
 
@@ -126,12 +131,17 @@ async fn reply_with_media(
     }
     let mut caption = String::new();
     let mut force = false;
+    let mut large_image = outbound::LargeImage::default();
     let mut upload: Option<Upload> = None;
     let mut checked = false;
     while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(&state, e))? {
         match field.name().unwrap_or_default() {
             "content" => caption = read_text(field).await?,
             "force" => force = read_text(field).await?.trim() == "true",
+            "largeImage" => {
+                large_image = outbound::LargeImage::parse(&read_text(field).await?)
+                    .ok_or_else(|| ApiError::bad_request("largeImage must be \"preview\" or \"link\""))?;
+            }
             "file" => {
                 if upload.is_some() {
                     return Err(ApiError::bad_request("one file per reply"));
@@ -162,7 +172,9 @@ async fn reply_with_media(
         return Err(ApiError::bad_request("a file is required (multipart field \"file\")"));
     };
     let key = upload.key.clone();
-    match outbound::reply(&state, &leader, id, Reply { content: caption, upload: Some(upload), force }).await {
+    match outbound::reply(&state, &leader, id, Reply { content: caption, upload: Some(upload), force, large_image })
+        .await
+    {
         Ok(recorded) => Ok(ok(StatusCode::CREATED, recorded_view(&recorded))),
         Err(e) => {
             // The file was stored for a reply that was not recorded: nothing of it is kept.

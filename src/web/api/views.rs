@@ -46,7 +46,17 @@ pub struct AttachmentView {
     pub sha256: Option<String>,
     pub failure_reason: Option<String>,
     pub keep: bool,
-    pub previews: Option<serde_json::Value>,
+    pub previews: Option<PreviewsView>,
+    /// Previews are still to be made (the dashboard shows a placeholder, not the original).
+    #[serde(skip)]
+    pub preview_pending: bool,
+}
+
+/// URLs of an attachment's previews (JPEG; longest side 320 and 1280 px).
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewsView {
+    pub small: String,
+    pub large: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -131,7 +141,13 @@ pub fn attachment(a: &AttachmentRow) -> AttachmentView {
         sha256: a.sha256.clone(),
         failure_reason: a.failure_reason.clone(),
         keep: a.keep,
-        previews: None,
+        previews: (stored && a.preview_small_key.is_some() && a.preview_large_key.is_some()).then(|| PreviewsView {
+            small: format!("/api/media/{}/preview/small", a.id),
+            large: format!("/api/media/{}/preview/large", a.id),
+        }),
+        preview_pending: stored
+            && a.preview_state.is_none()
+            && matches!(a.media_type.as_deref(), Some("image" | "video")),
     }
 }
 
@@ -203,6 +219,11 @@ impl MessageView {
 }
 
 impl AttachmentView {
+    /// The preview job has not run yet.
+    pub fn preview_waiting(&self) -> bool {
+        self.preview_pending
+    }
+
     pub fn is(&self, kind: &str) -> bool {
         self.kind.as_deref() == Some(kind)
     }

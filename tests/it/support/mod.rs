@@ -293,6 +293,16 @@ impl TestApp {
         .expect("statement");
     }
 
+    /// Waits until no preview job is left, then answers how many preview files the store holds
+    /// (two per file whose previews were made), so that tests can count originals.
+    pub async fn preview_files(&self) -> usize {
+        wait_for("preview jobs to finish", Duration::from_secs(60), || async {
+            (self.count("jobs WHERE kind = 'media.preview'").await == 0).then_some(())
+        })
+        .await;
+        2 * self.count("attachments WHERE preview_small_key IS NOT NULL").await as usize
+    }
+
     /// Files in the media store (local folder or the S3 server's bucket).
     pub fn stored_files(&self) -> Vec<PathBuf> {
         match &self.s3 {
