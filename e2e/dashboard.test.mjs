@@ -2,11 +2,12 @@
 // with a fresh database (scripts/e2e starts one). The tests run in order and share one story:
 // a church is set up, a member texts a photo and a PDF, the leader answers.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
-  BASE_URL, DESKTOP, FIXTURES, MMS_MAX, PHONE,
+  BASE_URL, DESKTOP, FIXTURES, MMS_MAX, PHONE, SCREENSHOT_DIR,
   closeBrowser, launchBrowser, makeNoisePng, makeScenePng, screenshot, sha256,
 } from "./lib.mjs";
 
@@ -269,8 +270,11 @@ test("a file over the MMS limit is announced as a link", async () => {
   await leader.setInputFiles("#file", { name: "noise.png", mimeType: "image/png", buffer: big });
   const note = leader.locator("#note");
   await note.waitFor();
-  assert.equal((await note.textContent()).trim(), "Too large for MMS — will be sent as a link to the full-quality file");
+  assert.equal((await note.textContent()).trim(), "Too large for MMS at full quality — the full-quality photo goes as a link");
   assert.match(await note.getAttribute("class"), /\blink\b/);
+  // A photo offers its preview by MMS with the link (the default), or the link alone.
+  await leader.locator("#large-image").waitFor();
+  assert.equal(await leader.isChecked('#large-image input[value="preview"]'), true);
   await leader.locator("#preview-image").waitFor();
   await screenshot(leader, "composer-oversize-desktop");
 
@@ -356,6 +360,77 @@ test("screenshots of the inbox and a thread at desktop and phone widths", async 
     [...document.querySelectorAll("#sim-thread img")].every((i) => i.complete && i.naturalWidth > 0));
   await screenshot(simDesk, "sandbox-desktop");
   await desk.close();
+});
+
+test("the media library: previews, a type filter, two files chosen and downloaded as a ZIP, scrolling for more", async () => {
+  await leader.goto(url("/library"));
+  const tiles = leader.locator("#tiles li.tile");
+  await tiles.first().waitFor();
+  const all = await tiles.count();
+  assert.ok(all >= 3, `the member's photo and PDF and the leader's picture are there (${all} files)`);
+  await until(leader, "the photo previews to load", () => {
+    const imgs = [...document.querySelectorAll("#tiles li.kind-image img")];
+    return imgs.length >= 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  });
+  const previewSrc = await leader.locator("#tiles li.kind-image img").first().getAttribute("src");
+  assert.match(previewSrc, /^\/api\/media\/[0-9a-f-]+\/preview\/small$/, "tiles show the small preview, not the original");
+  assert.ok(await leader.locator("#tiles li.kind-document .icon-tile").count() >= 1, "documents show an icon");
+  await screenshot(leader, "library-desktop");
+
+  // Photos only.
+  await leader.selectOption('#library-filter select[name="type"]', "image");
+  await Promise.all([leader.waitForURL(/[?&]type=image/), leader.click('#library-filter button[type="submit"]')]);
+  await tiles.first().waitFor();
+  const photos = await tiles.count();
+  assert.ok(photos >= 2 && photos < all, `${photos} photos of ${all} files`);
+  assert.equal(await leader.locator("#tiles li.tile:not(.kind-image)").count(), 0, "only photos");
+
+  // Two chosen, downloaded as one ZIP that a real reader accepts.
+  const boxes = leader.locator('#tiles input[name="pick"]');
+  await boxes.nth(0).check();
+  await boxes.nth(1).check();
+  assert.equal((await leader.textContent("#selected-count")).trim(), "2 files selected");
+  assert.equal(await leader.isEnabled("#download-selected"), true);
+  await screenshot(leader, "library-selected-desktop");
+  const [download] = await Promise.all([leader.waitForEvent("download"), leader.click("#download-selected")]);
+  const zipPath = join(SCREENSHOT_DIR, "library-selected.zip");
+  await download.saveAs(zipPath);
+  assert.match(download.suggestedFilename(), /^koinonia-media-\d{4}-\d{2}-\d{2}\.zip$/);
+  const listing = JSON.parse(execFileSync("python3", ["-c",
+    "import json, sys, zipfile\n" +
+    "z = zipfile.ZipFile(sys.argv[1])\n" +
+    "assert z.testzip() is None\n" +
+    "print(json.dumps([[i.filename, i.file_size] for i in z.infolist()]))",
+    zipPath]).toString());
+  assert.equal(listing.length, 2, JSON.stringify(listing));
+  for (const [name, size] of listing) {
+    assert.match(name, /^\d{4}-\d{2}-\d{2} [^/]+\/[^/]+$/, "named by date and member");
+    assert.ok(size > 0);
+  }
+  const audit = await (await leader.request.get(url("/api/audit?limit=10"))).json();
+  const exported = audit.data.entries.find((e) => e.action === "media.export");
+  assert.ok(exported, "the export is in the audit log");
+
+  // Infinite scroll, one tile per page: scrolling reaches every file.
+  await leader.goto(url("/library?limit=1"));
+  await tiles.first().waitFor();
+  for (let seen = 1; seen < all; seen++) {
+    await leader.locator("#more").scrollIntoViewIfNeeded();
+    await until(leader, `tile ${seen + 1} to load while scrolling`, (n) =>
+      document.querySelectorAll("#tiles li.tile").length > n, seen);
+  }
+  assert.equal(await tiles.count(), all);
+  assert.equal(await leader.locator("#more").count(), 0, "no more to load at the end");
+
+  const phone = await browser.newContext({ ...PHONE, baseURL: BASE_URL, storageState: await leaderContext.storageState() });
+  const page = await newPage(phone, "leader-phone-library");
+  await page.goto(url("/library"));
+  await until(page, "the previews to load", () =>
+    [...document.querySelectorAll("#tiles img")].every((i) => i.complete && i.naturalWidth > 0));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await screenshot(page, "library-phone");
+  assert.ok(overflow <= 0, `the library fits the phone's width (overflows by ${overflow}px)`);
+  await phone.close();
 });
 
 // Defects once seen in the screenshots, guarded against.
