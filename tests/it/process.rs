@@ -170,3 +170,90 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
         .expect("media");
     assert_eq!(res.status(), 200, "the file follows to its stored original");
 }
+
+/// Streams one generated file of `mb` megabytes (text, so no preview job) as a reply.
+async fn upload_text(http: &reqwest::Client, base: &str, token: &str, conv: &str, name: &str, mb: usize) {
+    let line = bytes::Bytes::from("Sunday service notes, all of them. ".repeat(1 << 15).into_bytes());
+    let per_mb = (1 << 20) as f64 / line.len() as f64;
+    let chunks = (mb as f64 * per_mb).ceil() as usize;
+    let body = futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(line.clone())));
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body)).file_name(name.to_owned());
+    let res = http
+        .post(format!("{base}/api/conversations/{conv}/reply-with-media"))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+}
+
+/// A 2 GB export streams as a ZIP that `unzip -t` accepts, with the server's memory flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_gb_export_streams_with_memory_flat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let token = process::login(&server.base).await;
+    let started: Value = http
+        .post(format!("{}/api/conversations", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"phone": "+13125550001", "content": "The recordings"}))
+        .send()
+        .await
+        .expect("start")
+        .json()
+        .await
+        .expect("json");
+    let conv = started["data"]["conversation"]["id"].as_str().expect("conversation").to_owned();
+    const FILES: usize = 5;
+    const MB: usize = 420;
+    for i in 0..FILES {
+        upload_text(&http, &server.base, &token, &conv, &format!("notes-{i}.txt"), MB).await;
+    }
+    // Measure the export alone, in a fresh process (the uploads' memory is not the export's).
+    drop(server);
+    let server = process::serve_on(koinonia(dir.path()), process::free_port()).await;
+    let token = process::login(&server.base).await;
+    let before = peak_rss_kib(server.child.id());
+
+    let mut res = http
+        .post(format!("{}/api/media/export", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"filter": {"type": "document"}}))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    let zip_path = dir.path().join("export.zip");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&zip_path).expect("zip file"));
+    let mut total = 0u64;
+    while let Some(chunk) = res.chunk().await.expect("chunk") {
+        total += chunk.len() as u64;
+        std::io::Write::write_all(&mut out, &chunk).expect("write");
+    }
+    std::io::Write::flush(&mut out).expect("flush");
+    let peak = peak_rss_kib(server.child.id());
+    let originals = (FILES * MB) as u64 * (1 << 20);
+    eprintln!(
+        "export: {:.2} GB streamed; server peak RSS {} MB at start, {} MB after the export (goal: under 64 MB)",
+        total as f64 / 1e9,
+        before / 1024,
+        peak / 1024
+    );
+    assert!(total > originals, "the ZIP holds every original: {total} bytes");
+    assert!(peak < 64 * 1024, "peak RSS {} MB: an export must not hold files in memory", peak / 1024);
+
+    let test = std::process::Command::new("unzip").arg("-tq").arg(&zip_path).output().expect("unzip is installed");
+    assert!(
+        test.status.success(),
+        "unzip -t: {}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let listing = std::process::Command::new("unzip").arg("-Z1").arg(&zip_path).output().expect("unzip -Z1");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert_eq!(names.lines().count(), FILES, "{names}");
+    assert!(names.lines().all(|n| n.ends_with(".txt") && n.contains("member 0001/")), "{names}");
+}
