@@ -172,7 +172,7 @@ test("a member texts a photo and a PDF from /sandbox; the leader sees them live 
   assert.deepEqual(
     await img.evaluate((i) => [i.naturalWidth, i.naturalHeight]),
     [64, 48],
-    "the original photo (64×48) is displayed",
+    "the photo's preview is displayed, at the original's 64×48 (previews are never enlarged)",
   );
   const doc = bubble.locator("a.media.doc");
   assert.match(await doc.locator(".doc-name").textContent(), /doc\.pdf/);
@@ -414,11 +414,10 @@ test("the media library: previews, a type filter, two files chosen and downloade
   // Infinite scroll, one tile per page: scrolling reaches every file.
   await leader.goto(url("/library?limit=1"));
   await tiles.first().waitFor();
-  for (let seen = 1; seen < all; seen++) {
-    await leader.locator("#more").scrollIntoViewIfNeeded();
-    await until(leader, `tile ${seen + 1} to load while scrolling`, (n) =>
-      document.querySelectorAll("#tiles li.tile").length > n, seen);
-  }
+  await until(leader, "every tile to load while scrolling", (n) => {
+    document.getElementById("more")?.scrollIntoView();
+    return document.querySelectorAll("#tiles li.tile").length >= n;
+  }, all);
   assert.equal(await tiles.count(), all);
   assert.equal(await leader.locator("#more").count(), 0, "no more to load at the end");
 
