@@ -20,6 +20,7 @@ pub mod doctor;
 pub mod domain;
 pub mod inbound;
 pub mod jobs;
+pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod media;

@@ -8,6 +8,7 @@ mod db_contract;
 mod doctor;
 mod inbound_flow;
 mod instances;
+mod key_rotation;
 mod media_fetch;
 mod operations;
 mod outbound;
