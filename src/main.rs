@@ -180,8 +180,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             let state = koinonia::AppState::build(config).await?;
             let report = koinonia::retention::sweep(&state, days, koinonia::clock::now()).await?;
+            let purged = koinonia::retention::purge_revoked_sessions(&state.db, koinonia::clock::now()).await?;
             println!(
-                "retention: {} files older than {days} days examined, {} deleted, {} failed",
+                "retention: {} files older than {days} days examined, {} deleted, {} failed; {purged} expired session revocations purged",
                 report.examined, report.deleted, report.failed
             );
             state.db.close().await;
