@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, patch};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/members/{id}", patch(name_member).delete(erase_member))
         .route("/api/leaders", get(list_leaders).post(add_leader))
         .route("/api/leaders/{id}", delete(remove_leader))
+        .route("/api/leaders/{id}/password", post(reset_password))
 }
 
 #[derive(Deserialize)]
@@ -205,6 +206,50 @@ async fn remove_leader(
     db::leaders::delete(c, leader.church, id).await?;
     audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.remove", addr).subject("leader", id.0))
         .await?;
+    tx.commit().await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct ResetPassword {
+    new: String,
+}
+
+/// An admin sets another leader's password (forgotten passwords): every session of that leader
+/// ends. Audited without the password. Admins change their own with `POST /api/auth/password`,
+/// which asks for the current one.
+async fn reset_password(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    AppPath(id): AppPath<LeaderId>,
+    AppJson(body): AppJson<ResetPassword>,
+) -> ApiResult<Response> {
+    admin_only(&leader)?;
+    {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::get(&mut pooled.conn(), leader.church, id).await?.ok_or(ApiError::NotFound)?;
+    }
+    if id == leader.id {
+        return Err(ApiError::bad_request(
+            "change your own password with POST /api/auth/password (it asks for the current one)",
+        ));
+    }
+    crate::crypto::password::check_strength(&body.new)
+        .map_err(|e| ApiError::bad_request(format!("new password: {e}")))?;
+    let pw = body.new.clone();
+    let hash = tokio::task::spawn_blocking(move || crate::crypto::password::hash(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing panicked: {e}")))?
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    db::leaders::set_password(c, leader.church, id, &hash).await?.ok_or(ApiError::NotFound)?;
+    audit::record(
+        c,
+        audit::Entry::leader(leader.church, leader.id, "leader.password_reset", addr).subject("leader", id.0),
+    )
+    .await?;
     tx.commit().await?;
     Ok(ok(StatusCode::OK, serde_json::json!({})))
 }
