@@ -24,6 +24,7 @@ pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod media;
+pub mod member_export;
 pub mod net;
 pub mod outbound;
 pub mod retention;

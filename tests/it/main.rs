@@ -10,6 +10,7 @@ mod inbound_flow;
 mod instances;
 mod key_rotation;
 mod media_fetch;
+mod member_export;
 mod operations;
 mod outbound;
 mod people;

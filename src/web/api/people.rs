@@ -1,8 +1,8 @@
 //! Members' names, and the church's leaders (managed by its admins).
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use crate::web::extract::{AppJson, AppPath};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/members/{id}", patch(name_member).delete(erase_member))
+        .route("/api/members/{id}/export", get(export_member))
         .route("/api/leaders", get(list_leaders).post(add_leader))
         .route("/api/leaders/{id}", delete(remove_leader))
         .route("/api/leaders/{id}/password", post(reset_password))
@@ -252,4 +253,51 @@ async fn reset_password(
     .await?;
     tx.commit().await?;
     Ok(ok(StatusCode::OK, serde_json::json!({})))
+}
+
+/// Everything kept about a member as one ZIP, streamed (admins). Audited with the number of
+/// files, never the number.
+async fn export_member(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    AppPath(id): AppPath<MemberId>,
+) -> ApiResult<Response> {
+    if !leader.is_admin {
+        return Err(ApiError::Status(
+            StatusCode::FORBIDDEN,
+            "only an admin of the church can export a member's data".into(),
+        ));
+    }
+    let export = crate::member_export::build(&state, leader.church, id, clock::now())
+        .await
+        .map_err(|e| match e {
+            crate::member_export::ExportError::Db(e) => ApiError::Database(e),
+            e => ApiError::Internal(e.into()),
+        })?
+        .ok_or(ApiError::NotFound)?;
+    {
+        let mut pooled = state.db.acquire().await?;
+        let entry = audit::Entry::leader(leader.church, leader.id, "member.export", addr)
+            .subject("member", id.0)
+            .detail(serde_json::json!({ "files": export.media.len() }));
+        audit::record(&mut pooled.conn(), entry).await?;
+    }
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.file_name))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"koinonia-member.zip\""));
+    let body = axum::body::Body::from_stream(crate::media::export::stream_with(
+        state.store.clone(),
+        export.inline,
+        export.media,
+    ));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
 }
