@@ -1,12 +1,12 @@
 //! `GET /api/members/:id/export`: everything kept about one member as a ZIP, read back with a real
-//! ZIP reader (Python's zipfile).
+//! ZIP reader (Python's zipfile); and the thread page's admin actions (export link, erase form).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use crate::inbound_flow::{serve_fixture, settled_thread, CHURCH_NUMBER, MEMBER_NUMBER};
-use crate::support::{fixture, received_event, TestApp};
+use crate::support::{fixture, received_event, Backend, Store, TestApp};
 
 const OTHER_MEMBER: &str = "+13125550002";
 
@@ -186,3 +186,90 @@ async fn exporting_one_member(app: TestApp) {
 }
 
 crate::matrix!(member_export, all, exporting_one_member);
+
+/// The thread header offers admins the export link and the erase form; others see neither, and
+/// the erase form needs the page's CSRF token.
+#[tokio::test]
+async fn admins_export_and_erase_from_the_thread_page() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    admin(&app, church, "admin@grace.test").await;
+    let helper = app.leader(church, "helper@grace.test").await;
+    app.post_webhook("/api/webhooks/telnyx/mms", &received_event("t-1", MEMBER_NUMBER, CHURCH_NUMBER, "Hi", vec![]))
+        .await;
+    let (conversation, member) = conversation_of(&app, &helper, "0001").await;
+    let cookie_of = |email: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .http
+                .post(app.url("/login"))
+                .form(&[("email", email), ("password", "correct horse battery")])
+                .send()
+                .await
+                .expect("login");
+            res.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned()
+        }
+    };
+    let page = |cookie: String| {
+        let app = &app;
+        let conversation = conversation.clone();
+        async move {
+            let res = app
+                .http
+                .get(app.url(&format!("/inbox/{conversation}")))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("page");
+            assert_eq!(res.status(), 200);
+            res.text().await.expect("html")
+        }
+    };
+    let admin_cookie = cookie_of("admin@grace.test").await;
+    let helper_cookie = cookie_of("helper@grace.test").await;
+    let html = page(admin_cookie.clone()).await;
+    assert!(html.contains(&format!("href=\"/api/members/{member}/export\"")) && html.contains("Export member data"));
+    assert!(html.contains(&format!("action=\"/inbox/{conversation}/erase\"")) && html.contains("Erase member…"));
+    assert!(html.contains("data-confirm=") && html.contains("/static/member-actions.js"));
+    let helper_html = page(helper_cookie.clone()).await;
+    assert!(!helper_html.contains("Export member data") && !helper_html.contains("Erase member"), "not for helpers");
+    let script = app.http.get(app.url("/static/member-actions.js")).send().await.expect("script");
+    assert_eq!(script.status(), 200);
+    assert!(script.text().await.expect("js").contains("confirm("));
+
+    // The link works with the cookie session alone (a GET).
+    let res = app
+        .http
+        .get(app.url(&format!("/api/members/{member}/export")))
+        .header("cookie", &admin_cookie)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(res.status(), 200);
+    assert_eq!(read_zip(&res.bytes().await.expect("zip")).member["phone"], MEMBER_NUMBER);
+
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the form's CSRF token")
+        .to_owned();
+    let erase = |cookie: &str, csrf: &str| {
+        app.http
+            .post(app.url(&format!("/inbox/{conversation}/erase")))
+            .header("cookie", cookie)
+            .form(&[("csrf", csrf)])
+            .send()
+    };
+    assert_eq!(erase(&admin_cookie, "forged").await.expect("erase").status(), 403, "needs the CSRF token");
+    let helper_csrf =
+        helper_html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("csrf").to_owned();
+    assert_eq!(erase(&helper_cookie, &helper_csrf).await.expect("erase").status(), 403, "admins only");
+    assert_eq!(app.count("members").await, 1);
+    let res = erase(&admin_cookie, &csrf).await.expect("erase");
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/inbox");
+    assert_eq!(app.count("members").await, 0);
+    assert_eq!(app.count("audit_log WHERE action = 'member.erase'").await, 1);
+}

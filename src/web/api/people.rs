@@ -76,6 +76,12 @@ async fn erase_member(
     addr: ClientAddr,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
+    let files = erase(&state, &leader, addr, id).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": files })))
+}
+
+/// The erasure itself, shared by the API and the dashboard; returns how many files went.
+pub async fn erase(state: &AppState, leader: &Leader, addr: ClientAddr, id: MemberId) -> ApiResult<usize> {
     if !leader.is_admin {
         return Err(ApiError::Status(StatusCode::FORBIDDEN, "only an admin of the church can erase a member".into()));
     }
@@ -106,7 +112,7 @@ async fn erase_member(
     if let Some(conversation_id) = conversation {
         state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id }).await;
     }
-    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": keys.len() })))
+    Ok(keys.len())
 }
 
 #[derive(Serialize)]

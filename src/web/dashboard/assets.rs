@@ -12,6 +12,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", include_str!("../../../static/app.css")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("../../../static/app.js")),
     ("sandbox.js", "text/javascript; charset=utf-8", include_str!("../../../static/sandbox.js")),
+    ("member-actions.js", "text/javascript; charset=utf-8", include_str!("../../../static/member-actions.js")),
     ("icon.svg", "image/svg+xml", include_str!("../../../static/icon.svg")),
 ];
 

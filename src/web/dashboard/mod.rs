@@ -9,12 +9,18 @@ use crate::app::AppState;
 
 pub mod assets;
 pub mod events;
+pub mod members;
 pub mod pages;
 pub mod sandbox;
 pub mod session;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(pages::router()).merge(events::router()).merge(sandbox::router()).merge(assets::router())
+    Router::new()
+        .merge(pages::router())
+        .merge(members::router())
+        .merge(events::router())
+        .merge(sandbox::router())
+        .merge(assets::router())
 }
 
 /// Content-Security-Policy of the pages: everything from koinonia itself, media also from the
