@@ -79,7 +79,8 @@ impl AppState {
             send_limits,
             phone: PhoneCrypto::new(&config.secrets),
             limits: crate::limits::AbuseLimits::new(&config.limits),
-            csrf: crate::crypto::signed_url::UrlSigner::new(config.secrets.derived_key("csrf")),
+            csrf: crate::crypto::signed_url::UrlSigner::new(config.secrets.derived_key("csrf"))
+                .with_previous(config.secrets.derived_key_previous("csrf")),
             setup_code: (!config.host.is_loopback()).then(setup_code),
             sessions: SessionKeys::new(&config.secrets),
             config: Arc::new(config),

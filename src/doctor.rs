@@ -48,17 +48,21 @@ fn check(level: Level, name: impl Into<String>, sentence: impl Into<String>) -> 
 
 /// Runs every check against this configuration.
 pub async fn run(config: &Config) -> Vec<Check> {
-    let mut out = vec![check(
-        Level::Ok,
-        "secrets",
-        "PHONE_HASH_KEY, PHONE_ENCRYPTION_KEY and JWT_SECRET are present and long enough.",
-    )];
+    let mut secrets = "PHONE_HASH_KEY, PHONE_ENCRYPTION_KEY and JWT_SECRET are present and long enough.".to_owned();
+    if config.secrets.jwt_secret_previous.is_some() {
+        secrets.push_str(&format!(
+            " Sessions signed with JWT_SECRET_PREVIOUS are accepted until they expire; remove it {} hours after the rotation.",
+            crate::crypto::session::SESSION_HOURS
+        ));
+    }
+    let mut out = vec![check(Level::Ok, "secrets", secrets)];
     let db = database(config, &mut out).await;
     store(config, &mut out).await;
     backend_url(config, &mut out);
     telnyx(config, db.as_ref(), &mut out).await;
     if let Some(db) = &db {
         rejections(db, &mut out).await;
+        phone_keys(config, db, &mut out).await;
         db.close().await;
     }
     out
@@ -349,5 +353,30 @@ async fn rejections(db: &Db, out: &mut Vec<Check>) {
                 last.reason
             ),
         )),
+    }
+}
+
+/// Numbers still under an older `PHONE_ENCRYPTION_KEY` after a rotation (found by their header,
+/// nothing is decrypted).
+async fn phone_keys(config: &Config, db: &Db, out: &mut Vec<Check>) {
+    let crypto = crate::crypto::phone::PhoneCrypto::new(&config.secrets);
+    match crate::keys::remaining(db, &crypto).await {
+        Ok(0) if !config.secrets.phone_encryption_key_previous.is_empty() => out.push(check(
+            Level::Ok,
+            "phone encryption",
+            "every stored number is under the current PHONE_ENCRYPTION_KEY; PHONE_ENCRYPTION_KEY_PREVIOUS can be removed.",
+        )),
+        Ok(0) => {
+            out.push(check(Level::Ok, "phone encryption", "every stored number is under the current PHONE_ENCRYPTION_KEY."))
+        }
+        Ok(n) => out.push(check(
+            Level::Warn,
+            "phone encryption",
+            format!(
+                "{n} stored numbers are not under the current PHONE_ENCRYPTION_KEY (an older key, or written \
+                 before keys were tagged); run `koinonia keys reencrypt`."
+            ),
+        )),
+        Err(e) => out.push(check(Level::Warn, "phone encryption", format!("could not be checked ({e})."))),
     }
 }

@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         action: RetentionAction,
     },
+    /// Secret rotation.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Measure koinonia's paths against a baseline (developers).
     Bench {
         #[command(subcommand)]
@@ -55,6 +60,19 @@ enum RetentionAction {
     Run {
         #[arg(long)]
         days: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Re-encrypt every stored phone number not under PHONE_ENCRYPTION_KEY (resumable).
+    Reencrypt {
+        /// Numbers read and committed together.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch: u64,
+        /// Stop after re-encrypting this many numbers (run again to continue).
+        #[arg(long)]
+        limit: Option<u64>,
     },
 }
 
@@ -162,8 +180,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             let state = koinonia::AppState::build(config).await?;
             let report = koinonia::retention::sweep(&state, days, koinonia::clock::now()).await?;
+            let purged = koinonia::retention::purge_revoked_sessions(&state.db, koinonia::clock::now()).await?;
             println!(
-                "retention: {} files older than {days} days examined, {} deleted, {} failed",
+                "retention: {} files older than {days} days examined, {} deleted, {} failed; {purged} expired session revocations purged",
                 report.examined, report.deleted, report.failed
             );
             state.db.close().await;
@@ -172,6 +191,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys { action: KeysAction::Reencrypt { batch, limit } } => reencrypt(&config, batch, limit).await,
         Command::Bench { what: BenchWhat::Ingest { size_mb, dir } } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
             let report = koinonia::bench::ingest(size_mb, &dir).await?;
@@ -208,6 +228,37 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn reencrypt(config: &Config, batch: u64, limit: Option<u64>) -> anyhow::Result<()> {
+    let db = cli::open_db(config).await?;
+    let crypto = koinonia::crypto::phone::PhoneCrypto::new(&config.secrets);
+    let before = koinonia::keys::remaining(&db, &crypto).await?;
+    eprintln!("{before} stored numbers are not under the current PHONE_ENCRYPTION_KEY");
+    let options = koinonia::keys::ReencryptOptions { batch: usize::try_from(batch).unwrap_or(500), limit };
+    let report = koinonia::keys::reencrypt(&db, &crypto, options, |p| {
+        eprintln!(
+            "{}: {} re-encrypted so far{}",
+            p.column.label(),
+            p.report.reencrypted,
+            if p.report.undecryptable > 0 {
+                format!(", {} undecryptable", p.report.undecryptable)
+            } else {
+                String::new()
+            }
+        );
+    })
+    .await?;
+    db.close().await;
+    println!("re-encrypted {} numbers; {} left under older keys", report.reencrypted, report.remaining);
+    if report.undecryptable > 0 {
+        anyhow::bail!(
+            "{} stored numbers decrypt under no known key; add the key they were written with to \
+             PHONE_ENCRYPTION_KEY_PREVIOUS and run again",
+            report.undecryptable
+        );
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -1,4 +1,5 @@
 //! Retention: media older than `MEDIA_RETENTION_DAYS` leaves the store; the message text stays.
+//! The same daily run forgets revocations of sessions that have expired.
 //!
 //! The sweep is driven by the database, page by page in `stored_at` order, so it resumes where
 //! it stopped and never lists the bucket. Each file's object is deleted first, then its row is
@@ -85,13 +86,19 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
     Ok(report)
 }
 
-/// The daily sweep inside `serve` (first run a minute after start). `MEDIA_RETENTION_DAYS=0`
-/// turns it off.
+/// Deletes the rows of `revoked_sessions` whose token expired before `now`: a revocation is
+/// useless once the token itself is refused. Returns how many went.
+pub async fn purge_revoked_sessions(db: &db::Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let mut pooled = db.acquire().await?;
+    db::leaders::purge_revoked(&mut pooled.conn(), now).await
+}
+
+/// The daily run inside `serve` (first a minute after start): the media sweep
+/// (`MEDIA_RETENTION_DAYS=0` turns it off) and the purge of expired session revocations.
 pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
     let days = state.config.media_retention_days;
     if days == 0 {
         tracing::info!("retention sweep disabled (MEDIA_RETENTION_DAYS=0)");
-        return;
     }
     let mut wait = Duration::from_secs(60);
     loop {
@@ -99,11 +106,22 @@ pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        match sweep(&state, days, clock::now()).await {
-            Ok(r) => {
-                tracing::info!(examined = r.examined, deleted = r.deleted, failed = r.failed, "retention sweep done")
+        if days > 0 {
+            match sweep(&state, days, clock::now()).await {
+                Ok(r) => {
+                    tracing::info!(
+                        examined = r.examined,
+                        deleted = r.deleted,
+                        failed = r.failed,
+                        "retention sweep done"
+                    )
+                }
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed; next one in a day"),
             }
-            Err(e) => tracing::warn!(error = %e, "retention sweep failed; next one in a day"),
+        }
+        match purge_revoked_sessions(&state.db, clock::now()).await {
+            Ok(n) => tracing::info!(purged = n, "expired session revocations purged"),
+            Err(e) => tracing::warn!(error = %e, "purging expired session revocations failed; next try in a day"),
         }
         wait = Duration::from_secs(24 * 3600);
     }

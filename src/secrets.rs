@@ -5,6 +5,10 @@
 //! every instance. In embedded mode (SQLite) a missing one is generated once into
 //! `{KOINONIA_DATA_DIR}/secrets.env` (mode 0600) and read from there on every later start, so
 //! `cargo run --release` needs no configuration and keeps its data readable across restarts.
+//!
+//! Rotation adds two optional variables (in the environment, or in `secrets.env` in embedded
+//! mode): `PHONE_ENCRYPTION_KEY_PREVIOUS` (decrypt-only keys) and `JWT_SECRET_PREVIOUS` (sessions
+//! signed before the rotation stay valid until they expire).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,12 +22,21 @@ use crate::config::{decode_key32, ConfigError};
 pub const PHONE_HASH_KEY: &str = "PHONE_HASH_KEY";
 pub const PHONE_ENCRYPTION_KEY: &str = "PHONE_ENCRYPTION_KEY";
 pub const JWT_SECRET: &str = "JWT_SECRET";
+/// Earlier phone encryption keys (comma-separated), used only to read numbers not yet
+/// re-encrypted under `PHONE_ENCRYPTION_KEY` (`koinonia keys reencrypt`).
+pub const PHONE_ENCRYPTION_KEY_PREVIOUS: &str = "PHONE_ENCRYPTION_KEY_PREVIOUS";
+/// The session secret before the last rotation: sessions it signed stay valid until they expire.
+pub const JWT_SECRET_PREVIOUS: &str = "JWT_SECRET_PREVIOUS";
 const FILE_NAME: &str = "secrets.env";
 
 pub struct Secrets {
     pub phone_hash_key: SecretBox<[u8; 32]>,
     pub phone_encryption_key: SecretBox<[u8; 32]>,
     pub jwt_secret: SecretBox<Vec<u8>>,
+    /// Decrypt-only keys of earlier rotations, newest first.
+    pub phone_encryption_key_previous: Vec<SecretBox<[u8; 32]>>,
+    /// Verify-only session secret of the last rotation.
+    pub jwt_secret_previous: Option<SecretBox<Vec<u8>>>,
 }
 
 /// Reads the secrets from `vars`, falling back (embedded mode only) to the generated file.
@@ -48,19 +61,68 @@ pub fn load(vars: &HashMap<String, String>, data_dir: &Path, embedded: bool) -> 
         }
         fill_from_file(&mut values, data_dir)?;
     }
-    let get = |name: &'static str| values.get(name).cloned().unwrap_or_default();
-    let jwt = get(JWT_SECRET);
-    if jwt.len() < 32 {
-        return Err(ConfigError::Invalid {
-            var: JWT_SECRET,
-            problem: format!("must be at least 32 bytes long, got {}", jwt.len()),
-        });
+    // The rotation variables are optional; in embedded mode they may also sit in secrets.env.
+    let mut previous: HashMap<&'static str, String> = HashMap::new();
+    for name in [PHONE_ENCRYPTION_KEY_PREVIOUS, JWT_SECRET_PREVIOUS] {
+        if let Some(v) = given(name) {
+            previous.insert(name, v);
+        }
     }
+    if embedded && previous.len() < 2 {
+        for (name, value) in previous_from_file(data_dir)? {
+            previous.entry(name).or_insert(value);
+        }
+    }
+    let get = |name: &'static str| values.get(name).cloned().unwrap_or_default();
+    let jwt = session_secret(JWT_SECRET, get(JWT_SECRET))?;
+    let phone_encryption_key_previous = match previous.get(PHONE_ENCRYPTION_KEY_PREVIOUS) {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| decode_key32(PHONE_ENCRYPTION_KEY_PREVIOUS, k))
+            .collect::<Result<_, _>>()?,
+    };
+    let jwt_secret_previous =
+        previous.get(JWT_SECRET_PREVIOUS).map(|v| session_secret(JWT_SECRET_PREVIOUS, v.clone())).transpose()?;
     Ok(Secrets {
         phone_hash_key: decode_key32(PHONE_HASH_KEY, &get(PHONE_HASH_KEY))?,
         phone_encryption_key: decode_key32(PHONE_ENCRYPTION_KEY, &get(PHONE_ENCRYPTION_KEY))?,
-        jwt_secret: SecretBox::new(Box::new(jwt.into_bytes())),
+        jwt_secret: jwt,
+        phone_encryption_key_previous,
+        jwt_secret_previous,
     })
+}
+
+/// A session-signing secret: any text of at least 32 bytes.
+fn session_secret(var: &'static str, value: String) -> Result<SecretBox<Vec<u8>>, ConfigError> {
+    if value.len() < 32 {
+        return Err(ConfigError::Invalid {
+            var,
+            problem: format!("must be at least 32 bytes long, got {}", value.len()),
+        });
+    }
+    Ok(SecretBox::new(Box::new(value.into_bytes())))
+}
+
+/// The rotation variables an operator wrote into `secrets.env` (embedded mode), if any.
+fn previous_from_file(data_dir: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let path = data_dir.join(FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(ConfigError::Secrets(format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut out = Vec::new();
+    for (k, v) in text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())) {
+        for name in [PHONE_ENCRYPTION_KEY_PREVIOUS, JWT_SECRET_PREVIOUS] {
+            if k == name && !v.is_empty() {
+                out.push((name, v.to_owned()));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Takes missing values from `secrets.env`, generating (and appending) those it lacks too.
@@ -125,17 +187,27 @@ impl Secrets {
     /// A key derived from the session secret for one purpose (e.g. signing local media URLs), so
     /// no two uses share a key.
     pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
-        use hmac::{Mac, SimpleHmac};
-        type H = SimpleHmac<sha2::Sha256>;
-        // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = match <H as Mac>::new_from_slice(self.jwt_secret.expose_secret()) {
-            Ok(m) => m,
-            Err(_) => return [0u8; 32],
-        };
-        mac.update(b"koinonia/");
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
+        derive(self.jwt_secret.expose_secret(), purpose)
     }
+
+    /// The same purpose's key derived from `JWT_SECRET_PREVIOUS`, if set: what was signed before
+    /// the rotation still verifies.
+    pub fn derived_key_previous(&self, purpose: &str) -> Option<[u8; 32]> {
+        self.jwt_secret_previous.as_ref().map(|s| derive(s.expose_secret(), purpose))
+    }
+}
+
+fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
+    use hmac::{Mac, SimpleHmac};
+    type H = SimpleHmac<sha2::Sha256>;
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match <H as Mac>::new_from_slice(secret) {
+        Ok(m) => m,
+        Err(_) => return [0u8; 32],
+    };
+    mac.update(b"koinonia/");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
@@ -174,5 +246,46 @@ mod tests {
         vars.insert(JWT_SECRET.to_owned(), "x".repeat(40));
         let err = load(&vars, dir.path(), false).err().expect("must fail");
         assert!(err.to_string().starts_with("PHONE_HASH_KEY"), "{err}");
+    }
+
+    #[test]
+    fn previous_keys_are_optional_listed_and_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut vars = HashMap::new();
+        vars.insert(PHONE_HASH_KEY.to_owned(), generate(32).expect("rng"));
+        vars.insert(PHONE_ENCRYPTION_KEY.to_owned(), generate(32).expect("rng"));
+        vars.insert(JWT_SECRET.to_owned(), "x".repeat(40));
+        let plain = load(&vars, dir.path(), false).expect("without previous keys");
+        assert!(plain.phone_encryption_key_previous.is_empty() && plain.jwt_secret_previous.is_none());
+
+        let (a, b) = (generate(32).expect("rng"), generate(32).expect("rng"));
+        vars.insert(PHONE_ENCRYPTION_KEY_PREVIOUS.to_owned(), format!("{a}, {b}"));
+        vars.insert(JWT_SECRET_PREVIOUS.to_owned(), "y".repeat(32));
+        let rotated = load(&vars, dir.path(), false).expect("with previous keys");
+        assert_eq!(rotated.phone_encryption_key_previous.len(), 2);
+        assert_eq!(rotated.jwt_secret_previous.as_ref().map(|s| s.expose_secret().len()), Some(32));
+        assert_ne!(rotated.derived_key("csrf"), rotated.derived_key_previous("csrf").expect("previous"));
+
+        for (var, bad) in
+            [(PHONE_ENCRYPTION_KEY_PREVIOUS, format!("{a},c2hvcnQ=")), (JWT_SECRET_PREVIOUS, "short".into())]
+        {
+            let mut v = vars.clone();
+            v.insert(var.to_owned(), bad);
+            let err = load(&v, dir.path(), false).err().expect("must fail");
+            assert!(err.to_string().starts_with(var), "{err}");
+            assert!(!err.to_string().contains(&a), "the key is not echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn embedded_mode_reads_previous_keys_from_the_secrets_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        load(&HashMap::new(), dir.path(), true).expect("generated");
+        let old = generate(32).expect("rng");
+        let mut file = std::fs::OpenOptions::new().append(true).open(dir.path().join(FILE_NAME)).expect("open");
+        file.write_all(format!("{PHONE_ENCRYPTION_KEY_PREVIOUS}={old}\n").as_bytes()).expect("write");
+        let s = load(&HashMap::new(), dir.path(), true).expect("load");
+        assert_eq!(s.phone_encryption_key_previous.len(), 1);
+        assert!(s.jwt_secret_previous.is_none());
     }
 }

@@ -334,3 +334,15 @@ pub async fn library(
         .fetch_all(&mut **q)
         .await)
 }
+
+/// Every attachment of one conversation, in message order (a member's data export).
+pub async fn of_conversation(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    conversation: ConversationId,
+) -> Result<Vec<AttachmentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM attachments WHERE church_id = $1 AND conversation_id = $2 ORDER BY message_id, position"
+    );
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
+}

@@ -110,3 +110,13 @@ pub async fn is_revoked(c: &mut Conn<'_>, jti: uuid::Uuid) -> Result<bool> {
         .await
         .map(|n| n > 0))
 }
+
+/// Forgets revocations of sessions that expired before `now` (an expired token is refused
+/// anyway). Returns how many went.
+pub async fn purge_revoked(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<u64> {
+    run!(c, |q| sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected()))
+}

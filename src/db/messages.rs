@@ -243,3 +243,13 @@ pub async fn send_context(c: &mut Conn<'_>, id: MessageId) -> Result<Option<Send
     .fetch_optional(&mut **q)
     .await)
 }
+
+/// Every message of one conversation, oldest first (a member's data export).
+pub async fn of_conversation(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    conversation: ConversationId,
+) -> Result<Vec<MessageRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE church_id = $1 AND conversation_id = $2 ORDER BY id");
+    run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
+}

@@ -56,11 +56,27 @@ pub fn entries(files: &[AttachmentRow], member_of: &HashMap<crate::domain::Conve
         .collect()
 }
 
+/// A small file made in memory (a JSON document, a transcript), put in the archive as is.
+#[derive(Debug, Clone)]
+pub struct Inline {
+    pub path: String,
+    pub bytes: Bytes,
+}
+
 /// The archive as a byte stream; it is written while it is read.
 pub fn stream(store: MediaStore, entries: Vec<Entry>) -> impl Stream<Item = std::io::Result<Bytes>> {
+    stream_with(store, Vec::new(), entries)
+}
+
+/// Like [`stream`], with in-memory files first.
+pub fn stream_with(
+    store: MediaStore,
+    inline: Vec<Inline>,
+    entries: Vec<Entry>,
+) -> impl Stream<Item = std::io::Result<Bytes>> {
     let (reader, writer) = tokio::io::duplex(PIPE);
     tokio::spawn(async move {
-        if let Err(e) = write(&store, entries, writer).await {
+        if let Err(e) = write(&store, inline, entries, writer).await {
             // The response has started: the client sees a truncated archive, and the log why.
             tracing::warn!(error = %e, "media export stopped");
         }
@@ -68,8 +84,16 @@ pub fn stream(store: MediaStore, entries: Vec<Entry>) -> impl Stream<Item = std:
     ReaderStream::with_capacity(reader, 64 * 1024)
 }
 
-async fn write(store: &MediaStore, entries: Vec<Entry>, out: tokio::io::DuplexStream) -> anyhow::Result<()> {
+async fn write(
+    store: &MediaStore,
+    inline: Vec<Inline>,
+    entries: Vec<Entry>,
+    out: tokio::io::DuplexStream,
+) -> anyhow::Result<()> {
     let mut zip = ZipFileWriter::with_tokio(out);
+    for f in inline {
+        zip.write_entry_whole(ZipEntryBuilder::new(f.path.into(), Compression::Stored), &f.bytes).await?;
+    }
     for e in entries {
         let (_, mut body) = store.read(&e.key).await?;
         let mut entry =

@@ -109,7 +109,8 @@ impl MediaStore {
                     inner: Arc::new(local),
                     backend: Backend::Local {
                         root,
-                        signer: UrlSigner::new(config.secrets.derived_key("local-media-url")),
+                        signer: UrlSigner::new(config.secrets.derived_key("local-media-url"))
+                            .with_previous(config.secrets.derived_key_previous("local-media-url")),
                         base_url: config.public_url(""),
                     },
                     folder: config.s3_folder.clone(),

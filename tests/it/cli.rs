@@ -69,6 +69,8 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         ("DATABASE_URL", "mysql://x"),
         ("TELNYX_PUBLIC_KEY", "not base64!"),
         ("MEDIA_FETCH_ALLOW_PRIVATE", "maybe"),
+        ("PHONE_ENCRYPTION_KEY_PREVIOUS", "not base64!"),
+        ("JWT_SECRET_PREVIOUS", "too short"),
     ] {
         let out = koinonia(dir.path()).arg("migrate").env(var, value).output().expect("run");
         assert!(!out.status.success(), "{var}={value}");

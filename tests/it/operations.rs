@@ -396,3 +396,68 @@ async fn exporting_originals_as_a_zip(app: TestApp) {
 }
 
 crate::matrix!(export, [sqlite_local => (Sqlite, Local), postgres_s3 => (Postgres, S3)], exporting_originals_as_a_zip);
+
+/// Revocations of sessions that have expired are purged (the token is refused anyway); those of
+/// live sessions stay.
+async fn purging_expired_revocations(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let res = app.http.post(app.url("/api/auth/logout")).bearer_auth(&token).send().await.expect("logout");
+    assert_eq!(res.status(), 200);
+    let now = chrono::Utc::now();
+    {
+        let mut pooled = app.state.db.acquire().await.expect("conn");
+        let c = &mut pooled.conn();
+        for hours in [1, 30] {
+            koinonia::db::leaders::revoke_session(c, uuid::Uuid::now_v7(), now - chrono::Duration::hours(hours))
+                .await
+                .expect("expired revocation");
+        }
+    }
+    assert_eq!(app.count("revoked_sessions").await, 3);
+    let purged = koinonia::retention::purge_revoked_sessions(&app.state.db, now).await.expect("purge");
+    assert_eq!(purged, 2);
+    assert_eq!(app.count("revoked_sessions").await, 1, "the live session's revocation stays");
+    assert_eq!(app.get(&token, "/api/conversations").await.status(), 401, "and still refuses its token");
+    assert_eq!(koinonia::retention::purge_revoked_sessions(&app.state.db, now).await.expect("again"), 0);
+}
+
+crate::matrix!(revoked_sessions_purge, databases, purging_expired_revocations);
+
+/// `koinonia retention run` purges them too.
+#[tokio::test]
+async fn retention_run_purges_expired_revocations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env: std::collections::HashMap<String, String> =
+        [("KOINONIA_DATA_DIR".to_owned(), dir.path().join("data").display().to_string())].into_iter().collect();
+    let out = crate::support::process::koinonia(dir.path(), &env).arg("migrate").output().expect("migrate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vars = env.clone();
+    let config = koinonia::Config::from_vars(&vars).expect("config");
+    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let now = chrono::Utc::now();
+    {
+        let mut pooled = db.acquire().await.expect("conn");
+        let c = &mut pooled.conn();
+        koinonia::db::leaders::revoke_session(c, uuid::Uuid::now_v7(), now - chrono::Duration::hours(2))
+            .await
+            .expect("expired");
+        koinonia::db::leaders::revoke_session(c, uuid::Uuid::now_v7(), now + chrono::Duration::hours(2))
+            .await
+            .expect("live");
+    }
+    db.close().await;
+    let out = crate::support::process::koinonia(dir.path(), &env).args(["retention", "run"]).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("; 1 expired session revocations purged"), "{stdout}");
+    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let left: i64 = match &db {
+        koinonia::db::Db::Sqlite(p) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM revoked_sessions").fetch_one(p).await.expect("count")
+        }
+        koinonia::db::Db::Postgres(_) => unreachable!("embedded mode"),
+    };
+    assert_eq!(left, 1);
+    db.close().await;
+}

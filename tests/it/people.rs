@@ -229,3 +229,73 @@ async fn erasing_a_member(app: TestApp) {
 }
 
 crate::matrix!(erasure, [sqlite_s3 => (Sqlite, S3), postgres_local => (Postgres, Local)], erasing_a_member);
+
+async fn an_admin_resets_a_leaders_password(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    koinonia::cli::create_leader(&app.state.db, church, "admin@grace.test", "correct horse battery", true)
+        .await
+        .expect("admin");
+    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let helper = app.leader(church, "helper@grace.test").await;
+    let other_helper = app.leader(church, "second@grace.test").await;
+    let leaders = send(&app, &admin, reqwest::Method::GET, "/api/leaders", None).await.1;
+    let id_of = |email: &str| {
+        leaders["data"]["leaders"]
+            .as_array()
+            .expect("leaders")
+            .iter()
+            .find(|l| l["email"] == email)
+            .and_then(|l| l["id"].as_str())
+            .expect("leader id")
+            .to_owned()
+    };
+    let (helper_id, admin_id) = (id_of("helper@grace.test"), id_of("admin@grace.test"));
+    let path = format!("/api/leaders/{helper_id}/password");
+
+    let (status, _) = reset(&app, &other_helper, &path, "a brand new passphrase").await;
+    assert_eq!(status, 403, "only admins");
+    let other = app.church("Hope", "+15551239999").await;
+    koinonia::cli::create_leader(&app.state.db, other, "admin@hope.test", "correct horse battery", true)
+        .await
+        .expect("admin");
+    let other_admin = app.login("admin@hope.test", "correct horse battery").await;
+    let (status, _) = reset(&app, &other_admin, &path, "a brand new passphrase").await;
+    assert_eq!(status, 404, "another church's leader");
+    let (status, body) = reset(&app, &admin, &path, "short").await;
+    assert_eq!(status, 400, "the same length rules as a password change: {body}");
+    let (status, _) = reset(&app, &admin, &format!("/api/leaders/{admin_id}/password"), "a brand new passphrase").await;
+    assert_eq!(status, 400, "an admin's own password changes with the current one");
+    assert_eq!(app.get(&helper, "/api/conversations").await.status(), 200);
+
+    let (status, body) = reset(&app, &admin, &path, "a brand new passphrase").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.get(&helper, "/api/conversations").await.status(), 401, "the leader's sessions end");
+    assert_eq!(app.get(&admin, "/api/conversations").await.status(), 200, "the admin's own session lives on");
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": "helper@grace.test", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 401, "the old password no longer works");
+    let fresh = app.login("helper@grace.test", "a brand new passphrase").await;
+    assert_eq!(app.get(&fresh, "/api/conversations").await.status(), 200);
+
+    let audit = app.get_json(&admin, "/api/audit").await;
+    let entry = audit["data"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["action"] == "leader.password_reset")
+        .cloned()
+        .expect("audited");
+    assert_eq!(entry["subjectId"], helper_id.as_str());
+    assert!(!entry.to_string().contains("brand new"), "no password in the audit log: {entry}");
+}
+
+crate::matrix!(password_reset, databases, an_admin_resets_a_leaders_password);
+
+async fn reset(app: &TestApp, token: &str, path: &str, new: &str) -> (u16, Value) {
+    send(app, token, reqwest::Method::POST, path, Some(json!({ "new": new }))).await
+}

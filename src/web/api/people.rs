@@ -1,9 +1,9 @@
 //! Members' names, and the church's leaders (managed by its admins).
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::{delete, get, patch};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +20,10 @@ use crate::web::extract::{AppJson, AppPath};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/members/{id}", patch(name_member).delete(erase_member))
+        .route("/api/members/{id}/export", get(export_member))
         .route("/api/leaders", get(list_leaders).post(add_leader))
         .route("/api/leaders/{id}", delete(remove_leader))
+        .route("/api/leaders/{id}/password", post(reset_password))
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,12 @@ async fn erase_member(
     addr: ClientAddr,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
+    let files = erase(&state, &leader, addr, id).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": files })))
+}
+
+/// The erasure itself, shared by the API and the dashboard; returns how many files went.
+pub async fn erase(state: &AppState, leader: &Leader, addr: ClientAddr, id: MemberId) -> ApiResult<usize> {
     if !leader.is_admin {
         return Err(ApiError::Status(StatusCode::FORBIDDEN, "only an admin of the church can erase a member".into()));
     }
@@ -107,7 +115,7 @@ async fn erase_member(
     if let Some(conversation_id) = conversation {
         state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id }).await;
     }
-    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": keys.len() })))
+    Ok(keys.len())
 }
 
 #[derive(Serialize)]
@@ -210,4 +218,95 @@ async fn remove_leader(
         .await?;
     tx.commit().await?;
     Ok(ok(StatusCode::OK, serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct ResetPassword {
+    new: String,
+}
+
+/// An admin sets another leader's password (forgotten passwords): every session of that leader
+/// ends. Audited without the password. Admins change their own with `POST /api/auth/password`,
+/// which asks for the current one.
+async fn reset_password(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    AppPath(id): AppPath<LeaderId>,
+    AppJson(body): AppJson<ResetPassword>,
+) -> ApiResult<Response> {
+    admin_only(&leader)?;
+    {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::get(&mut pooled.conn(), leader.church, id).await?.ok_or(ApiError::NotFound)?;
+    }
+    if id == leader.id {
+        return Err(ApiError::bad_request(
+            "change your own password with POST /api/auth/password (it asks for the current one)",
+        ));
+    }
+    crate::crypto::password::check_strength(&body.new)
+        .map_err(|e| ApiError::bad_request(format!("new password: {e}")))?;
+    let pw = body.new.clone();
+    let hash = tokio::task::spawn_blocking(move || crate::crypto::password::hash(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing panicked: {e}")))?
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    db::leaders::set_password(c, leader.church, id, &hash).await?.ok_or(ApiError::NotFound)?;
+    audit::record(
+        c,
+        audit::Entry::leader(leader.church, leader.id, "leader.password_reset", addr).subject("leader", id.0),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({})))
+}
+
+/// Everything kept about a member as one ZIP, streamed (admins). Audited with the number of
+/// files, never the number.
+async fn export_member(
+    State(state): State<AppState>,
+    leader: Leader,
+    addr: ClientAddr,
+    AppPath(id): AppPath<MemberId>,
+) -> ApiResult<Response> {
+    if !leader.is_admin {
+        return Err(ApiError::Status(
+            StatusCode::FORBIDDEN,
+            "only an admin of the church can export a member's data".into(),
+        ));
+    }
+    let export = crate::member_export::build(&state, leader.church, id, clock::now())
+        .await
+        .map_err(|e| match e {
+            crate::member_export::ExportError::Db(e) => ApiError::Database(e),
+            e => ApiError::Internal(e.into()),
+        })?
+        .ok_or(ApiError::NotFound)?;
+    {
+        let mut pooled = state.db.acquire().await?;
+        let entry = audit::Entry::leader(leader.church, leader.id, "member.export", addr)
+            .subject("member", id.0)
+            .detail(serde_json::json!({ "files": export.media.len() }));
+        audit::record(&mut pooled.conn(), entry).await?;
+    }
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.file_name))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"koinonia-member.zip\""));
+    let body = axum::body::Body::from_stream(crate::media::export::stream_with(
+        state.store.clone(),
+        export.inline,
+        export.media,
+    ));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/zip")),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -10,6 +10,7 @@ use crate::app::AppState;
 pub mod assets;
 pub mod events;
 pub mod library;
+pub mod members;
 pub mod pages;
 pub mod sandbox;
 pub mod session;
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(pages::router())
         .merge(library::router())
+        .merge(members::router())
         .merge(events::router())
         .merge(sandbox::router())
         .merge(assets::router())

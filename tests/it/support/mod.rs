@@ -42,7 +42,7 @@ pub struct Options {
     pub vars: HashMap<String, String>,
     pub reconcile_ms: u64,
     pub telnyx_timeout_ms: u64,
-    /// Share an existing PostgreSQL database (several instances of one deployment).
+    /// Share an existing database (several instances of one deployment, or one after another).
     pub database_url: Option<String>,
     /// Abuse limits other than the defaults.
     pub limits: Option<koinonia::limits::LimitSettings>,
@@ -72,6 +72,8 @@ impl Options {
 pub struct TestApp {
     /// The PostgreSQL database this app uses, for a second instance to share.
     pub database_url: Option<String>,
+    /// The database URL this app uses, whichever the backend (a SQLite file lives in `data_dir`).
+    pub any_database_url: String,
     pub addr: SocketAddr,
     pub base: String,
     pub state: AppState,
@@ -140,7 +142,11 @@ impl TestApp {
         }
         match backend {
             Backend::Sqlite => {
-                vars.insert("DATABASE_URL".into(), format!("sqlite://{}/test.db", data_dir.path().display()));
+                let url = match &options.database_url {
+                    Some(url) => url.clone(),
+                    None => format!("sqlite://{}/test.db", data_dir.path().display()),
+                };
+                vars.insert("DATABASE_URL".into(), url);
             }
             Backend::Postgres => {
                 let admin = test_database_url()?;
@@ -176,7 +182,8 @@ impl TestApp {
         if let Some(limits) = &options.limits {
             config.limits = limits.clone();
         }
-        let database_url = vars.get("DATABASE_URL").filter(|u| u.starts_with("postgres")).cloned();
+        let any_database_url = vars.get("DATABASE_URL").cloned().unwrap_or_default();
+        let database_url = Some(any_database_url.clone()).filter(|u| u.starts_with("postgres"));
         let app = App::build(config).await.expect("app starts");
         let addr = app.local_addr().expect("addr");
         let state = app.state().clone();
@@ -185,6 +192,7 @@ impl TestApp {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Some(Self {
             database_url,
+            any_database_url,
             addr,
             base: format!("http://{addr}"),
             state,
@@ -206,6 +214,15 @@ impl TestApp {
 
     /// Stops the app like SIGTERM does and waits for it.
     pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+
+    /// Stops the app like [`TestApp::stop`] but keeps its folders (and SQLite file) for another
+    /// instance to open. Its `state.db` is closed.
+    pub async fn pause(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(30), task).await;

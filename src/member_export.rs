@@ -1,0 +1,231 @@
+//! Everything koinonia keeps about one member, for `GET /api/members/:id/export`: `member.json`
+//! (who they are, with the full number), `messages.json` (every message of their conversation
+//! with its files' metadata), `messages.txt` (a transcript a person can read) and their stored
+//! files under `media/`, named by date and file name. Files that were deleted or never stored
+//! are described in `messages.json` only. The ZIP itself is streamed by [`crate::media::export`].
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::crypto::phone::PhoneCryptoError;
+use crate::db;
+use crate::db::attachments::AttachmentRow;
+use crate::db::members::MemberRow;
+use crate::db::messages::MessageRow;
+use crate::domain::{AttachmentId, ChurchId, MemberId, MessageId};
+use crate::media::export::{Entry, Inline};
+use crate::media::names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("the member's number cannot be decrypted: {0}")]
+    Crypto(#[from] PhoneCryptoError),
+}
+
+/// What the archive will hold.
+pub struct MemberExport {
+    /// A download name without the number: `koinonia-member-{name or id}-{date}.zip`.
+    pub file_name: String,
+    pub inline: Vec<Inline>,
+    /// The stored originals, under `media/`.
+    pub media: Vec<Entry>,
+}
+
+/// Gathers a member's data; `None` when the member is not this church's.
+pub async fn build(
+    state: &AppState,
+    church: ChurchId,
+    id: MemberId,
+    now: DateTime<Utc>,
+) -> Result<Option<MemberExport>, ExportError> {
+    let (member, messages, files) = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        let Some(member) = db::members::get(c, church, id).await? else { return Ok(None) };
+        match db::conversations::find_for_member(c, church, id).await? {
+            Some(conversation) => (
+                member,
+                db::messages::of_conversation(c, church, conversation).await?,
+                db::attachments::of_conversation(c, church, conversation).await?,
+            ),
+            None => (member, Vec::new(), Vec::new()),
+        }
+    };
+    let phone = state.phone.decrypt(&member.phone_ciphertext)?;
+    let name = display_name(&member);
+    let media = media_entries(&files);
+    let file_of: HashMap<AttachmentId, &str> = media.iter().map(|(id, e)| (*id, e.path.as_str())).collect();
+    let mut by_message: HashMap<MessageId, Vec<&AttachmentRow>> = HashMap::new();
+    for a in &files {
+        by_message.entry(a.message_id).or_default().push(a);
+    }
+
+    let member_json = json!({
+        "id": member.id,
+        "firstName": member.first_name,
+        "lastName": member.last_name,
+        "phone": phone.as_str(),
+        "optedOut": member.opted_out,
+        "optedOutAt": member.opted_out_at.map(iso),
+        "unreachable": member.unreachable,
+        "unreachableReason": member.unreachable_reason,
+        "createdAt": iso(member.created_at),
+        "updatedAt": iso(member.updated_at),
+        "exportedAt": iso(now),
+    });
+    let messages_json: Vec<Value> = messages
+        .iter()
+        .map(|m| message_json(m, by_message.get(&m.id).map_or(&[][..], Vec::as_slice), &file_of))
+        .collect();
+    let transcript = transcript(&name, phone.as_str(), &messages, &by_message, &file_of, now);
+
+    let inline = vec![
+        Inline { path: "member.json".into(), bytes: pretty(&member_json) },
+        Inline { path: "messages.json".into(), bytes: pretty(&Value::Array(messages_json)) },
+        Inline { path: "messages.txt".into(), bytes: Bytes::from(transcript) },
+    ];
+    Ok(Some(MemberExport {
+        file_name: format!("koinonia-member-{}-{}.zip", slug(&member), now.format("%Y-%m-%d")),
+        inline,
+        media: media.into_iter().map(|(_, e)| e).collect(),
+    }))
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    crate::web::api::views::timestamp(t)
+}
+
+fn pretty(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(v).unwrap_or_default())
+}
+
+fn display_name(m: &MemberRow) -> String {
+    [m.first_name.as_deref(), m.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// ASCII letters and digits of the member's name, or the start of their id: safe in a
+/// `Content-Disposition` header and on any file system, and never the number.
+fn slug(m: &MemberRow) -> String {
+    let mut out = String::new();
+    for ch in display_name(m).chars() {
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').chars().take(40).collect::<String>();
+    if out.is_empty() {
+        m.id.0.simple().to_string().chars().take(8).collect()
+    } else {
+        out
+    }
+}
+
+/// The stored originals as `media/{YYYY-MM-DD} {file name}`, unique within the archive.
+fn media_entries(files: &[AttachmentRow]) -> Vec<(AttachmentId, Entry)> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    files
+        .iter()
+        .filter(|a| a.status == "stored")
+        .filter_map(|a| {
+            let key = a.storage_key.clone()?;
+            let base = format!("media/{} {}", a.created_at.format("%Y-%m-%d"), names::display_name(&a.name));
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            let path = if *n == 1 {
+                base
+            } else {
+                match base.rsplit_once('.') {
+                    Some((stem, ext)) if !stem.ends_with('/') && !ext.contains('/') => format!("{stem} ({n}).{ext}"),
+                    _ => format!("{base} ({n})"),
+                }
+            };
+            Some((a.id, Entry { key, path }))
+        })
+        .collect()
+}
+
+fn message_json(m: &MessageRow, files: &[&AttachmentRow], file_of: &HashMap<AttachmentId, &str>) -> Value {
+    json!({
+        "id": m.id,
+        "direction": m.direction,
+        "content": m.content,
+        "keyword": m.keyword,
+        "likelyOptOut": m.likely_opt_out,
+        "groupMms": m.cc_ciphertext.is_some(),
+        "deliveryStatus": m.delivery_status,
+        "failureReason": m.failure_reason,
+        "createdAt": iso(m.created_at),
+        "media": files.iter().map(|a| json!({
+            "id": a.id,
+            "status": a.status,
+            "type": a.media_type,
+            "mimeType": a.mime_type,
+            "name": a.name,
+            "sizeBytes": a.size_bytes,
+            "width": a.width,
+            "height": a.height,
+            "durationSeconds": a.duration_seconds,
+            "sha256": a.sha256,
+            "failureReason": a.failure_reason,
+            "storedAt": a.stored_at.map(iso),
+            "deletedAt": a.deleted_at.map(iso),
+            "file": file_of.get(&a.id),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn transcript(
+    name: &str,
+    phone: &str,
+    messages: &[MessageRow],
+    by_message: &HashMap<MessageId, Vec<&AttachmentRow>>,
+    file_of: &HashMap<AttachmentId, &str>,
+    now: DateTime<Utc>,
+) -> String {
+    let who = if name.is_empty() { phone.to_owned() } else { format!("{name} ({phone})") };
+    let member_label = if name.is_empty() { "Member" } else { name };
+    let mut out = format!(
+        "Messages between the church and {who}\nExported {} UTC. Times are UTC.\n",
+        now.format("%Y-%m-%d %H:%M")
+    );
+    if messages.is_empty() {
+        out.push_str("\n(no messages)\n");
+    }
+    for m in messages {
+        let from = if m.direction == "outbound" { "Church" } else { member_label };
+        out.push_str(&format!("\n{}  {from}", m.created_at.format("%Y-%m-%d %H:%M")));
+        if let Some(status) = &m.delivery_status {
+            out.push_str(&format!(" [{status}]"));
+        }
+        out.push_str(":\n");
+        for line in m.content.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+        for a in by_message.get(&m.id).map_or(&[][..], Vec::as_slice) {
+            let kind = a.media_type.as_deref().unwrap_or("file");
+            match file_of.get(&a.id) {
+                Some(path) => out.push_str(&format!("  [{kind}: {}] {path}\n", a.name)),
+                None => out.push_str(&format!(
+                    "  [{kind}: {}] not included: {}\n",
+                    a.name,
+                    a.failure_reason.as_deref().unwrap_or(&a.status)
+                )),
+            }
+        }
+    }
+    out
+}
