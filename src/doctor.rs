@@ -58,6 +58,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
     let mut out = vec![check(Level::Ok, "secrets", secrets)];
     let db = database(config, &mut out).await;
     store(config, &mut out).await;
+    preview_tools(&mut out).await;
     backend_url(config, &mut out);
     telnyx(config, db.as_ref(), &mut out).await;
     if let Some(db) = &db {
@@ -66,6 +67,44 @@ pub async fn run(config: &Config) -> Vec<Check> {
         db.close().await;
     }
     out
+}
+
+/// The optional converters behind HEIC previews and video posters.
+async fn preview_tools(out: &mut Vec<Check>) {
+    use crate::media::preview::tool_available;
+    let mut absent = Vec::new();
+    for (tool, package) in [("ffmpeg", "ffmpeg"), ("heif-convert", "libheif-examples")] {
+        if !tool_available(tool).await {
+            absent.push((tool, package));
+        }
+    }
+    if absent.is_empty() {
+        out.push(check(
+            Level::Ok,
+            "previews",
+            "ffmpeg and heif-convert are installed: videos and HEIC photos get previews.",
+        ));
+    } else {
+        let tools: Vec<&str> = absent.iter().map(|(t, _)| *t).collect();
+        let packages: Vec<&str> = absent.iter().map(|(_, p)| *p).collect();
+        out.push(check(
+            Level::Warn,
+            "previews",
+            format!(
+                "{} {} not installed: {} show an icon instead of a picture; install it (Debian: apt-get install {}).",
+                tools.join(" and "),
+                if tools.len() == 2 { "are" } else { "is" },
+                if tools.len() == 2 {
+                    "videos and HEIC photos"
+                } else if tools[0] == "ffmpeg" {
+                    "videos"
+                } else {
+                    "HEIC photos"
+                },
+                packages.join(" ")
+            ),
+        ));
+    }
 }
 
 async fn database(config: &Config, out: &mut Vec<Check>) -> Option<Db> {

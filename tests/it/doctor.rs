@@ -152,3 +152,30 @@ fn the_command_prints_one_line_per_check_and_fails_on_errors() {
     }
     assert!(text.lines().any(|l| l.starts_with("error media store:")), "{text}");
 }
+
+/// The preview converters: ok when installed, a warning naming the package when not (koinonia
+/// still works; those files get an icon).
+#[test]
+fn missing_preview_tools_are_a_warning_with_the_package_to_install() {
+    if !crate::previews::have_tool("ffmpeg") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |path: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_koinonia"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", path)
+            .arg("doctor")
+            .output()
+            .expect("doctor");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let with_tools = run(&std::env::var("PATH").unwrap_or_default());
+    assert!(with_tools.lines().any(|l| l.starts_with("ok previews:")), "{with_tools}");
+    let empty = tempfile::tempdir().expect("empty PATH folder");
+    let without = run(&empty.path().display().to_string());
+    let line = without.lines().find(|l| l.starts_with("warn previews:")).unwrap_or_else(|| panic!("{without}"));
+    assert!(line.contains("ffmpeg and heif-convert are not installed"), "{line}");
+    assert!(line.contains("apt-get install ffmpeg libheif-examples"), "{line}");
+}

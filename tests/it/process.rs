@@ -104,10 +104,11 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
             .await
             .expect("read the live database");
     for _ in 0..100 {
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attachments WHERE status = 'stored'")
-            .fetch_one(&live)
-            .await
-            .unwrap_or(0);
+        let stored: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM attachments WHERE status = 'stored' AND preview_state = 'ready'")
+                .fetch_one(&live)
+                .await
+                .unwrap_or(0);
         if stored == 1 && crate::support::files_under(&media.join("sandbox")).is_empty() {
             break;
         }
@@ -118,7 +119,7 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
     let backup = dir.path().join("backup");
     let out = koinonia(dir.path()).args(["backup", "--to"]).arg(&backup).output().expect("backup");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 media files"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 media files"), "{}", String::from_utf8_lossy(&out.stdout));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
