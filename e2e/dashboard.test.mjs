@@ -421,6 +421,12 @@ test("the media library: previews, a type filter, two files chosen and downloade
   assert.equal(await tiles.count(), all);
   assert.equal(await leader.locator("#more").count(), 0, "no more to load at the end");
 
+  // From a thread, "Files" opens the library narrowed to that conversation.
+  await leader.goto(url(`/inbox/${conversationId}`));
+  await Promise.all([leader.waitForURL(/\/library\?conversationId=/), leader.click(".thread-actions a[href^='/library']")]);
+  await tiles.first().waitFor();
+  assert.equal(await tiles.count(), all, "every file so far is in this one conversation");
+
   const phone = await browser.newContext({ ...PHONE, baseURL: BASE_URL, storageState: await leaderContext.storageState() });
   const page = await newPage(phone, "leader-phone-library");
   await page.goto(url("/library"));
