@@ -9,6 +9,7 @@ mod doctor;
 mod inbound_flow;
 mod instances;
 mod media_fetch;
+mod openapi;
 mod operations;
 mod outbound;
 mod people;

@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, patch};
-use axum::Router;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
@@ -13,21 +14,28 @@ use crate::audit;
 use crate::clock;
 use crate::db::{self, UniqueExt};
 use crate::domain::{ChurchId, LeaderId, MemberId};
+use crate::web::api::auth::Empty;
 use crate::web::auth::{ClientAddr, Leader};
-use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::{AppJson, AppPath};
+use crate::web::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, ServerError, Unauthorized, UnsupportedMediaType,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/members/{id}", patch(name_member).delete(erase_member))
-        .route("/api/leaders", get(list_leaders).post(add_leader))
-        .route("/api/leaders/{id}", delete(remove_leader))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(name_member, erase_member))
+        .routes(routes!(list_leaders, add_leader))
+        .routes(routes!(remove_leader))
 }
 
-#[derive(Deserialize)]
+/// A member's name; an empty or missing part clears it.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NameBody {
+    /// At most 100 characters, no control characters.
     first_name: Option<String>,
+    /// At most 100 characters, no control characters.
     last_name: Option<String>,
 }
 
@@ -42,6 +50,25 @@ fn clean_name(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
     Ok((!v.is_empty()).then(|| v.to_owned()))
 }
 
+/// Name a member
+#[utoipa::path(
+    patch,
+    path = "/api/members/{id}",
+    tag = "people",
+    params(("id" = MemberId, Path, description = "The member")),
+    request_body = NameBody,
+    responses(
+        (status = 200, description = "The member, named", body = Envelope<views::MemberView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn name_member(
     State(state): State<AppState>,
     leader: Leader,
@@ -66,8 +93,32 @@ async fn name_member(
     Ok(ok(StatusCode::OK, views::member_row(&member)))
 }
 
+/// What an erasure removed.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Erased {
+    /// Files deleted from the store.
+    files_deleted: usize,
+}
+
+/// Erase a member
+///
 /// Erases a member on request (admins): messages, files (from the store too) and number. The
 /// audit row that records it names no number.
+#[utoipa::path(
+    delete,
+    path = "/api/members/{id}",
+    tag = "people",
+    params(("id" = MemberId, Path, description = "The member")),
+    responses(
+        (status = 200, description = "Erased", body = Envelope<Erased>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn erase_member(
     State(state): State<AppState>,
     leader: Leader,
@@ -104,18 +155,28 @@ async fn erase_member(
     if let Some(conversation_id) = conversation {
         state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id }).await;
     }
-    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": keys.len() })))
+    Ok(ok(StatusCode::OK, Erased { files_deleted: keys.len() }))
 }
 
-#[derive(Serialize)]
+/// A leader of the church.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Leader)]
 struct LeaderView {
     id: LeaderId,
     email: String,
     church_id: ChurchId,
     is_admin: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(required = true, format = DateTime)]
     last_login_at: Option<String>,
+}
+
+/// The church's leaders.
+#[derive(Serialize, ToSchema)]
+struct LeaderList {
+    leaders: Vec<LeaderView>,
 }
 
 fn leader_view(l: &db::leaders::LeaderRow) -> LeaderView {
@@ -137,22 +198,55 @@ fn admin_only(leader: &Leader) -> ApiResult<()> {
     }
 }
 
+/// The church's leaders (admins)
+#[utoipa::path(
+    get,
+    path = "/api/leaders",
+    tag = "people",
+    responses(
+        (status = 200, description = "Every leader of the church", body = Envelope<LeaderList>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn list_leaders(State(state): State<AppState>, leader: Leader) -> ApiResult<Response> {
     admin_only(&leader)?;
     let mut pooled = state.db.acquire().await?;
     let rows = db::leaders::list(&mut pooled.conn(), leader.church).await?;
     let leaders: Vec<LeaderView> = rows.iter().map(leader_view).collect();
-    Ok(ok(StatusCode::OK, serde_json::json!({ "leaders": leaders })))
+    Ok(ok(StatusCode::OK, LeaderList { leaders }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewLeader {
     email: String,
+    /// One that is too short or too long is refused with 400.
     password: String,
+    /// Whether the new leader is an admin (false by default).
     #[serde(default)]
     admin: bool,
 }
 
+/// Add a leader (admins)
+#[utoipa::path(
+    post,
+    path = "/api/leaders",
+    tag = "people",
+    request_body = NewLeader,
+    responses(
+        (status = 201, description = "The new leader", body = Envelope<LeaderView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "A leader with that email exists", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn add_leader(
     State(state): State<AppState>,
     leader: Leader,
@@ -189,6 +283,24 @@ async fn add_leader(
     Ok(ok(StatusCode::CREATED, leader_view(&row)))
 }
 
+/// Remove a leader (admins)
+///
+/// The church's last admin cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/api/leaders/{id}",
+    tag = "people",
+    params(("id" = LeaderId, Path, description = "The leader")),
+    responses(
+        (status = 200, description = "Removed", body = Envelope<Empty>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The church's last admin", body = ErrorBody),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn remove_leader(
     State(state): State<AppState>,
     leader: Leader,
@@ -206,5 +318,5 @@ async fn remove_leader(
     audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.remove", addr).subject("leader", id.0))
         .await?;
     tx.commit().await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({})))
+    Ok(ok(StatusCode::OK, Empty {}))
 }
