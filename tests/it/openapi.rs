@@ -355,3 +355,34 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
         }
     }
 }
+
+/// A NUL character cannot be stored in PostgreSQL text: a request carrying one in its query or
+/// JSON body is refused with 400 on both databases, never failed with 500 on one of them.
+async fn nul_characters_are_refused(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    koinonia::cli::create_leader(&app.state.db, church, "admin@grace.test", "correct horse battery", true)
+        .await
+        .expect("admin");
+    let token = app.login("admin@grace.test", "correct horse battery").await;
+    let gets =
+        ["/api/conversations?q=%00", "/api/conversations?q=a%00b", "/api/media?cursor=%00", "/api/audit?cursor=%00"];
+    for path in gets {
+        let res = app.get(&token, path).await;
+        assert_eq!(res.status(), 400, "GET {path}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body, json!({"success": false, "error": "text must not contain NUL characters"}), "GET {path}");
+    }
+    let posts = [
+        ("/api/auth/login", json!({"email": "a\u{0}b@grace.test", "password": "correct horse battery"})),
+        ("/api/leaders", json!({"email": "new\u{0}@grace.test", "password": "correct horse battery"})),
+        ("/api/leaders", json!({"email": "new@grace.test", "password": "correct horse\u{0}battery"})),
+        ("/api/conversations", json!({"phone": "+1312555\u{0}0001", "content": "hi"})),
+        ("/api/conversations", json!({"phone": "+13125550001", "content": "hi\u{0}"})),
+    ];
+    for (path, body) in posts {
+        let res = app.http.post(app.url(path)).bearer_auth(&token).json(&body).send().await.expect("post");
+        assert_eq!(res.status(), 400, "POST {path} {body}");
+    }
+}
+
+crate::matrix!(nul_characters, databases, nul_characters_are_refused);
