@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+// `$text:tt` rather than `literal`: a `tt` reaches the derive macros as it is, so utoipa reads the
+// serde rename (the API's spelling) too.
 macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:tt),* $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum $name { $(#[serde(rename = $text)] $variant),* }
 
         impl $name {

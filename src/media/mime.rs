@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The four kinds of attachment the dashboard renders differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Image,

@@ -70,12 +70,15 @@ pub fn verify(key: Option<&VerifyingKey>, headers: &HeaderMap, body: &[u8], now:
 }
 
 /// The envelope of every Telnyx v2 webhook.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = TelnyxEvent)]
 pub struct Envelope {
     pub data: EventData,
 }
 
-#[derive(Debug, Deserialize)]
+/// `message.received`, `message.sent` or `message.finalized`, with its payload as Telnyx documents it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = TelnyxEventData)]
 pub struct EventData {
     pub event_type: String,
     pub id: String,

@@ -2,11 +2,13 @@
 //! exactly one place. Server errors are logged once here, with their cause; clients only read
 //! "internal error".
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -65,7 +67,7 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        let mut res = (status, Json(json!({ "success": false, "error": message }))).into_response();
+        let mut res = (status, Json(ErrorBody { success: false, error: message })).into_response();
         if let Self::RateLimited(secs) = self {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
@@ -95,6 +97,27 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge("request body too large".into())
+        } else {
+            Self::BadRequest(format!("unreadable body: {}", r.body_text()))
+        }
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(r: MultipartRejection) -> Self {
+        match r {
+            MultipartRejection::InvalidBoundary(_) => {
+                Self::UnsupportedMediaType("expected a multipart/form-data body".into())
+            }
+            other => Self::BadRequest(format!("invalid multipart body: {}", other.body_text())),
+        }
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
         // A malformed id cannot name anything this church owns.
@@ -110,5 +133,22 @@ impl From<crate::jobs::EnqueueError> for ApiError {
 
 /// `{"success": true, "data": …}` with a status.
 pub fn ok<T: serde::Serialize>(status: StatusCode, data: T) -> Response {
-    (status, Json(json!({ "success": true, "data": data }))).into_response()
+    (status, Json(Envelope { success: true, data })).into_response()
+}
+
+/// `{"success": true, "data": …}`: every successful JSON answer of the API.
+#[derive(Serialize, ToSchema)]
+pub struct Envelope<T> {
+    #[schema(schema_with = crate::web::openapi::always_true)]
+    pub success: bool,
+    pub data: T,
+}
+
+/// `{"success": false, "error": "…"}`: every refused or failed request; `error` is a sentence
+/// for people ("internal error" for a failure of the server).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(schema_with = crate::web::openapi::always_false)]
+    pub success: bool,
+    pub error: String,
 }

@@ -2,23 +2,40 @@
 //! bits) is the credential; each open is audited and redirected to a fresh short-lived URL of
 //! the original, never recompressed.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit;
 use crate::db;
 use crate::web::auth::ClientAddr;
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::web::extract::AppPath;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/m/{token}", get(open))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(open))
 }
 
-async fn open(State(state): State<AppState>, addr: ClientAddr, Path(token): Path<String>) -> ApiResult<Response> {
+/// A member's link to a file
+///
+/// The link a member gets for a file too large for MMS (or to a number outside the US and
+/// Canada): redirects to a fresh, short-lived URL of the untouched original. Each open is audited.
+#[utoipa::path(
+    get,
+    path = "/m/{token}",
+    tag = "media",
+    params(("token" = String, Path, description = "The link's token (22 characters, base64url)")),
+    responses(
+        (status = 302, description = "To the original", headers(("location" = String, description = "A presigned URL"))),
+        (status = 404, description = "No such link", body = ErrorBody),
+        (status = 410, description = "The file was removed (retention)", body = ErrorBody),
+        (status = 500, response = crate::web::openapi::ServerError)
+    )
+)]
+async fn open(State(state): State<AppState>, addr: ClientAddr, AppPath(token): AppPath<String>) -> ApiResult<Response> {
     if token.len() != 22 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(ApiError::NotFound);
     }

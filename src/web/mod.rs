@@ -1,36 +1,41 @@
 //! HTTP: the JSON API, Telnyx webhooks, media links and health endpoints, assembled in one router
 //! with its layers (tracing, timeouts, body limits, security headers) applied in one place.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 
 pub mod api;
+pub mod api_docs;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod local_media;
 pub mod member_link;
+pub mod openapi;
 
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
+    let (documented, document) = documented().split_for_parts();
+    let published = Arc::new(openapi::Published::new(&document));
     Router::new()
-        .merge(api::router())
+        .merge(documented)
         .merge(dashboard::router())
         .merge(local_media::router())
-        .merge(member_link::router())
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(Extension(published))
         .layer(axum::middleware::from_fn(record_latency))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -45,12 +50,51 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The HTTP API: every route registered here is in the OpenAPI document ([`openapi`]).
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(api::router())
+        .merge(member_link::router())
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+}
+
+/// The OpenAPI document of the HTTP API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+/// `{"status": "ok"}` or `{"status": "unavailable"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    status: HealthStatus,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    Unavailable,
+}
+
+/// Liveness
+///
+/// Whether this instance can reach its database.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Serving, database reachable", body = Health),
+        (status = 503, description = "The database is unreachable", body = Health)
+    )
+)]
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))),
+        Ok(()) => (StatusCode::OK, axum::Json(Health { status: HealthStatus::Ok })),
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Health { status: HealthStatus::Unavailable }))
         }
     }
 }
@@ -71,6 +115,16 @@ async fn record_latency(req: axum::extract::Request, next: axum::middleware::Nex
     res
 }
 
+/// Prometheus metrics
+///
+/// Request latencies by route and status, webhooks received and refused, jobs by state, the age
+/// of the oldest queued job, logins, rate limiting, sends.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
+)]
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
     // The queue's state is read from the database at scrape time, so every instance reports
     // the shared queue.

@@ -11,6 +11,7 @@ mod instances;
 mod key_rotation;
 mod media_fetch;
 mod member_export;
+mod openapi;
 mod operations;
 mod outbound;
 mod people;

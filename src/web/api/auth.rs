@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit;
@@ -15,24 +16,26 @@ use crate::crypto::session::SESSION_HOURS;
 use crate::db;
 use crate::domain::{ChurchId, LeaderId};
 use crate::web::auth::{ClientAddr, Leader, SESSION_COOKIE};
-use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::AppJson;
+use crate::web::openapi::{
+    BadRequest, Forbidden, PayloadTooLarge, RateLimited, ServerError, Unauthorized, UnsupportedMediaType,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/password", post(change_password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(change_password))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+/// The signed-in leader.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SessionLeader)]
 pub struct LeaderView {
     pub id: LeaderId,
     pub email: String,
@@ -40,6 +43,34 @@ pub struct LeaderView {
     pub is_admin: bool,
 }
 
+/// A new session.
+#[derive(Serialize, ToSchema)]
+pub struct LoginData {
+    /// The bearer token (a JWT) for `Authorization: Bearer …`.
+    token: String,
+    leader: LeaderView,
+}
+
+/// Sign in
+///
+/// A leader's email and password for a session token; the same session is also set as the
+/// dashboard's cookie. Attempts are limited per account and per client address.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = Envelope<LoginData>,
+            headers(("set-cookie" = String, description = "The session cookie (HttpOnly, SameSite=Lax)"))),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = ServerError)
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     addr: ClientAddr,
@@ -51,10 +82,15 @@ async fn login(
         format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", SESSION_HOURS * 3600);
     let mut res = ok(
         StatusCode::OK,
-        serde_json::json!({
-            "token": token,
-            "leader": LeaderView { id: leader.id, email: leader.email, church_id: leader.church_id, is_admin: leader.is_admin },
-        }),
+        LoginData {
+            token,
+            leader: LeaderView {
+                id: leader.id,
+                email: leader.email,
+                church_id: leader.church_id,
+                is_admin: leader.is_admin,
+            },
+        },
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
@@ -118,10 +154,28 @@ pub fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
+/// Nothing more to say.
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}
+
+/// Sign out
+///
 /// Ends this session: its token is refused from now on, and the cookie is cleared.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 200, description = "Signed out", body = Envelope<Empty>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn logout(State(state): State<AppState>, leader: Leader, addr: ClientAddr) -> ApiResult<Response> {
     end_session(&state, &leader, addr).await?;
-    let mut res = ok(StatusCode::OK, serde_json::json!({}));
+    let mut res = ok(StatusCode::OK, Empty {});
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -139,13 +193,40 @@ pub async fn end_session(state: &AppState, leader: &Leader, addr: ClientAddr) ->
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordRequest {
     current: String,
+    /// The new password; one that is too short or too long is refused with 400.
     new: String,
 }
 
-/// Changes the leader's password; every other session ends, this one gets a new token.
+/// A new token for this session.
+#[derive(Serialize, ToSchema)]
+pub struct TokenData {
+    token: String,
+}
+
+/// Change password
+///
+/// Changes the signed-in leader's password; every other session ends, and this one gets a new
+/// token (and cookie).
+#[utoipa::path(
+    post,
+    path = "/api/auth/password",
+    tag = "auth",
+    request_body = PasswordRequest,
+    responses(
+        (status = 200, description = "Changed", body = Envelope<TokenData>),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "No valid session, or the current password is not right", body = ErrorBody),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "The leader was removed meanwhile", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn change_password(
     State(state): State<AppState>,
     leader: Leader,
@@ -181,7 +262,7 @@ async fn change_password(
         .sessions
         .issue(leader.id, leader.church, version, clock::now())
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let mut res = ok(StatusCode::OK, serde_json::json!({ "token": token }));
+    let mut res = ok(StatusCode::OK, TokenData { token: token.clone() });
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, &token, SESSION_HOURS * 3600)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, patch};
-use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{next_page, page_limit, views};
 use crate::app::AppState;
@@ -17,23 +18,55 @@ use crate::db;
 use crate::db::conversations::{InboxCursor, InboxFilter};
 use crate::domain::{ChurchId, ConversationId, MessageId, Phone};
 use crate::web::auth::Leader;
-use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::error::{ok, ApiError, ApiResult, Envelope};
 use crate::web::extract::{AppPath, AppQuery};
+use crate::web::openapi::{BadRequest, Forbidden, NotFound, ServerError, Unauthorized};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations", get(list))
-        .route("/api/conversations/{id}", get(thread))
-        .route("/api/conversations/{id}/read", patch(mark_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(thread)).routes(routes!(mark_read))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Conversations per page: 50 by default, at most 200.
+    #[param(minimum = 1, nullable = false)]
     limit: Option<i64>,
+    /// The `nextCursor` of the previous page.
+    #[param(nullable = false)]
     cursor: Option<String>,
+    /// Searches member names, whole numbers and a number's last digits.
+    #[param(nullable = false)]
     q: Option<String>,
 }
 
+/// A page of the inbox, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxPage {
+    conversations: Vec<views::ConversationView>,
+    /// The cursor of the next page; null on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+/// The inbox
+///
+/// The church's conversations, newest first, each with its member (number masked), the last
+/// message's time and preview, and the unread count (shared by the church's leaders).
+#[utoipa::path(
+    get,
+    path = "/api/conversations",
+    tag = "conversations",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of conversations", body = Envelope<InboxPage>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     leader: Leader,
@@ -41,7 +74,7 @@ async fn list(
 ) -> ApiResult<Response> {
     let limit = page_limit(query.limit)?;
     let inbox = load_inbox(&state, leader.church, query.cursor.as_deref(), query.q.as_deref(), limit).await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({ "conversations": inbox.conversations, "nextCursor": inbox.next_cursor })))
+    Ok(ok(StatusCode::OK, InboxPage { conversations: inbox.conversations, next_cursor: inbox.next_cursor }))
 }
 
 /// One page of a church's inbox, newest first.
@@ -97,12 +130,48 @@ fn decode_cursor(cursor: &str) -> ApiResult<InboxCursor> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ThreadQuery {
+    /// Messages per page: 50 by default, at most 200.
+    #[param(minimum = 1, nullable = false)]
     limit: Option<i64>,
+    /// The `nextCursor` of the previous page (a message id), for older messages.
+    #[param(nullable = false)]
     before: Option<String>,
 }
 
+/// A page of one conversation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadPage {
+    /// The conversation, with the member's number in full.
+    conversation: views::ConversationView,
+    /// Oldest first within the page.
+    messages: Vec<views::MessageView>,
+    /// `before` for the next (older) page; null when there is none.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+/// A conversation
+///
+/// The newest page of a conversation's messages (oldest first within it), with their files;
+/// `before` pages backwards.
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}",
+    tag = "conversations",
+    params(("id" = ConversationId, Path, description = "The conversation"), ThreadQuery),
+    responses(
+        (status = 200, description = "A page of the thread", body = Envelope<ThreadPage>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn thread(
     State(state): State<AppState>,
     leader: Leader,
@@ -114,11 +183,7 @@ async fn thread(
     let thread = load_thread(&state, leader.church, id, before, limit).await?;
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({
-            "conversation": thread.conversation,
-            "messages": thread.messages,
-            "nextCursor": thread.next_cursor,
-        }),
+        ThreadPage { conversation: thread.conversation, messages: thread.messages, next_cursor: thread.next_cursor },
     ))
 }
 
@@ -165,6 +230,29 @@ pub async fn load_thread(
     Ok(Thread { conversation: views::conversation(&conversation, &state.phone, true), messages, next_cursor })
 }
 
+/// The conversation, as answered by `PATCH /api/conversations/{id}/read`.
+#[derive(Serialize, ToSchema)]
+pub struct ConversationData {
+    conversation: views::ConversationView,
+}
+
+/// Mark read
+///
+/// Marks the conversation read for the whole church (its leaders share one inbox).
+#[utoipa::path(
+    patch,
+    path = "/api/conversations/{id}/read",
+    tag = "conversations",
+    params(("id" = ConversationId, Path, description = "The conversation")),
+    responses(
+        (status = 200, description = "The conversation, now read", body = Envelope<ConversationData>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn mark_read(
     State(state): State<AppState>,
     leader: Leader,
@@ -174,10 +262,7 @@ async fn mark_read(
     let mut pooled = state.db.acquire().await?;
     let conversation =
         db::conversations::get(&mut pooled.conn(), leader.church, id).await?.ok_or(ApiError::NotFound)?;
-    Ok(ok(
-        StatusCode::OK,
-        serde_json::json!({ "conversation": views::conversation(&conversation, &state.phone, false) }),
-    ))
+    Ok(ok(StatusCode::OK, ConversationData { conversation: views::conversation(&conversation, &state.phone, false) }))
 }
 
 /// Marks a conversation read for the whole church and tells open dashboards.

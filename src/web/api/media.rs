@@ -3,28 +3,48 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit;
 use crate::db::{self, attachments::AttachmentRow, Conn};
-use crate::domain::{AttachmentId, AttachmentStatus};
+use crate::domain::{AttachmentId, AttachmentStatus, ConversationId, MediaKind, MessageId};
+use crate::web::api::views::AttachmentView;
 use crate::web::auth::{ClientAddr, Leader};
-use crate::web::error::{ApiError, ApiResult};
+use crate::web::error::{ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::AppPath;
+use crate::web::openapi::{
+    BadRequest, FileBytes, Forbidden, NotFound, PayloadTooLarge, ServerError, Unauthorized, UnsupportedMediaType,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/media", get(library))
-        .route("/api/media/export", axum::routing::post(export))
-        .route("/api/media/{id}", get(open))
-        .route("/api/media/{id}/preview/{size}", get(preview))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(library)).routes(routes!(export)).routes(routes!(open)).routes(routes!(preview))
 }
 
-/// `GET /api/media/:id/preview/:size` (`small` or `large`): the derived JPEG, streamed with a
-/// private cache lifetime. Previews are not audited (a thread shows dozens); opening the
-/// original is.
+/// A file's preview
+///
+/// The derived JPEG (`small`: longest side 320 px, `large`: 1280 px), streamed with a private
+/// cache lifetime. Previews are not audited (a thread shows dozens); opening the original is.
+#[utoipa::path(
+    get,
+    path = "/api/media/{id}/preview/{size}",
+    tag = "media",
+    params(
+        ("id" = AttachmentId, Path, description = "The attachment"),
+        ("size" = String, Path, description = "`small` or `large`")
+    ),
+    responses(
+        (status = 200, description = "The preview", content_type = "image/jpeg", body = FileBytes),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such file, or it has no preview", body = ErrorBody),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn preview(
     State(state): State<AppState>,
     leader: Leader,
@@ -61,6 +81,25 @@ async fn preview(
         .into_response())
 }
 
+/// A file's original
+///
+/// Redirects to a fresh, short-lived URL of the full-quality original (`MEDIA_VIEW_TTL_SECONDS`);
+/// every view is audited.
+#[utoipa::path(
+    get,
+    path = "/api/media/{id}",
+    tag = "media",
+    params(("id" = AttachmentId, Path, description = "The attachment")),
+    responses(
+        (status = 302, description = "To the original", headers(("location" = String, description = "A presigned URL"))),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such file, or it could not be stored (the reason is given)", body = ErrorBody),
+        (status = 409, description = "The file is not stored yet", body = ErrorBody),
+        (status = 410, description = "The file was removed (retention)", body = ErrorBody),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn open(
     State(state): State<AppState>,
     leader: Leader,
@@ -115,16 +154,36 @@ pub(crate) async fn redirect_to_original(
         .into_response())
 }
 
-#[derive(serde::Deserialize, Default, Clone, Debug)]
+/// Which files of the library: all filters are optional and combine.
+#[derive(serde::Deserialize, Default, Clone, Debug, IntoParams, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+#[schema(as = LibraryFilter)]
 pub struct LibraryQuery {
+    /// Files of one kind.
     #[serde(rename = "type")]
+    #[param(value_type = Option<MediaKind>, nullable = false)]
+    #[schema(value_type = Option<MediaKind>)]
     pub kind: Option<String>,
+    /// From this day (`YYYY-MM-DD`) or time (RFC 3339) on.
+    #[param(nullable = false)]
     pub from: Option<String>,
+    /// Up to this day (included) or time.
+    #[param(nullable = false)]
     pub to: Option<String>,
+    /// One member's files.
+    #[param(value_type = Option<uuid::Uuid>, nullable = false)]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub member_id: Option<String>,
+    /// One conversation's files.
+    #[param(value_type = Option<uuid::Uuid>, nullable = false)]
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub conversation_id: Option<String>,
+    /// The `nextCursor` of the previous page.
+    #[param(nullable = false)]
     pub cursor: Option<String>,
+    /// Files per page: 50 by default, at most 200.
+    #[param(minimum = 1, nullable = false)]
     pub limit: Option<i64>,
 }
 
@@ -139,7 +198,44 @@ fn parse_when(field: &str, value: &str, end: bool) -> ApiResult<chrono::DateTime
     Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
 
-/// `GET /api/media`: the church's stored files, newest first, filtered.
+/// A stored file of the library, with where it belongs.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryItem {
+    #[serde(flatten)]
+    attachment: AttachmentView,
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// A page of the media library, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryPage {
+    media: Vec<LibraryItem>,
+    /// The cursor of the next page; null on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
+/// The media library
+///
+/// The church's stored files, newest first, filtered by kind, dates, member or conversation.
+#[utoipa::path(
+    get,
+    path = "/api/media",
+    tag = "media",
+    params(LibraryQuery),
+    responses(
+        (status = 200, description = "A page of files", body = Envelope<LibraryPage>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn library(
     State(state): State<AppState>,
     leader: Leader,
@@ -151,17 +247,16 @@ async fn library(
     let mut pooled = state.db.acquire().await?;
     let mut rows = db::attachments::library(&mut pooled.conn(), leader.church, &filter, before, limit + 1).await?;
     let next = super::next_page(&mut rows, limit, |a| a.id.to_string());
-    let media: Vec<serde_json::Value> = rows
+    let media = rows
         .iter()
-        .map(|a| {
-            let mut v = serde_json::to_value(super::views::attachment(a)).unwrap_or_default();
-            v["conversationId"] = serde_json::json!(a.conversation_id);
-            v["messageId"] = serde_json::json!(a.message_id);
-            v["createdAt"] = serde_json::json!(super::views::timestamp(a.created_at));
-            v
+        .map(|a| LibraryItem {
+            attachment: super::views::attachment(a),
+            conversation_id: a.conversation_id,
+            message_id: a.message_id,
+            created_at: super::views::timestamp(a.created_at),
         })
         .collect();
-    Ok(crate::web::error::ok(StatusCode::OK, serde_json::json!({ "media": media, "nextCursor": next })))
+    Ok(crate::web::error::ok(StatusCode::OK, LibraryPage { media, next_cursor: next }))
 }
 
 pub(crate) fn parse_id(field: &str, v: Option<&str>) -> ApiResult<Option<uuid::Uuid>> {
@@ -211,14 +306,40 @@ pub(crate) async fn member_labels(
 /// Most files one export may hold.
 const EXPORT_MAX_FILES: usize = 10_000;
 
-#[derive(serde::Deserialize)]
+/// Either `ids` or `filter`.
+#[derive(serde::Deserialize, ToSchema)]
 pub struct ExportRequest {
+    /// The files to export (stored files of the church).
+    #[schema(nullable = false)]
     pub ids: Option<Vec<AttachmentId>>,
+    /// Every stored file matching this filter (`cursor` and `limit` are ignored).
+    #[schema(nullable = false)]
     pub filter: Option<LibraryQuery>,
 }
 
-/// `POST /api/media/export`: the chosen originals (by id, or all matching a filter) as one ZIP,
-/// streamed as it is built. Audited with the files it contained.
+/// Export originals as a ZIP
+///
+/// The chosen originals (by id, or all matching a filter) as one ZIP, streamed as it is built,
+/// entries named `{date} {member}/{file}`. Audited with the files it contained.
+#[utoipa::path(
+    post,
+    path = "/api/media/export",
+    tag = "media",
+    request_body = ExportRequest,
+    responses(
+        (status = 200, description = "The ZIP, streamed", content_type = "application/zip", body = FileBytes,
+            headers(("content-disposition" = String, description = "`attachment; filename=\"koinonia-media-{date}.zip\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "A chosen file is not stored", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn export(
     State(state): State<AppState>,
     leader: Leader,

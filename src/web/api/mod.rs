@@ -1,6 +1,6 @@
 //! The JSON API, by resource.
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
@@ -13,8 +13,9 @@ pub mod replies;
 pub mod views;
 pub mod webhooks;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every JSON route, each registered with its documentation (see [`crate::web::openapi`]).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(audit_log::router())
         .merge(auth::router())
         .merge(conversations::router())
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(media::router())
         .merge(people::router())
         .merge(webhooks::router())
+        .merge(crate::web::openapi::router())
 }
 
 /// `limit` of a list: 50 by default, 1 to 200.

@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
@@ -13,23 +14,30 @@ use crate::audit;
 use crate::clock;
 use crate::db::{self, UniqueExt};
 use crate::domain::{ChurchId, LeaderId, MemberId};
+use crate::web::api::auth::Empty;
 use crate::web::auth::{ClientAddr, Leader};
-use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::{AppJson, AppPath};
+use crate::web::openapi::{
+    BadRequest, FileBytes, Forbidden, NotFound, PayloadTooLarge, ServerError, Unauthorized, UnsupportedMediaType,
+};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/members/{id}", patch(name_member).delete(erase_member))
-        .route("/api/members/{id}/export", get(export_member))
-        .route("/api/leaders", get(list_leaders).post(add_leader))
-        .route("/api/leaders/{id}", delete(remove_leader))
-        .route("/api/leaders/{id}/password", post(reset_password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(name_member, erase_member))
+        .routes(routes!(export_member))
+        .routes(routes!(list_leaders, add_leader))
+        .routes(routes!(remove_leader))
+        .routes(routes!(reset_password))
 }
 
-#[derive(Deserialize)]
+/// A member's name; an empty or missing part clears it.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NameBody {
+    /// At most 100 characters, no control characters.
     first_name: Option<String>,
+    /// At most 100 characters, no control characters.
     last_name: Option<String>,
 }
 
@@ -44,6 +52,25 @@ fn clean_name(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
     Ok((!v.is_empty()).then(|| v.to_owned()))
 }
 
+/// Name a member
+#[utoipa::path(
+    patch,
+    path = "/api/members/{id}",
+    tag = "people",
+    params(("id" = MemberId, Path, description = "The member")),
+    request_body = NameBody,
+    responses(
+        (status = 200, description = "The member, named", body = Envelope<views::MemberView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn name_member(
     State(state): State<AppState>,
     leader: Leader,
@@ -68,16 +95,40 @@ async fn name_member(
     Ok(ok(StatusCode::OK, views::member_row(&member)))
 }
 
+/// What an erasure removed.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Erased {
+    /// Files deleted from the store.
+    files_deleted: usize,
+}
+
+/// Erase a member
+///
 /// Erases a member on request (admins): messages, files (from the store too) and number. The
 /// audit row that records it names no number.
+#[utoipa::path(
+    delete,
+    path = "/api/members/{id}",
+    tag = "people",
+    params(("id" = MemberId, Path, description = "The member")),
+    responses(
+        (status = 200, description = "Erased", body = Envelope<Erased>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn erase_member(
     State(state): State<AppState>,
     leader: Leader,
     addr: ClientAddr,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
-    let files = erase(&state, &leader, addr, id).await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({ "filesDeleted": files })))
+    let files_deleted = erase(&state, &leader, addr, id).await?;
+    Ok(ok(StatusCode::OK, Erased { files_deleted }))
 }
 
 /// The erasure itself, shared by the API and the dashboard; returns how many files went.
@@ -118,15 +169,25 @@ pub async fn erase(state: &AppState, leader: &Leader, addr: ClientAddr, id: Memb
     Ok(keys.len())
 }
 
-#[derive(Serialize)]
+/// A leader of the church.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Leader)]
 struct LeaderView {
     id: LeaderId,
     email: String,
     church_id: ChurchId,
     is_admin: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(required = true, format = DateTime)]
     last_login_at: Option<String>,
+}
+
+/// The church's leaders.
+#[derive(Serialize, ToSchema)]
+struct LeaderList {
+    leaders: Vec<LeaderView>,
 }
 
 fn leader_view(l: &db::leaders::LeaderRow) -> LeaderView {
@@ -148,22 +209,55 @@ fn admin_only(leader: &Leader) -> ApiResult<()> {
     }
 }
 
+/// The church's leaders (admins)
+#[utoipa::path(
+    get,
+    path = "/api/leaders",
+    tag = "people",
+    responses(
+        (status = 200, description = "Every leader of the church", body = Envelope<LeaderList>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn list_leaders(State(state): State<AppState>, leader: Leader) -> ApiResult<Response> {
     admin_only(&leader)?;
     let mut pooled = state.db.acquire().await?;
     let rows = db::leaders::list(&mut pooled.conn(), leader.church).await?;
     let leaders: Vec<LeaderView> = rows.iter().map(leader_view).collect();
-    Ok(ok(StatusCode::OK, serde_json::json!({ "leaders": leaders })))
+    Ok(ok(StatusCode::OK, LeaderList { leaders }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewLeader {
     email: String,
+    /// One that is too short or too long is refused with 400.
     password: String,
+    /// Whether the new leader is an admin (false by default).
     #[serde(default)]
     admin: bool,
 }
 
+/// Add a leader (admins)
+#[utoipa::path(
+    post,
+    path = "/api/leaders",
+    tag = "people",
+    request_body = NewLeader,
+    responses(
+        (status = 201, description = "The new leader", body = Envelope<LeaderView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "A leader with that email exists", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn add_leader(
     State(state): State<AppState>,
     leader: Leader,
@@ -200,6 +294,24 @@ async fn add_leader(
     Ok(ok(StatusCode::CREATED, leader_view(&row)))
 }
 
+/// Remove a leader (admins)
+///
+/// The church's last admin cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/api/leaders/{id}",
+    tag = "people",
+    params(("id" = LeaderId, Path, description = "The leader")),
+    responses(
+        (status = 200, description = "Removed", body = Envelope<Empty>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The church's last admin", body = ErrorBody),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn remove_leader(
     State(state): State<AppState>,
     leader: Leader,
@@ -217,17 +329,39 @@ async fn remove_leader(
     audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.remove", addr).subject("leader", id.0))
         .await?;
     tx.commit().await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({})))
+    Ok(ok(StatusCode::OK, Empty {}))
 }
 
-#[derive(Deserialize)]
+/// A leader's new password.
+#[derive(Deserialize, ToSchema)]
 pub struct ResetPassword {
+    /// The same length rules as `POST /api/auth/password`.
     new: String,
 }
 
+/// Reset a leader's password
+///
 /// An admin sets another leader's password (forgotten passwords): every session of that leader
 /// ends. Audited without the password. Admins change their own with `POST /api/auth/password`,
 /// which asks for the current one.
+#[utoipa::path(
+    post,
+    path = "/api/leaders/{id}/password",
+    tag = "people",
+    params(("id" = LeaderId, Path, description = "The leader")),
+    request_body = ResetPassword,
+    responses(
+        (status = 200, description = "Reset", body = Envelope<Empty>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn reset_password(
     State(state): State<AppState>,
     leader: Leader,
@@ -261,11 +395,29 @@ async fn reset_password(
     )
     .await?;
     tx.commit().await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({})))
+    Ok(ok(StatusCode::OK, Empty {}))
 }
 
-/// Everything kept about a member as one ZIP, streamed (admins). Audited with the number of
-/// files, never the number.
+/// Export a member's data
+///
+/// Everything kept about a member as one ZIP, streamed (admins): `member.json`, `messages.json`,
+/// `messages.txt` and the original files under `media/`. Audited with the number of files,
+/// never the number.
+#[utoipa::path(
+    get,
+    path = "/api/members/{id}/export",
+    tag = "people",
+    params(("id" = MemberId, Path, description = "The member")),
+    responses(
+        (status = 200, description = "The ZIP, streamed", content_type = "application/zip", body = FileBytes,
+            headers(("content-disposition" = String, description = "`attachment; filename=\"…\"`"))),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn export_member(
     State(state): State<AppState>,
     leader: Leader,

@@ -1,13 +1,15 @@
 //! Leaders write: a text reply, a reply with a file (streamed straight into the store), and a
 //! new conversation with a number.
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
 use futures::{StreamExt, TryStreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
@@ -17,19 +19,22 @@ use crate::media::ingest::{self, IngestError};
 use crate::media::names;
 use crate::outbound::{self, Recorded, Reply, ReplyError, Upload};
 use crate::web::auth::Leader;
-use crate::web::error::{ok, ApiError, ApiResult};
+use crate::web::error::{ok, ApiError, ApiResult, Envelope};
 use crate::web::extract::{AppJson, AppPath};
+use crate::web::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RateLimited, ServerError, Unauthorized,
+    UnsupportedMediaType,
+};
 
 /// Room for the multipart framing and the caption around the file itself.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// Largest caption field read from a multipart body.
 const MAX_CAPTION_BYTES: usize = 32 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/conversations", post(start)).route("/api/conversations/{id}/reply", post(reply)).route(
-        "/api/conversations/{id}/reply-with-media",
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(start)).routes(routes!(reply)).routes(
         // The size limit is enforced while streaming (MAX_MEDIA_SIZE_BYTES), not by buffering.
-        post(reply_with_media).layer(DefaultBodyLimit::disable()),
+        routes!(reply_with_media).layer(DefaultBodyLimit::disable()),
     )
 }
 
@@ -50,13 +55,39 @@ fn recorded_view(r: &Recorded) -> views::MessageView {
     views::message(&r.message, &refs)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReplyBody {
+    /// The text: SMS, or MMS text when longer than 10 segments to a US or Canadian number.
     content: String,
+    /// Send even though the number was reported unable to receive messages.
     #[serde(default)]
     force: bool,
 }
 
+/// Reply with text
+///
+/// Records the reply and its send job in one transaction; a worker sends it (SMS, or MMS text
+/// when long) exactly once.
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/reply",
+    tag = "conversations",
+    params(("id" = ConversationId, Path, description = "The conversation")),
+    request_body = ReplyBody,
+    responses(
+        (status = 201, description = "The reply, queued", body = Envelope<views::MessageView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The member opted out, or the number cannot receive messages", body = crate::web::error::ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn reply(
     State(state): State<AppState>,
     leader: Leader,
@@ -74,12 +105,42 @@ async fn reply(
     Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StartBody {
+    /// The number to text, in any common writing (E.164 preferred).
     phone: String,
     content: String,
 }
 
+/// The conversation and its first message from the church.
+#[derive(Serialize, ToSchema)]
+pub struct Started {
+    /// The member's conversation (existing or new), with the number in full.
+    conversation: views::ConversationView,
+    message: views::MessageView,
+}
+
+/// Text a number
+///
+/// A leader texts a number; the member's existing conversation is reused.
+#[utoipa::path(
+    post,
+    path = "/api/conversations",
+    tag = "conversations",
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "The message, queued", body = Envelope<Started>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn start(
     State(state): State<AppState>,
     leader: Leader,
@@ -93,10 +154,7 @@ async fn start(
         db::conversations::get(&mut pooled.conn(), leader.church, conversation).await?.ok_or(ApiError::NotFound)?;
     Ok(ok(
         StatusCode::CREATED,
-        serde_json::json!({
-            "conversation": views::conversation(&row, &state.phone, true),
-            "message": recorded_view(&recorded),
-        }),
+        Started { conversation: views::conversation(&row, &state.phone, true), message: recorded_view(&recorded) },
     ))
 }
 
@@ -115,14 +173,53 @@ fn too_large(state: &AppState) -> ApiError {
     ))
 }
 
+/// A reply with a file, as `multipart/form-data`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MediaReplyForm {
+    /// The file, kept and sent at full quality: as MMS when small enough, else as a link.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// A caption.
+    content: Option<String>,
+    /// `true` to send even though the number was reported unable to receive messages.
+    force: Option<bool>,
+}
+
+/// Reply with a file
+///
+/// The file streams straight into the store (never buffered whole), is checked against the
+/// allowed types on its bytes, and goes out as MMS, or as an SMS with a link to the original
+/// when larger than `MMS_MAX_ATTACHMENT_BYTES` or to a number outside the US and Canada.
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/reply-with-media",
+    tag = "conversations",
+    params(("id" = ConversationId, Path, description = "The conversation")),
+    request_body(content = MediaReplyForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The reply, queued", body = Envelope<views::MessageView>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "The member opted out, or the number cannot receive messages", body = crate::web::error::ErrorBody),
+        (status = 413, description = "The file is larger than `MAX_MEDIA_SIZE_BYTES`", body = crate::web::error::ErrorBody),
+        (status = 415, description = "The body is not multipart, or the file's type is not allowed", body = crate::web::error::ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 500, response = ServerError)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 async fn reply_with_media(
     State(state): State<AppState>,
     leader: Leader,
     AppPath(id): AppPath<ConversationId>,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     limit(state.limits.upload(leader.id), "upload")?;
+    let mut multipart = multipart?;
     // A declared length beyond the limit is refused before a byte is read.
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());

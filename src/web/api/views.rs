@@ -1,75 +1,112 @@
 //! JSON shapes of the API (SPEC.md "HTTP API"), built from rows in one place.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::crypto::phone::PhoneCrypto;
 use crate::db::attachments::AttachmentRow;
 use crate::db::conversations::InboxRow;
 use crate::db::messages::MessageRow;
-use crate::domain::{mask_last4, AttachmentId, ConversationId, MemberId, MessageId};
+use crate::domain::{
+    mask_last4, AttachmentId, AttachmentStatus, ConversationId, DeliveryStatus, Direction, MediaKind, MemberId,
+    MessageId,
+};
 
-#[derive(Debug, Serialize)]
+/// A congregation member. `phone` is masked to its last four digits (`•••-•••-1234`) everywhere
+/// but the leader's own thread header.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Member)]
 pub struct MemberView {
     pub id: MemberId,
+    #[schema(required = true)]
     pub first_name: Option<String>,
+    #[schema(required = true)]
     pub last_name: Option<String>,
     pub phone: String,
     pub opted_out: bool,
     pub unreachable: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// A church's conversation with one member.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Conversation)]
 pub struct ConversationView {
     pub id: ConversationId,
     pub member: MemberView,
+    #[schema(format = DateTime)]
     pub last_message_at: String,
     pub last_message_preview: String,
     pub unread_count: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// One file of a message. `url` (`/api/media/{id}`) answers with the full-quality original.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Attachment)]
 pub struct AttachmentView {
     pub id: AttachmentId,
+    #[schema(value_type = AttachmentStatus)]
     pub status: String,
     pub url: String,
     #[serde(rename = "type")]
+    #[schema(required = true, value_type = Option<MediaKind>)]
     pub kind: Option<String>,
+    /// One of the allowed types, once the file's bytes were read.
+    #[schema(required = true, schema_with = crate::web::openapi::mime_type_or_null)]
     pub mime_type: Option<String>,
     pub name: String,
+    #[schema(required = true)]
     pub size_bytes: Option<i64>,
+    #[schema(required = true)]
     pub width: Option<i32>,
+    #[schema(required = true)]
     pub height: Option<i32>,
+    #[schema(required = true)]
     pub duration_seconds: Option<f64>,
+    #[schema(required = true)]
     pub sha256: Option<String>,
+    #[schema(required = true)]
     pub failure_reason: Option<String>,
     pub keep: bool,
+    /// Preview images (JPEG; longest side 320 and 1280 px), once made.
+    #[schema(required = true)]
     pub previews: Option<PreviewsView>,
     /// Previews are still to be made (the dashboard shows a placeholder, not the original).
     #[serde(skip)]
+    #[schema(ignore)]
     pub preview_pending: bool,
 }
 
-/// URLs of an attachment's previews (JPEG; longest side 320 and 1280 px).
-#[derive(Debug, Clone, Serialize)]
+/// URLs of an attachment's preview images.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Previews)]
 pub struct PreviewsView {
     pub small: String,
     pub large: String,
 }
 
-#[derive(Debug, Serialize)]
+/// One message, either direction, with its files.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub struct MessageView {
     pub id: MessageId,
     pub conversation_id: ConversationId,
+    #[schema(value_type = Direction)]
     pub direction: String,
     pub content: String,
+    /// Outbound messages only.
+    #[schema(required = true, value_type = Option<DeliveryStatus>)]
     pub delivery_status: Option<String>,
+    #[schema(required = true)]
     pub failure_reason: Option<String>,
+    /// An inbound text that is not a keyword but probably asks to opt out.
     pub likely_opt_out: bool,
+    #[schema(required = true)]
     pub provider_message_id: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub media: Vec<AttachmentView>,
 }

@@ -2,11 +2,14 @@
 //! written; a refused webhook is logged with its reason and counted, never stored.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::clock;
@@ -16,23 +19,127 @@ use crate::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
 use crate::outbound::{self, DeliveryReport, ReportOutcome};
 use crate::telnyx::webhook::{self, Envelope, ReceivedPayload};
 use crate::web::auth::ClientAddr;
-use crate::web::error::ApiError;
+use crate::web::error::{ApiError, ErrorBody};
+use crate::web::extract::AppQuery;
+use crate::web::openapi::{PayloadTooLarge, RateLimited};
 
 /// Telnyx events are a few KB; anything far larger is not one.
 const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/webhooks/telnyx/mms", post(mms))
-        .route("/api/messages/webhooks/telnyx/mms", post(mms))
-        .route("/api/webhooks/telnyx/status", post(status))
-        .route("/api/messages/webhooks/telnyx/status", post(status))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mms_route))
+        .routes(routes!(mms_alias))
+        .routes(routes!(status_route))
+        .routes(routes!(status_alias))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
 
-fn acknowledged() -> Response {
-    (StatusCode::OK, axum::Json(serde_json::json!({ "success": true }))).into_response()
+/// `{"success": true}`: the event was taken (or knowingly ignored); Telnyx stops retrying.
+#[derive(Serialize, ToSchema)]
+pub struct Acknowledged {
+    #[schema(schema_with = crate::web::openapi::always_true)]
+    success: bool,
 }
+
+fn acknowledged() -> Response {
+    (StatusCode::OK, axum::Json(Acknowledged { success: true })).into_response()
+}
+
+/// The routes of the two Telnyx webhooks, each also at its alias: a thin handler per path, each
+/// with its documentation, calling [`mms`] or [`status`].
+macro_rules! telnyx_webhook {
+    (inbound $name:ident, $path:tt, $summary:tt, $description:tt) => {
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "webhooks",
+            summary = $summary,
+            description = $description,
+            params(
+                ("telnyx-signature-ed25519" = String, Header, description = "Ed25519 signature (base64) of `{telnyx-timestamp}|{raw body}`"),
+                ("telnyx-timestamp" = String, Header, description = "Unix seconds; at most 5 minutes off")
+            ),
+            request_body(content = crate::telnyx::webhook::Envelope, description = "A Telnyx v2 event, exactly as Telnyx signed it"),
+            responses(
+                (status = 200, description = "Taken, a redelivery, or knowingly ignored (e.g. a number no church owns)", body = Acknowledged),
+                (status = 400, description = "Signed, but not a readable Telnyx event", body = ErrorBody),
+                (status = 401, description = "Missing, invalid or stale signature (or no `TELNYX_PUBLIC_KEY`)", body = ErrorBody),
+                (status = 413, response = PayloadTooLarge),
+                (status = 429, response = RateLimited),
+                (status = 500, description = "Not recorded; Telnyx delivers it again", body = ErrorBody)
+            )
+        )]
+        async fn $name(
+            state: State<AppState>,
+            addr: ClientAddr,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Response {
+            mms(state, addr, headers, body).await
+        }
+    };
+    (delivery $name:ident, $path:tt, $summary:tt, $description:tt) => {
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "webhooks",
+            summary = $summary,
+            description = $description,
+            params(
+                ("telnyx-signature-ed25519" = String, Header, description = "Ed25519 signature (base64) of `{telnyx-timestamp}|{raw body}`"),
+                ("telnyx-timestamp" = String, Header, description = "Unix seconds; at most 5 minutes off"),
+                StatusQuery
+            ),
+            request_body(content = crate::telnyx::webhook::Envelope, description = "A Telnyx v2 event, exactly as Telnyx signed it"),
+            responses(
+                (status = 200, description = "Applied, a redelivery, or a report for a message koinonia does not know", body = Acknowledged),
+                (status = 400, description = "Signed, but not a readable delivery report", body = ErrorBody),
+                (status = 401, description = "Missing, invalid or stale signature (or no `TELNYX_PUBLIC_KEY`)", body = ErrorBody),
+                (status = 413, response = PayloadTooLarge),
+                (status = 429, response = RateLimited),
+                (status = 500, description = "Not applied; Telnyx delivers it again", body = ErrorBody)
+            )
+        )]
+        async fn $name(
+            state: State<AppState>,
+            addr: ClientAddr,
+            q: Result<AppQuery<StatusQuery>, ApiError>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Response {
+            status(state, addr, q, headers, body).await
+        }
+    };
+}
+
+telnyx_webhook!(
+    inbound mms_route,
+    "/api/webhooks/telnyx/mms",
+    "Inbound message (Telnyx)",
+    "Telnyx's `message.received`: the member, conversation, message and its pending files are recorded in one \
+     transaction and acknowledged before any file is downloaded. The messaging profile's delivery events are \
+     accepted here too."
+);
+telnyx_webhook!(
+    inbound mms_alias,
+    "/api/messages/webhooks/telnyx/mms",
+    "Inbound message (Telnyx, alias)",
+    "The same as `POST /api/webhooks/telnyx/mms`, at the path of the original design."
+);
+telnyx_webhook!(
+    delivery status_route,
+    "/api/webhooks/telnyx/status",
+    "Delivery report (Telnyx)",
+    "Telnyx's `message.sent` / `message.finalized`: moves the message's delivery status forward only; a \
+     redelivered report changes nothing. `m` is koinonia's own message id, from the `webhook_url` it gave Telnyx."
+);
+telnyx_webhook!(
+    delivery status_alias,
+    "/api/messages/webhooks/telnyx/status",
+    "Delivery report (Telnyx, alias)",
+    "The same as `POST /api/webhooks/telnyx/status`, at the path of the original design."
+);
 
 fn rejected(route: &'static str, reason: &'static str) {
     metrics::counter!("koinonia_webhooks_rejected_total", "route" => route, "reason" => reason).increment(1);
@@ -86,7 +193,16 @@ async fn verified(
     }
 }
 
-async fn mms(State(state): State<AppState>, addr: ClientAddr, headers: HeaderMap, body: Bytes) -> Response {
+async fn mms(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let env = match verified(&state, "mms", addr, &headers, &body).await {
         Ok(env) => env,
         Err(e) => return e.into_response(),
@@ -167,18 +283,26 @@ async fn received(state: &AppState, env: Envelope) -> Response {
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StatusQuery {
+    /// koinonia's own id of the message (set in the `webhook_url` given to Telnyx).
+    #[param(nullable = false)]
     m: Option<String>,
 }
 
 async fn status(
     State(state): State<AppState>,
     addr: ClientAddr,
-    Query(q): Query<StatusQuery>,
+    q: Result<AppQuery<StatusQuery>, ApiError>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let (AppQuery(q), body) = match (q, body) {
+        (Ok(q), Ok(body)) => (q, body),
+        (Err(e), _) => return e.into_response(),
+        (_, Err(e)) => return ApiError::from(e).into_response(),
+    };
     match verified(&state, "status", addr, &headers, &body).await {
         Ok(env) => status_event(&state, env, q.m.and_then(|m| m.parse().ok())).await,
         Err(e) => e.into_response(),
