@@ -266,6 +266,7 @@ impl Doc<'_> {
             .iter()
             .map(|t| match t.as_str() {
                 "array" => format!("array of {}", self.kind(&s["items"])),
+                "null" => "null".to_owned(),
                 other => match s["format"].as_str() {
                     Some(f) => format!("{other} ({f})"),
                     None => other.to_owned(),
@@ -325,7 +326,10 @@ impl Doc<'_> {
             self.fields(items, depth, seen, out);
         }
         let required: Vec<&str> = s["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        for (field, schema) in s["properties"].as_object().into_iter().flatten() {
+        // Required fields in their declared order (`required` keeps it), then the optional ones.
+        let mut fields: Vec<(&String, &Value)> = s["properties"].as_object().into_iter().flatten().collect();
+        fields.sort_by_key(|(name, _)| required.iter().position(|r| r == name).unwrap_or(usize::MAX));
+        for (field, schema) in fields {
             self.lines(schema, depth + 1, field.clone(), required.contains(&field.as_str()), seen, out);
         }
     }

@@ -169,7 +169,8 @@ pub struct Published {
 impl Published {
     pub fn new(api: &utoipa::openapi::OpenApi) -> Self {
         let document = serde_json::to_value(api).unwrap_or_default();
-        let json = serde_json::to_string_pretty(&document).unwrap_or_default();
+        // Serialized from the document itself: fields keep their declaration order.
+        let json = serde_json::to_string_pretty(api).unwrap_or_default();
         Self { document, json }
     }
 }
