@@ -76,12 +76,13 @@ if not stored:
     fail("the member's photo was not stored")
 message = thread["messages"][0]["id"]
 
-# A reply with a file larger than MMS_MAX_ATTACHMENT_BYTES goes out as a link: /m/{token}.
+# A reply with a file larger than MMS_MAX_ATTACHMENT_BYTES goes out as a link: /m/{token}
+# (a photo's preview by MMS is not wanted here: "largeImage": "link").
 reply = api(
     "POST",
     f"/api/conversations/{conversation['id']}/reply-with-media",
     admin,
-    data={"content": "Here is the file"},
+    data={"content": "Here is the file", "largeImage": "link"},
     files={"file": ("photo.png", photo, "image/png")},
 )
 if reply["deliveryStatus"] != "link_sent":
