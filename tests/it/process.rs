@@ -258,3 +258,144 @@ async fn a_2_gb_export_streams_with_memory_flat() {
     assert_eq!(names.lines().count(), FILES, "{names}");
     assert!(names.lines().all(|n| n.ends_with(".txt") && n.contains("member 0001/")), "{names}");
 }
+
+/// After `DELETE /api/members/:id` nothing holds the member's number, words or files: no row in
+/// any table, no object in the store, no line of the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_member_leaves_no_trace_in_rows_store_or_logs() {
+    use sqlx::{Column, Row};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = HashMap::new();
+    env.insert("LOG_FORMAT".to_owned(), "json".to_owned());
+    env.insert("RUST_LOG".to_owned(), "debug,sqlx=warn,hyper=warn,h2=warn,reqwest=warn".to_owned());
+    let church = process::church_and_leader(dir.path(), &env);
+    let mut admin = process::koinonia(dir.path(), &env)
+        .args(["leader", "create", "--church", &church, "--email", "admin@grace.test", "--password-stdin", "--admin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("admin");
+    std::io::Write::write_all(&mut admin.stdin.take().expect("stdin"), b"correct horse battery").expect("password");
+    assert!(admin.wait().expect("wait").success());
+    let log = dir.path().join("serve.log");
+    let mut cmd = process::koinonia(dir.path(), &env);
+    cmd.stdout(std::fs::File::create(&log).expect("log")).stderr(std::process::Stdio::null());
+    let server = process::serve_on(cmd, process::free_port()).await;
+    let http = reqwest::Client::new();
+
+    // The member texts words and a photo (through the simulator: the same pipeline as Telnyx's).
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/media/photo.jpg")).expect("fixture");
+    let form = reqwest::multipart::Form::new()
+        .text("phone", "+13125550177")
+        .text("church", "+15551230000")
+        .text("text", "Please forget me, Zebulon")
+        .part("files", reqwest::multipart::Part::bytes(photo).file_name("zebulon-portrait.jpg"));
+    let res = http.post(format!("{}/sandbox/send", server.base)).multipart(form).send().await.expect("send");
+    assert_eq!(res.status(), 201);
+    let login: Value = http
+        .post(format!("{}/api/auth/login", server.base))
+        .json(&json!({"email": "admin@grace.test", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let db_path = dir.path().join("koinonia-data/koinonia.db");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await.expect("sqlite");
+    for _ in 0..200 {
+        let ready: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM attachments WHERE status = 'stored' AND preview_state IS NOT NULL",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap_or(0);
+        if ready == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list: Value = http
+        .get(format!("{}/api/conversations", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let member = list["data"]["conversations"][0]["member"]["id"].as_str().expect("member").to_owned();
+    // A leader looked at the photo (an audited view) and answered.
+    let thread: Value = http
+        .get(format!(
+            "{}/api/conversations/{}",
+            server.base,
+            list["data"]["conversations"][0]["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("thread")
+        .json()
+        .await
+        .expect("json");
+    let attachment = thread["data"]["messages"][0]["media"][0]["id"].as_str().expect("attachment").to_owned();
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let view = no_redirect
+        .get(format!("{}/api/media/{attachment}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("view");
+    assert_eq!(view.status(), 302);
+
+    let erased =
+        http.delete(format!("{}/api/members/{member}", server.base)).bearer_auth(&token).send().await.expect("erase");
+    assert_eq!(erased.status(), 200);
+    drop(server);
+
+    let traces = ["3125550177", "5550177", "Zebulon", "zebulon-portrait"];
+    // Every table, every column.
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+            .fetch_all(&db)
+            .await
+            .expect("tables");
+    assert!(tables.len() > 10, "{tables:?}");
+    for table in &tables {
+        let rows = sqlx::query(&format!("SELECT * FROM \"{table}\"")).fetch_all(&db).await.expect("rows");
+        for row in rows {
+            for (i, column) in row.columns().iter().enumerate() {
+                let text = match row.try_get::<Option<String>, _>(i) {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(_) => row
+                        .try_get::<Option<Vec<u8>>, _>(i)
+                        .ok()
+                        .flatten()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default(),
+                };
+                for t in traces {
+                    assert!(!text.contains(t), "{table}.{} still holds {t:?}: {text}", column.name());
+                }
+            }
+        }
+    }
+    for table in ["members", "conversations", "messages", "attachments"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&db).await.expect("count");
+        assert_eq!(n, 0, "{table}");
+    }
+    db.close().await;
+    // The store.
+    let left = crate::support::files_under(&dir.path().join("koinonia-data/media"));
+    assert!(left.is_empty(), "{left:?}");
+    // The server's log, which did record the work (JSON lines).
+    let lines = std::fs::read_to_string(&log).expect("log");
+    assert!(lines.lines().count() > 5, "the log recorded the work");
+    for line in lines.lines() {
+        for t in traces {
+            assert!(!line.contains(t), "a log line holds {t:?}: {line}");
+        }
+    }
+}
