@@ -28,6 +28,8 @@ pub struct Inner {
     pub sessions: SessionKeys,
     pub jobs: JobsHandle,
     pub limits: crate::limits::AbuseLimits,
+    /// Password hashing, bounded in concurrency and memory.
+    pub passwords: crate::crypto::password::Hasher,
     /// The one-time code `/setup` asks for when koinonia listens beyond loopback (printed by
     /// `serve` at start-up), so nobody else can claim a fresh deployment.
     pub setup_code: Option<String>,
@@ -69,6 +71,7 @@ impl AppState {
         let fetcher = Fetcher::new(FetchPolicy {
             allow_private: config.media_fetch_allow_private,
             max_bytes: config.max_media_size_bytes,
+            credential_hosts: config.telnyx_media_hosts.clone(),
             ..FetchPolicy::default()
         })
         .map_err(|e| StartError::Fetcher(e.to_string()))?;
@@ -79,6 +82,7 @@ impl AppState {
             send_limits,
             phone: PhoneCrypto::new(&config.secrets),
             limits: crate::limits::AbuseLimits::new(&config.limits),
+            passwords: crate::crypto::password::Hasher::new(crate::crypto::password::HasherLimits::for_this_machine()),
             csrf: crate::crypto::signed_url::UrlSigner::new(config.secrets.derived_key("csrf"))
                 .with_previous(config.secrets.derived_key_previous("csrf")),
             setup_code: (!config.host.is_loopback()).then(setup_code),
@@ -92,6 +96,27 @@ impl AppState {
             metrics: crate::telemetry::Metrics::get(),
         })))
     }
+}
+
+/// The connection bounds of this process: its open-files limit raised to the hard limit first.
+fn connection_limits(config: &Config) -> crate::web::server::ConnectionLimits {
+    let open_files = crate::web::server::raise_open_files_limit();
+    let mut limits = crate::web::server::ConnectionLimits::for_open_files(open_files);
+    let s = &config.server;
+    if let Some(n) = s.max_connections {
+        limits.max_connections = n;
+    }
+    limits.max_per_address = match s.max_connections_per_address {
+        Some(n) => n,
+        // Behind a proxy every connection comes from it.
+        None if config.trust_proxy_headers => 0,
+        None => limits.max_per_address,
+    };
+    if let Some(t) = s.header_read_timeout {
+        limits.header_read_timeout = t;
+    }
+    tracing::debug!(open_files, ?limits, "connection limits");
+    limits
 }
 
 /// Eight characters from an alphabet without look-alikes.
@@ -136,10 +161,15 @@ impl App {
         let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(25)));
         tokio::spawn(state.live.clone().run_listener(shutdown.clone()));
         tokio::spawn(crate::retention::run_daily(state.clone(), shutdown.clone()));
-        let stop = shutdown.clone();
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        tokio::spawn(crate::limits::run_pruning(state.limits.clone(), shutdown.clone()));
+        let served = crate::web::server::serve(
+            listener,
+            router,
+            connection_limits(&state.config),
+            shutdown.clone(),
+            Duration::from_secs(25),
+        )
+        .await;
         shutdown.cancel();
         if let Err(e) = workers.await {
             tracing::error!(error = %e, "job workers ended abnormally");

@@ -329,7 +329,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     // Baseline: the same requests straight from an HTTP client, as many at a time as workers.
     let concurrency = crate::config::WorkerTuning::default().concurrency;
     let baseline_n = messages.min(4000);
-    let client = reqwest::Client::new();
+    let client = crate::crypto::tls::client_builder().build()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..concurrency {
@@ -362,8 +362,15 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     config.workers.poll_interval = Duration::from_millis(200);
     let state = AppState::build(config).await?;
     let church = crate::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
-    let leader_id =
-        crate::cli::create_leader(&state.db, church, "bench@koinonia.test", "bench-password-0000", false).await?;
+    let leader_id = crate::cli::create_leader(
+        &state.db,
+        &state.passwords,
+        church,
+        "bench@koinonia.test",
+        "bench-password-0000",
+        false,
+    )
+    .await?;
     let leader = crate::web::auth::Leader {
         id: leader_id,
         church,

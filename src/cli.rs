@@ -23,56 +23,93 @@ pub async fn create_church(
     number: &str,
     messaging_profile_id: Option<&str>,
 ) -> anyhow::Result<ChurchId> {
+    let row = church_row(name, number, messaging_profile_id)?;
+    let mut tx = db.begin().await?;
+    insert_church(&mut tx.conn(), &row).await?;
+    tx.commit().await?;
+    Ok(row.id)
+}
+
+/// A new church's row, its name and number checked.
+fn church_row(name: &str, number: &str, messaging_profile_id: Option<&str>) -> anyhow::Result<db::churches::ChurchRow> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         bail!("--name must be 1 to 200 characters");
     }
     let phone = Phone::parse(number).map_err(|e| anyhow::anyhow!("--number: {e}"))?;
-    let row = db::churches::ChurchRow {
+    Ok(db::churches::ChurchRow {
         id: ChurchId::new(),
         name: name.to_owned(),
         phone_number: phone.as_str().to_owned(),
         messaging_profile_id: messaging_profile_id.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned),
         created_at: clock::now(),
-    };
-    let mut tx = db.begin().await?;
-    db::churches::insert(&mut tx.conn(), &row)
+    })
+}
+
+async fn insert_church(c: &mut db::Conn<'_>, row: &db::churches::ChurchRow) -> anyhow::Result<()> {
+    db::churches::insert(c, row)
         .await
-        .on_unique(|| anyhow::anyhow!("a church with number {} already exists", phone.as_str()))?;
+        .on_unique(|| anyhow::anyhow!("a church with number {} already exists", row.phone_number))
+}
+
+/// First-run setup: the first church and its first (admin) leader, in one transaction that claims
+/// setup, so concurrent attempts create exactly one church. `None`: setup was done already.
+pub async fn first_run(
+    db: &Db,
+    passwords: &password::Hasher,
+    church_name: &str,
+    church_number: &str,
+    email: &str,
+    password_text: &str,
+) -> anyhow::Result<Option<(ChurchId, LeaderId)>> {
+    let church = church_row(church_name, church_number, None)?;
+    let email = normalise_email(email)?;
+    // Hashed before the transaction: no connection is held while argon2 runs.
+    let hash = passwords.hash(password_text).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let leader = leader_row(church.id, &email, hash, true);
+    let mut tx = db.begin().await?;
+    let c = &mut tx.conn();
+    if !db::churches::claim_first_run(c, church.id, church.created_at).await? || db::churches::count(c).await? > 0 {
+        return Ok(None);
+    }
+    insert_church(c, &church).await?;
+    db::leaders::insert(c, &leader)
+        .await
+        .on_unique(|| anyhow::anyhow!("a leader with email {email} already exists"))?;
     tx.commit().await?;
-    Ok(row.id)
+    Ok(Some((church.id, leader.id)))
+}
+
+fn leader_row(church: ChurchId, email: &str, password_hash: String, admin: bool) -> db::leaders::LeaderRow {
+    db::leaders::LeaderRow {
+        id: LeaderId::new(),
+        church_id: church,
+        email: email.to_owned(),
+        password_hash,
+        is_admin: admin,
+        token_version: 0,
+        created_at: clock::now(),
+        last_login_at: None,
+    }
 }
 
 /// Creates a leader of `church`; returns its id.
 pub async fn create_leader(
     db: &Db,
+    passwords: &password::Hasher,
     church: ChurchId,
     email: &str,
     password_text: &str,
     admin: bool,
 ) -> anyhow::Result<LeaderId> {
     let email = normalise_email(email)?;
-    password::check_strength(password_text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let pw = password_text.to_owned();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .context("hashing the password")?
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = passwords.hash(password_text).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = db.begin().await?;
     let c = &mut tx.conn();
     if db::churches::get(c, church).await?.is_none() {
         bail!("no church with id {church}");
     }
-    let row = db::leaders::LeaderRow {
-        id: LeaderId::new(),
-        church_id: church,
-        email: email.clone(),
-        password_hash: hash,
-        is_admin: admin,
-        token_version: 0,
-        created_at: clock::now(),
-        last_login_at: None,
-    };
+    let row = leader_row(church, &email, hash, admin);
     db::leaders::insert(c, &row).await.on_unique(|| anyhow::anyhow!("a leader with email {email} already exists"))?;
     tx.commit().await?;
     Ok(row.id)

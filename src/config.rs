@@ -86,7 +86,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Timings of background work. Production values come from SPEC.md; tests shorten them.
+/// Timings of background work. Production values are the documented defaults; tests shorten them.
 #[derive(Debug, Clone)]
 pub struct WorkerTuning {
     /// How often idle workers look for due jobs when nobody woke them.
@@ -110,7 +110,9 @@ impl Default for WorkerTuning {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(2),
-            lease: Duration::from_secs(300),
+            // Short, kept alive by a heartbeat every lease/3: a killed instance's jobs move on
+            // within this (at start-up at once, for a restarted process on the same host).
+            lease: Duration::from_secs(30),
             fetch_backoff_base: Duration::from_secs(1),
             send_backoff_base: Duration::from_secs(2),
             send_reconcile: Duration::from_secs(600),
@@ -138,15 +140,34 @@ pub struct Config {
     pub send_rate_per_number: f64,
     pub send_rate_account: f64,
     pub trust_proxy_headers: bool,
+    /// Proxies of the deployment besides the socket peer (`TRUSTED_PROXIES`): `X-Forwarded-For`
+    /// entries inside these networks are skipped when finding the client's address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub telnyx_api_key: Option<SecretString>,
     pub telnyx_public_key: Option<ed25519_dalek::VerifyingKey>,
     pub telnyx_api_base_url: Url,
+    /// Media hosts that may receive `TELNYX_API_KEY` when they ask for it (`TELNYX_MEDIA_HOSTS`).
+    pub telnyx_media_hosts: Vec<String>,
     pub mms_max_attachment_bytes: u64,
     pub log_format: LogFormat,
     pub media_fetch_allow_private: bool,
     pub secrets: Secrets,
     pub workers: WorkerTuning,
     pub limits: crate::limits::LimitSettings,
+    pub server: ServerSettings,
+}
+
+/// Bounds on connections and request bodies (web/server.rs, web/body_guard.rs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerSettings {
+    /// `MAX_CONNECTIONS`; unset: derived from the open-files limit.
+    pub max_connections: Option<usize>,
+    /// `MAX_CONNECTIONS_PER_ADDRESS` (0 = no cap); unset: 512, or no cap behind a proxy.
+    pub max_connections_per_address: Option<usize>,
+    /// `HEADER_READ_TIMEOUT_SECONDS`; unset: 10.
+    pub header_read_timeout: Option<Duration>,
+    /// `BODY_MIN_BYTES_PER_SECOND` and `BODY_IDLE_TIMEOUT_SECONDS`.
+    pub body: crate::web::body_guard::BodyPace,
 }
 
 impl std::fmt::Debug for Config {
@@ -283,6 +304,49 @@ impl Config {
             }
         }
         let trust_proxy_headers = v.bool("TRUST_PROXY_HEADERS", false)?;
+        let positive = |var: &'static str| -> Result<Option<u64>, ConfigError> {
+            match v.get(var) {
+                None => Ok(None),
+                Some(_) => match v.parse::<u64>(var, 0)? {
+                    0 => Err(invalid(var, "must be greater than 0")),
+                    n => Ok(Some(n)),
+                },
+            }
+        };
+        let server = ServerSettings {
+            max_connections: positive("MAX_CONNECTIONS")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_connections_per_address: match v.get("MAX_CONNECTIONS_PER_ADDRESS") {
+                None => None,
+                Some(_) => Some(v.parse::<usize>("MAX_CONNECTIONS_PER_ADDRESS", 0)?),
+            },
+            header_read_timeout: positive("HEADER_READ_TIMEOUT_SECONDS")?.map(Duration::from_secs),
+            body: crate::web::body_guard::BodyPace {
+                min_rate: v.parse("BODY_MIN_BYTES_PER_SECOND", crate::web::body_guard::BodyPace::default().min_rate)?,
+                idle: positive("BODY_IDLE_TIMEOUT_SECONDS")?
+                    .map_or(crate::web::body_guard::BodyPace::default().idle, Duration::from_secs),
+                ..crate::web::body_guard::BodyPace::default()
+            },
+        };
+        let trusted_proxies = v
+            .get("TRUSTED_PROXIES")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(
+                            |_| {
+                                invalid(
+                                    "TRUSTED_PROXIES",
+                                    format!("{s:?} is not an address or a network such as 10.0.0.0/8"),
+                                )
+                            },
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let telnyx_api_key = v.get("TELNYX_API_KEY").map(|s| SecretString::from(s.to_owned()));
         let telnyx_public_key = v.get("TELNYX_PUBLIC_KEY").map(parse_telnyx_public_key).transpose()?;
         if telnyx_api_key.is_some() && telnyx_public_key.is_none() {
@@ -295,6 +359,10 @@ impl Config {
             .url("TELNYX_API_BASE_URL")?
             .map_or_else(|| Url::parse("https://api.telnyx.com/v2"), Ok)
             .map_err(|e| invalid("TELNYX_API_BASE_URL", e.to_string()))?;
+        let telnyx_media_hosts: Vec<String> = match v.get("TELNYX_MEDIA_HOSTS") {
+            None => crate::media::fetch::DEFAULT_CREDENTIAL_HOSTS.iter().map(|d| (*d).to_owned()).collect(),
+            Some(list) => list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned).collect(),
+        };
         let mms_max_attachment_bytes: u64 = v.parse("MMS_MAX_ATTACHMENT_BYTES", 614_400)?;
         if mms_max_attachment_bytes == 0 || mms_max_attachment_bytes >= 1_048_576 {
             return Err(invalid(
@@ -344,9 +412,12 @@ impl Config {
             send_rate_per_number,
             send_rate_account,
             trust_proxy_headers,
+            trusted_proxies,
+            server,
             telnyx_api_key,
             telnyx_public_key,
             telnyx_api_base_url,
+            telnyx_media_hosts,
             mms_max_attachment_bytes,
             log_format,
             media_fetch_allow_private,

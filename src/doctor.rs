@@ -169,7 +169,7 @@ async fn store(config: &Config, out: &mut Vec<Check>) {
         ));
         return;
     }
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build();
+    let http = crate::crypto::tls::client_builder().timeout(Duration::from_secs(10)).build();
     let round_trip = async {
         let url = store
             .presign_get(&key, Duration::from_secs(60), "text/plain", "probe.txt")
@@ -268,7 +268,7 @@ async fn telnyx(config: &Config, db: Option<&Db>, out: &mut Vec<Check>) {
         out.push(check(Level::Ok, "telnyx", "sandbox carrier (no TELNYX_API_KEY): replies go to the phone simulator."));
         return;
     };
-    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(15)).build() else { return };
+    let Ok(http) = crate::crypto::tls::client_builder().timeout(Duration::from_secs(15)).build() else { return };
     let base = config.telnyx_api_base_url.as_str().trim_end_matches('/').to_owned();
     let get = |path: String| {
         let http = http.clone();

@@ -160,8 +160,9 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
 pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Duration) {
     let tuning = state.config.workers.clone();
     let slots = Arc::new(Semaphore::new(tuning.concurrency.max(1)));
-    let worker_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+    let worker_id = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple());
     tracing::info!(worker = %worker_id, concurrency = tuning.concurrency, "job workers started");
+    reclaim_dead_leases(&state).await;
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -338,6 +339,39 @@ async fn record_outcome(
         }
     }
     Ok(())
+}
+
+/// Jobs leased by an earlier process on this host that is no longer running (killed, crashed)
+/// are made claimable at once instead of after their leases run out. A worker id is
+/// `{host}-{pid}-{uuid}`; a process that still runs keeps its leases.
+async fn reclaim_dead_leases(state: &AppState) {
+    let prefix = format!("{}-", hostname());
+    let own = std::process::id();
+    let holders = match state.db.acquire().await {
+        Ok(mut pooled) => db::jobs::lease_holders(&mut pooled.conn(), &prefix).await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    for holder in holders {
+        let pid =
+            holder.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid == own || process_alive(pid) {
+            continue;
+        }
+        if let Ok(mut pooled) = state.db.acquire().await {
+            if let Ok(n) = db::jobs::expire_leases(&mut pooled.conn(), &holder, clock::now()).await {
+                tracing::info!(worker = %holder, jobs = n, "took over the jobs of a stopped process on this host");
+            }
+        }
+    }
+}
+
+/// Whether a process with this id exists (signal 0 checks without sending anything).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn hostname() -> String {

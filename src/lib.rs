@@ -1,7 +1,7 @@
 //! koinonia: a two-way SMS/MMS inbox for churches.
 //!
 //! Members text words and files to their church's number; leaders answer from a web dashboard;
-//! every file is kept at full quality. See `ARCHITECTURE.md`-style notes in the README for how
+//! every file is kept at full quality. The README's "How the code is laid out" says how
 //! the modules fit: webhooks land in `web::api::webhooks`, become facts in `inbound`, files are
 //! fetched by `jobs` workers through `media::{fetch, ingest, store}`.
 

@@ -4,6 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use koinonia::crypto::password;
 use koinonia::{cli, App, Config};
 use tokio_util::sync::CancellationToken;
 
@@ -222,7 +223,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
             let db = cli::open_db(&config).await?;
-            let id = cli::create_leader(&db, church, &email, cli::password_from(&input), admin).await?;
+            let id = cli::create_leader(
+                &db,
+                &password::Hasher::new(password::HasherLimits::for_this_machine()),
+                church,
+                &email,
+                cli::password_from(&input),
+                admin,
+            )
+            .await?;
             eprintln!("created leader {email}");
             println!("{id}");
             Ok(())

@@ -5,3 +5,4 @@ pub mod password;
 pub mod phone;
 pub mod session;
 pub mod signed_url;
+pub mod tls;

@@ -41,6 +41,14 @@ pub async fn get(c: &mut Conn<'_>, id: ChurchId) -> Result<Option<ChurchRow>> {
     run!(c, |q| sqlx::query_as::<_, ChurchRow>(&sql).bind(id).fetch_optional(&mut **q).await)
 }
 
+/// Claims first-run setup for `church` (false when it was claimed before). Call in the
+/// transaction that creates that church: a concurrent claim waits for it, then fails on the key.
+pub async fn claim_first_run(c: &mut Conn<'_>, church: ChurchId, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str =
+        "INSERT INTO first_run (id, church_id, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
+    run!(c, |q| sqlx::query(SQL).bind(church).bind(now).execute(&mut **q).await.map(|r| r.rows_affected() == 1))
+}
+
 pub async fn count(c: &mut Conn<'_>) -> Result<i64> {
     run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM churches").fetch_one(&mut **q).await)
 }

@@ -134,6 +134,21 @@ pub async fn fail(c: &mut Conn<'_>, id: JobId, worker: &str, error: &str, now: D
         .map(|r| r.rows_affected() == 1))
 }
 
+/// The workers (`leased_by`) holding running jobs whose id starts with `prefix`.
+pub async fn lease_holders(c: &mut Conn<'_>, prefix: &str) -> Result<Vec<String>> {
+    const SQL: &str = "SELECT DISTINCT leased_by FROM jobs
+                       WHERE state = 'running' AND leased_by IS NOT NULL AND substr(leased_by, 1, length($1)) = $1";
+    run!(c, |q| sqlx::query_scalar::<_, String>(SQL).bind(prefix).fetch_all(&mut **q).await)
+}
+
+/// Ends the leases of a worker known to be dead: its jobs become claimable now, as if their
+/// leases had run out (a send in flight is then reconciled, never resent blindly).
+pub async fn expire_leases(c: &mut Conn<'_>, worker: &str, now: DateTime<Utc>) -> Result<u64> {
+    const SQL: &str =
+        "UPDATE jobs SET lease_until = $2 WHERE leased_by = $1 AND state = 'running' AND lease_until > $2";
+    run!(c, |q| sqlx::query(SQL).bind(worker).bind(now).execute(&mut **q).await.map(|r| r.rows_affected()))
+}
+
 /// Keeps a long job's lease alive.
 pub async fn extend_lease(c: &mut Conn<'_>, id: JobId, worker: &str, lease_until: DateTime<Utc>) -> Result<bool> {
     run!(c, |q| sqlx::query("UPDATE jobs SET lease_until = $3 WHERE id = $1 AND leased_by = $2 AND state = 'running'")

@@ -43,6 +43,23 @@ pub struct FetchPolicy {
     pub idle_timeout: Duration,
     /// `User-Agent` header sent with every request.
     pub user_agent: String,
+    /// Hosts that may receive the carrier's API key when they ask for it (401/403): these
+    /// domains and their subdomains (`TELNYX_MEDIA_HOSTS`, Telnyx's own by default). Any other
+    /// media host is a stranger; a stranger's 401 is a failed download, not a key handed over.
+    pub credential_hosts: Vec<String>,
+}
+
+/// Telnyx's own domain: its API and media hosts live under it.
+pub const DEFAULT_CREDENTIAL_HOSTS: &[&str] = &["telnyx.com"];
+
+/// Whether `host` is one of `domains` or below one of them (`media.telnyx.com` under
+/// `telnyx.com`; `telnyx.com.evil.org` is not).
+pub fn host_in(host: &str, domains: &[String]) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    domains.iter().any(|d| {
+        let d = d.trim_start_matches('.').trim_end_matches('.').to_ascii_lowercase();
+        !d.is_empty() && (host == d || host.strip_suffix(&d).is_some_and(|rest| rest.ends_with('.')))
+    })
 }
 
 impl Default for FetchPolicy {
@@ -54,6 +71,7 @@ impl Default for FetchPolicy {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             user_agent: concat!("koinonia/", env!("CARGO_PKG_VERSION")).to_owned(),
+            credential_hosts: DEFAULT_CREDENTIAL_HOSTS.iter().map(|d| (*d).to_owned()).collect(),
         }
     }
 }
@@ -118,12 +136,9 @@ impl Fetcher {
     /// Builds the HTTP client: no automatic redirects, no proxy (a proxy would
     /// resolve host names itself and bypass the address check), the guarded
     /// resolver, and the policy's timeouts.
-    ///
-    /// reqwest's `rustls` feature falls back to the aws-lc-rs crypto provider
-    /// when none is installed process-wide, so nothing needs installing here.
     pub fn new(policy: FetchPolicy) -> Result<Self, FetchError> {
         let resolver = GuardedResolver { allow_private: policy.allow_private };
-        let client = reqwest::Client::builder()
+        let client = crate::crypto::tls::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .dns_resolver(resolver)
@@ -144,7 +159,8 @@ impl Fetcher {
     ///
     /// A plain GET first; if a hop on the original URL's origin answers
     /// 401/403 and `bearer` is `Some`, that hop is retried once with
-    /// `Authorization: Bearer …` (Telnyx media URLs may need the API key).
+    /// `Authorization: Bearer …` (Telnyx media URLs may need the API key) — only when the URL's
+    /// host is one of the policy's `credential_hosts`.
     /// Redirects (301/302/303/307/308) are followed by hand, at most
     /// `max_redirects` hops, each hop's URL re-checked by the same address
     /// rules; the `Authorization` header is only ever sent to the original
@@ -154,6 +170,8 @@ impl Fetcher {
     /// [`FetchError::TooLarge`], before any of the body is read.
     pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Download, FetchError> {
         let original = parse_url(url)?;
+        // The key goes to the carrier's own hosts only, whatever a webhook names.
+        let bearer = bearer.filter(|_| original.host_str().is_some_and(|h| host_in(h, &self.policy.credential_hosts)));
         let origin = original.origin();
         let mut current = original.clone();
         let mut redirects = 0usize;
@@ -565,7 +583,20 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
             user_agent: "koinonia-test".into(),
+            credential_hosts: vec!["127.0.0.1".into(), "localhost".into()],
         }
+    }
+
+    #[test]
+    fn the_key_goes_to_listed_domains_and_their_subdomains_only() {
+        let listed = vec!["telnyx.com".to_owned()];
+        assert!(host_in("telnyx.com", &listed));
+        assert!(host_in("media.telnyx.com", &listed));
+        assert!(host_in("MEDIA.Telnyx.COM.", &listed));
+        assert!(!host_in("telnyx.com.evil.org", &listed));
+        assert!(!host_in("eviltelnyx.com", &listed));
+        assert!(!host_in("127.0.0.1", &listed));
+        assert!(!host_in("anything", &[]));
     }
 
     fn fetcher(allow_private: bool, max_bytes: u64) -> Fetcher {

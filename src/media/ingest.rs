@@ -22,6 +22,18 @@ use crate::jobs::JobError;
 
 /// Source URLs of files staged by the phone simulator: `sandbox:{store key}`.
 pub const SANDBOX_SCHEME: &str = "sandbox:";
+/// Where the simulator stages files; a `sandbox:` URL may name nothing else.
+pub const SANDBOX_PREFIX: &str = "sandbox/";
+
+/// The staged key a source URL names, when it is one the simulator can have made: only with the
+/// sandbox carrier, and only under the staging prefix (never another church's stored object).
+/// Any other `sandbox:` URL (say, in a signed webhook naming another church's object) fails.
+pub fn staged_key(url: &str, sandbox_carrier: bool) -> Option<&str> {
+    let key = url.strip_prefix(SANDBOX_SCHEME)?;
+    let plain = key.strip_prefix(SANDBOX_PREFIX)?;
+    let ok = sandbox_carrier && !plain.is_empty() && !plain.contains('/') && !key.contains("..");
+    ok.then_some(key)
+}
 
 /// Bytes held back, step by step, to decide the type before the upload starts.
 const HEAD_STEPS: [usize; 4] = [64 << 10, 256 << 10, 1 << 20, 2 << 20];
@@ -190,7 +202,22 @@ fn looks_like_text(head: &[Bytes]) -> bool {
     head.iter().all(|c| !c.contains(&0))
 }
 
-/// `500.0 MB` (decimal megabytes with one decimal, as SPEC.md's messages show).
+#[cfg(test)]
+mod staged_tests {
+    use super::staged_key;
+
+    #[test]
+    fn only_staged_keys_with_the_sandbox_carrier() {
+        assert_eq!(staged_key("sandbox:sandbox/0a1b_photo.jpg", true), Some("sandbox/0a1b_photo.jpg"));
+        assert_eq!(staged_key("sandbox:sandbox/0a1b_photo.jpg", false), None, "Telnyx carrier");
+        assert_eq!(staged_key("sandbox:conversations/church/conv/file.jpg", true), None, "a stored object");
+        assert_eq!(staged_key("sandbox:sandbox/../conversations/x", true), None);
+        assert_eq!(staged_key("sandbox:sandbox/", true), None);
+        assert_eq!(staged_key("https://media.example.org/x.jpg", true), None);
+    }
+}
+
+/// `500.0 MB` (decimal megabytes with one decimal, as the API's messages show).
 pub fn format_size(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
 }
@@ -209,7 +236,11 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
         return Err(JobError::fatal("attachment has no source URL"));
     };
     let outcome = async {
-        let body = match url.strip_prefix(SANDBOX_SCHEME) {
+        let staged = staged_key(&url, state.carrier.is_sandbox());
+        if staged.is_none() && url.starts_with(SANDBOX_SCHEME) {
+            return Err(IngestError::Rejected("not a file the phone simulator staged".into()));
+        }
+        let body = match staged {
             // The phone simulator staged the file in the store; everything after the download
             // is the same path a carrier's file takes.
             Some(staged) => state.store.read(staged).await?.1.map(|r| r.map_err(IngestError::from)).boxed(),
@@ -267,7 +298,7 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
             let event =
                 crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
             state.live.publish(row.church_id, event).await;
-            if let Some(staged) = url.strip_prefix(SANDBOX_SCHEME) {
+            if let Some(staged) = staged_key(&url, state.carrier.is_sandbox()) {
                 let _ = state.store.delete(staged).await;
             }
             metrics::counter!("koinonia_media_stored_total", "direction" => "inbound").increment(1);

@@ -17,7 +17,7 @@
 //! | OLE2 (doc/xls) | first directory sector read for stream names / root CLSID |
 //! | ZIP (docx/xlsx) | local headers walked for `[Content_Types].xml` and `word/` / `xl/` |
 //!
-//! The type is decided on the bytes only, and reported in SPEC's spelling
+//! The type is decided on the bytes only, and reported as docs/api.md spells it
 //! (see [`crate::media::mime`]). Width and height are display dimensions
 //! (EXIF orientation, HEIF `irot` and a track's 90° matrix are applied).
 //!
@@ -54,7 +54,7 @@ pub struct Inspection {
     /// SHA-256 of the whole stream, lowercase hex.
     pub sha256: String,
     pub size_bytes: u64,
-    /// An allowed type in SPEC's spelling, or `None` when the file is rejected.
+    /// An allowed type as docs/api.md spells it, or `None` when the file is rejected.
     pub mime_type: Option<&'static str>,
     pub kind: Option<MediaKind>,
     /// What the bytes look like when they are not allowed (e.g. `application/zip`).
@@ -188,7 +188,7 @@ impl Inspector {
     }
 }
 
-/// A type verdict: allowed (SPEC spelling), recognised but not allowed, or unknown.
+/// A type verdict: allowed (docs/api.md spelling), recognised but not allowed, or unknown.
 #[derive(Debug, Clone, PartialEq)]
 enum Sniff {
     Allowed(&'static str),
@@ -197,7 +197,7 @@ enum Sniff {
 }
 
 impl Sniff {
-    /// Allowed when `name` is in SPEC's table, else recognised but not allowed.
+    /// Allowed when `name` is in the allowed table (media/mime.rs), else recognised but not allowed.
     fn named(name: &str) -> Sniff {
         match mime::canonical(name) {
             Some((allowed, _)) => Sniff::Allowed(allowed),
@@ -276,7 +276,7 @@ fn sniff_head(head: &[u8]) -> Sniff {
     }
 }
 
-/// Maps `infer`'s names to SPEC's spelling.
+/// Maps `infer`'s names to the allowed spelling (media/mime.rs).
 fn from_infer(found: infer::Type) -> Sniff {
     if found.matcher_type() == infer::MatcherType::Text {
         return Sniff::Unknown; // HTML, XML, scripts: plain text if they are UTF-8

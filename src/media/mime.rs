@@ -1,5 +1,5 @@
-//! The media types koinonia accepts (SPEC, "Allowed types"), spelled exactly as
-//! SPEC lists them, with the kind each belongs to and its file extension.
+//! The media types koinonia accepts (docs/api.md, "Allowed media types"), spelled exactly as
+//! that table lists them, with the kind each belongs to and its file extension.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,7 @@ impl std::fmt::Display for MediaKind {
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// Every allowed `mimeType`, in SPEC's order, with its kind.
+/// Every allowed `mimeType`, in the documented order, with its kind.
 pub const ALLOWED: &[(&str, MediaKind)] = &[
     ("image/jpeg", MediaKind::Image),
     ("image/png", MediaKind::Image),
@@ -72,12 +72,12 @@ pub const ALLOWED: &[(&str, MediaKind)] = &[
 ];
 
 /// The kind of an allowed type, or `None` when the type is not allowed.
-/// Matching is exact (SPEC spelling) apart from ASCII case and any `; param`.
+/// Matching is exact (the documented spelling) apart from ASCII case and any `; param`.
 pub fn kind_of(mime: &str) -> Option<MediaKind> {
     canonical(mime).map(|(_, kind)| kind)
 }
 
-/// The SPEC spelling of an allowed type (`"Image/JPEG; q=1"` → `"image/jpeg"`).
+/// The documented spelling of an allowed type (`"Image/JPEG; q=1"` → `"image/jpeg"`).
 pub fn canonical(mime: &str) -> Option<(&'static str, MediaKind)> {
     let essence = mime.split(';').next().unwrap_or_default().trim();
     ALLOWED.iter().find(|(allowed, _)| allowed.eq_ignore_ascii_case(essence)).copied()

@@ -33,10 +33,22 @@ pub fn safe_name(original: &str) -> String {
     name
 }
 
-/// A display name kept as given, minus control characters and path components, at most 255 chars.
+/// Invisible formatting characters (Unicode category Cf) that can make a name read as something
+/// it is not: bidirectional overrides and isolates (`invoice\u{202e}fdp.bat` shows as
+/// "invoicetab.pdf"), marks, zero-width characters, the BOM, soft hyphens, tags.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{110BD}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}'
+        | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}')
+}
+
+/// A display name kept as given, minus control and invisible formatting characters and path
+/// components, at most 255 chars. Applied where a name is stored, shown and downloaded.
 pub fn display_name(original: &str) -> String {
     let last = original.rsplit(['/', '\\']).next().unwrap_or(original);
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned: String = last.chars().filter(|c| !c.is_control() && !is_format_char(*c)).take(255).collect();
     let cleaned = cleaned.trim();
     if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
         "file".to_owned()
@@ -88,6 +100,16 @@ mod tests {
         assert_eq!(display_name("Über Café.pdf"), "Über Café.pdf");
         assert_eq!(display_name("../x/../..\u{7}"), "file");
         assert_eq!(display_name("dir/Report.docx"), "Report.docx");
+    }
+
+    #[test]
+    fn names_cannot_lie_about_their_extension() {
+        assert_eq!(display_name("invoice\u{202e}fdp.bat"), "invoicefdp.bat");
+        assert_eq!(display_name("photo\u{2067}gpj.exe\u{2069}"), "photogpj.exe");
+        assert_eq!(display_name("a\u{200b}b\u{feff}c\u{00ad}.pdf"), "abc.pdf");
+        assert_eq!(display_name("\u{202e}\u{202c}"), "file");
+        assert_eq!(safe_name("invoice\u{202e}fdp.bat"), "invoice_fdp.bat");
+        assert_eq!(display_name("عربى.pdf"), "عربى.pdf", "right-to-left text itself stays");
     }
 
     #[test]

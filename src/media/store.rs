@@ -77,6 +77,7 @@ impl MediaStore {
     pub async fn from_config(config: &Config) -> Result<Self, StoreError> {
         match &config.s3 {
             Some(s3) => {
+                crate::crypto::tls::install();
                 let mut b = AmazonS3Builder::new()
                     .with_bucket_name(&s3.bucket)
                     .with_region(&s3.region)
@@ -172,6 +173,8 @@ impl MediaStore {
         filename: &str,
     ) -> Result<String, StoreError> {
         let path = object_path(key)?;
+        // Names stored before bidi controls were stripped are cleaned on the way out too.
+        let filename = &crate::media::names::display_name(filename);
         match &self.backend {
             Backend::S3 { s3 } => Ok(s3.signed_url(http::Method::GET, &path, ttl).await?.to_string()),
             Backend::Local { signer, base_url, .. } => {

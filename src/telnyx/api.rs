@@ -110,7 +110,7 @@ impl TelnyxClient {
         }
         // No redirects: the API never redirects a send, and following one would
         // resend the POST somewhere else.
-        let http = reqwest::Client::builder()
+        let http = crate::crypto::tls::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)

@@ -89,9 +89,47 @@ pub struct EventData {
 }
 
 /// Parses the envelope; `None` when the body is not a Telnyx event.
+///
+/// A NUL character (`\u0000`) anywhere in the event becomes U+FFFD: PostgreSQL cannot store NUL
+/// in text, and refusing the event would make Telnyx retry it until it gave up, losing the
+/// member's message. Both databases store the same replacement.
 pub fn parse_envelope(body: &[u8]) -> Option<Envelope> {
-    let env: Envelope = serde_json::from_slice(body).ok()?;
+    let mut env: Envelope = serde_json::from_slice(body).ok()?;
+    scrub_nul_str(&mut env.data.event_type);
+    scrub_nul_str(&mut env.data.id);
+    if let Some(at) = env.data.occurred_at.as_mut() {
+        scrub_nul_str(at);
+    }
+    scrub_nul(&mut env.data.payload);
     (!env.data.event_type.is_empty() && !env.data.id.is_empty()).then_some(env)
+}
+
+fn scrub_nul_str(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
+/// Every string of a JSON value (keys too) with NUL replaced by U+FFFD.
+fn scrub_nul(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => scrub_nul_str(s),
+        Value::Array(items) => items.iter_mut().for_each(scrub_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (mut k, mut val) in old {
+                    scrub_nul_str(&mut k);
+                    scrub_nul(&mut val);
+                    map.insert(k, val);
+                }
+            } else {
+                map.values_mut().for_each(scrub_nul);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// One side of a message.

@@ -92,8 +92,9 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the deployment
-/// says it sits behind its own proxy (`TRUST_PROXY_HEADERS=true`).
+/// The client's address: the socket peer or, when the deployment says it sits behind its own
+/// proxy (`TRUST_PROXY_HEADERS=true`), the rightmost `X-Forwarded-For` entry that none of its
+/// proxies added. Entries to the left of that were written by the client and prove nothing.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
@@ -101,24 +102,69 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
         if state.config.trust_proxy_headers {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
-            if forwarded.is_some() {
-                return Ok(Self(forwarded));
+            let chain = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            if let Some(client) = forwarded_client(chain, &state.config.trusted_proxies) {
+                return Ok(Self(Some(client)));
             }
         }
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
         Ok(Self(peer))
     }
+}
+
+/// The client in an `X-Forwarded-For` chain (all header lines, in order): walking from the right,
+/// the first entry that is not one of `trusted` proxies. An unreadable entry ends the walk: what
+/// lies left of it cannot be trusted either.
+pub fn forwarded_client<'a>(lines: impl Iterator<Item = &'a str>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let entries: Vec<&str> = lines.flat_map(|l| l.split(',')).map(str::trim).filter(|e| !e.is_empty()).collect();
+    for entry in entries.iter().rev().take(32) {
+        let ip = parse_forwarded_entry(entry)?;
+        if !trusted.iter().any(|net| net.contains(&ip)) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
+/// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443` or `203.0.113.7:443`.
+fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    entry.parse::<SocketAddr>().ok().map(|s| s.ip())
 }
 
 impl ClientAddr {
     pub fn to_db(self) -> Option<String> {
         self.0.map(|ip| ip.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_entry_no_proxy_of_ours_added() {
+        // One proxy: it appended what it saw; the client wrote the first entry itself.
+        assert_eq!(forwarded_client(["6.6.6.6, 198.51.100.4"].into_iter(), &[]), Some(ip("198.51.100.4")));
+        // Several header lines count as one list.
+        assert_eq!(forwarded_client(["6.6.6.6", "198.51.100.4"].into_iter(), &[]), Some(ip("198.51.100.4")));
+        // Behind a CDN and a load balancer in 10.0.0.0/8, the CDN's entries are skipped too.
+        let trusted = ["10.0.0.0/8".parse().expect("net"), "192.0.2.10/32".parse().expect("net")];
+        assert_eq!(
+            forwarded_client(["1.2.3.4, 198.51.100.4, 192.0.2.10, 10.1.2.3"].into_iter(), &trusted),
+            Some(ip("198.51.100.4"))
+        );
+        assert_eq!(forwarded_client(["[2001:db8::7]:443"].into_iter(), &[]), Some(ip("2001:db8::7")));
+        // Garbage at the right end: nothing to go on (the peer is used).
+        assert_eq!(forwarded_client(["198.51.100.4, not-an-address"].into_iter(), &[]), None);
+        assert_eq!(forwarded_client(std::iter::empty(), &[]), None);
     }
 }

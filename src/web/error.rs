@@ -30,6 +30,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests; try again in {0} seconds")]
     RateLimited(u64),
+    /// A bounded resource (password hashing) is saturated: 503 with `retry-after`.
+    #[error("the server is busy; try again in {0} seconds")]
+    Busy(u64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -49,6 +52,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,14 +65,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && !matches!(self, Self::Busy(_)) {
             tracing::error!(error = ?self, "request failed");
             "internal error".to_owned()
         } else {
             self.to_string()
         };
         let mut res = (status, Json(ErrorBody { success: false, error: message })).into_response();
-        if let Self::RateLimited(secs) = self {
+        if let Self::RateLimited(secs) | Self::Busy(secs) = self {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -122,6 +126,20 @@ impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
         // A malformed id cannot name anything this church owns.
         Self::NotFound
+    }
+}
+
+impl From<crate::crypto::password::PasswordError> for ApiError {
+    fn from(e: crate::crypto::password::PasswordError) -> Self {
+        use crate::crypto::password::PasswordError;
+        match e {
+            PasswordError::TooShort | PasswordError::TooLong => Self::BadRequest(format!("password: {e}")),
+            PasswordError::Busy => {
+                metrics::counter!("koinonia_password_hashing_busy_total").increment(1);
+                Self::Busy(2)
+            }
+            PasswordError::Hash => Self::Internal(anyhow::Error::new(e)),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::AppPath;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(open))
+    OpenApiRouter::new().routes(routes!(open_member_link))
 }
 
 /// A member's link to a file
@@ -35,7 +35,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 500, response = crate::web::openapi::ServerError)
     )
 )]
-async fn open(State(state): State<AppState>, addr: ClientAddr, AppPath(token): AppPath<String>) -> ApiResult<Response> {
+async fn open_member_link(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+    AppPath(token): AppPath<String>,
+) -> ApiResult<Response> {
     if token.len() != 22 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(ApiError::NotFound);
     }

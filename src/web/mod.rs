@@ -19,15 +19,18 @@ use crate::app::AppState;
 pub mod api;
 pub mod api_docs;
 pub mod auth;
+pub mod body_guard;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod local_media;
 pub mod member_link;
 pub mod openapi;
+pub mod server;
 
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
+    let pace = state.config.server.body;
     let (documented, document) = documented().split_for_parts();
     let published = Arc::new(openapi::Published::new(&document));
     Router::new()
@@ -42,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(axum::middleware::from_fn(move |req, next| body_guard::guard(pace, req, next)))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(3600)))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // Path only: query strings may carry signed-URL tokens.

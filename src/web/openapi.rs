@@ -151,7 +151,7 @@ pub fn always_false() -> Object {
     ObjectBuilder::new().schema_type(Type::Boolean).enum_values(Some([false])).build()
 }
 
-/// An attachment's `mimeType`: one of the allowed types (SPEC spelling), or null while unknown.
+/// An attachment's `mimeType`: one of the allowed types (as docs/api.md spells it), or null while unknown.
 pub fn mime_type_or_null() -> Object {
     let values = ALLOWED.iter().map(|(mime, _)| serde_json::Value::from(*mime)).chain([serde_json::Value::Null]);
     ObjectBuilder::new()

@@ -103,7 +103,7 @@ async fn member_texts_words_and_files(app: TestApp) {
         let res = app.get(&token, url).await;
         assert_eq!(res.status(), 302, "{}", f.file);
         let location = res.headers()["location"].to_str().expect("location").to_owned();
-        let original = reqwest::get(&location).await.expect("presigned GET");
+        let original = crate::support::http_get(&location).await.expect("presigned GET");
         assert_eq!(original.status(), 200, "{}", f.file);
         assert_eq!(
             original.headers()["content-type"].to_str().expect("type"),

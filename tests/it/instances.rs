@@ -1,5 +1,5 @@
 //! Two `koinonia serve` processes on one PostgreSQL database and one S3 bucket, one of them
-//! killed with SIGKILL while webhooks, downloads and sends are in flight (SPEC "Guarantees under
+//! killed with SIGKILL while webhooks, downloads and sends are in flight (docs/flows.md "Guarantees under
 //! failure").
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -40,11 +40,7 @@ async fn start(env: &HashMap<String, String>, dir: &std::path::Path) -> Server {
 }
 
 fn sign(key: &SigningKey, body: &[u8]) -> (String, String) {
-    let ts = chrono::Utc::now().timestamp().to_string();
-    let mut msg = ts.as_bytes().to_vec();
-    msg.push(b'|');
-    msg.extend_from_slice(body);
-    (ts, base64::engine::general_purpose::STANDARD.encode(key.sign(&msg).to_bytes()))
+    process::WebhookKey(key.clone()).sign(body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -97,7 +93,7 @@ async fn two_instances_one_killed_lose_nothing_and_repeat_nothing() {
     let a = Arc::new(tokio::sync::Mutex::new(Some(start(&env, dir.path()).await)));
     let a_base = a.lock().await.as_ref().map(|i| i.base.clone()).expect("a");
     let b = start(&env, dir.path()).await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+    let http = koinonia::crypto::tls::client_builder().timeout(Duration::from_secs(20)).build().expect("client");
     let token = process::login(&b.base).await;
 
     // 500 webhooks from 50 members, alternating instances; every tenth carries a photo. After
@@ -297,7 +293,9 @@ async fn sigterm_lets_running_downloads_finish() {
     let body =
         serde_json::to_vec(&received_event("evt-term", "+13125550001", CHURCH, "slow photo", media)).expect("json");
     let (ts, sig) = sign(&key, &body);
-    let res = reqwest::Client::new()
+    let res = koinonia::crypto::tls::client_builder()
+        .build()
+        .expect("client")
         .post(format!("{}/api/webhooks/telnyx/mms", instance.base))
         .header("telnyx-timestamp", ts)
         .header("telnyx-signature-ed25519", sig)
@@ -353,7 +351,7 @@ async fn json_logs_carry_no_phone_numbers_or_secrets() {
     let mut cmd = koinonia(&env, dir.path());
     cmd.stdout(std::fs::File::create(&log).expect("log")).stderr(Stdio::null());
     let instance = process::serve_on(cmd, process::free_port()).await;
-    let http = reqwest::Client::new();
+    let http = koinonia::crypto::tls::client_builder().build().expect("client");
     for (i, text) in ["Hello from +13125550001", "STOP"].iter().enumerate() {
         let body = serde_json::to_vec(&received_event(&format!("log-{i}"), "+13125550001", CHURCH, text, vec![]))
             .expect("json");

@@ -6,6 +6,8 @@ mod cli;
 mod dashboard;
 mod db_contract;
 mod doctor;
+mod hardening;
+mod hardening_process;
 mod inbound_flow;
 mod instances;
 mod key_rotation;

@@ -170,7 +170,9 @@ async fn a_file_type_outside_the_allowed_list_fails_with_its_type() {
 
 #[tokio::test]
 async fn redirects_to_another_origin_are_followed_without_credentials() {
-    let options = Options::default().var("TELNYX_API_KEY", "KEY-telnyx-test-secret");
+    // The stand-in provider is listed as a Telnyx media host (in production: telnyx.com).
+    let options =
+        Options::default().var("TELNYX_API_KEY", "KEY-telnyx-test-secret").var("TELNYX_MEDIA_HOSTS", "127.0.0.1");
     let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
     app.church("Grace", CHURCH_NUMBER).await;
     let f = fixture("photo.jpg");
@@ -202,6 +204,26 @@ async fn redirects_to_another_origin_are_followed_without_credentials() {
     let second = other.received_requests().await.unwrap_or_default();
     assert_eq!(second.len(), 1);
     assert!(second[0].headers.get("authorization").is_none(), "no credentials across origins");
+}
+
+/// A media host that is not Telnyx's and answers 401 does not get the API key: the download
+/// fails, and no request to it carried credentials.
+#[tokio::test]
+async fn a_stranger_asking_for_credentials_never_gets_the_api_key() {
+    let options = Options::default().var("TELNYX_API_KEY", "KEY-telnyx-test-secret");
+    let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
+    app.church("Grace", CHURCH_NUMBER).await;
+    Mock::given(method("GET"))
+        .and(path("/media/photo.jpg"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&app.cdn)
+        .await;
+    send_one(&app, format!("{}/media/photo.jpg", app.cdn.uri()), "image/jpeg").await;
+    let (status, reason) = attachment_row(&app).await;
+    assert_eq!(status, "failed", "{reason:?}");
+    let requests = app.cdn.received_requests().await.unwrap_or_default();
+    assert!(!requests.is_empty());
+    assert!(requests.iter().all(|r| r.headers.get("authorization").is_none()), "the key stayed home");
 }
 
 /// An MP3 whose ID3 tag (album art) is larger than the first bytes koinonia looks at.

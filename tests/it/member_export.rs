@@ -52,7 +52,9 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 }
 
 async fn admin(app: &TestApp, church: koinonia::domain::ChurchId, email: &str) -> String {
-    koinonia::cli::create_leader(&app.state.db, church, email, "correct horse battery", true).await.expect("admin");
+    koinonia::cli::create_leader(&app.state.db, &app.state.passwords, church, email, "correct horse battery", true)
+        .await
+        .expect("admin");
     app.login(email, "correct horse battery").await
 }
 

@@ -90,6 +90,13 @@ async fn the_document_holds_every_route_with_its_methods() {
     assert!(missing.is_empty(), "routes missing from the document: {missing:?}");
     assert!(unknown.is_empty(), "documented routes this test does not know (add them to ROUTES): {unknown:?}");
 
+    // Code generators need one operationId per operation.
+    let mut ids = BTreeSet::new();
+    for (method, path) in ROUTES {
+        let id = doc["paths"][path][method]["operationId"].as_str().unwrap_or_default().to_owned();
+        assert!(!id.is_empty() && ids.insert(id.clone()), "{method} {path}: operationId {id:?} missing or repeated");
+    }
+
     for (method, path) in ROUTES {
         let op = &doc["paths"][path][method];
         let name = format!("{} {path}", method.to_uppercase());
@@ -179,9 +186,16 @@ async fn the_docs_page_shows_every_operation() {
 
 async fn answers_are_as_documented(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(&app.state.db, church, "admin@grace.test", "correct horse battery", true)
-        .await
-        .expect("admin");
+    koinonia::cli::create_leader(
+        &app.state.db,
+        &app.state.passwords,
+        church,
+        "admin@grace.test",
+        "correct horse battery",
+        true,
+    )
+    .await
+    .expect("admin");
     let doc = document(&app).await;
     let check = |method: &str, path: &str, status: u16, body: &Value| {
         let schema = response_schema(&doc, method, path, status);
@@ -364,9 +378,16 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
 /// JSON body is refused with 400 on both databases, never failed with 500 on one of them.
 async fn nul_characters_are_refused(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(&app.state.db, church, "admin@grace.test", "correct horse battery", true)
-        .await
-        .expect("admin");
+    koinonia::cli::create_leader(
+        &app.state.db,
+        &app.state.passwords,
+        church,
+        "admin@grace.test",
+        "correct horse battery",
+        true,
+    )
+    .await
+    .expect("admin");
     let token = app.login("admin@grace.test", "correct horse battery").await;
     let gets =
         ["/api/conversations?q=%00", "/api/conversations?q=a%00b", "/api/media?cursor=%00", "/api/audit?cursor=%00"];

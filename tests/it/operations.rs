@@ -145,6 +145,7 @@ fn tight() -> LimitSettings {
         replies_per_leader: quick,
         uploads_per_leader: quick,
         bad_webhooks_per_address: quick,
+        ..LimitSettings::default()
     }
 }
 
@@ -157,9 +158,16 @@ async fn abuse_limits_answer_429_and_recover() {
     let options = Options { limits: Some(tight()), ..Default::default() };
     let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(&app.state.db, church, "pastor@grace.test", "correct horse battery", false)
-        .await
-        .expect("leader");
+    koinonia::cli::create_leader(
+        &app.state.db,
+        &app.state.passwords,
+        church,
+        "pastor@grace.test",
+        "correct horse battery",
+        false,
+    )
+    .await
+    .expect("leader");
 
     // Logins per account.
     let login = |password: &'static str| {

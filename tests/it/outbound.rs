@@ -248,7 +248,8 @@ async fn media_replies_as_mms_and_as_link(app: TestApp) {
     assert!(body.get("type").is_none());
     let urls = body["media_urls"].as_array().expect("media_urls");
     assert_eq!(urls.len(), 1);
-    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let stranger =
+        koinonia::crypto::tls::client_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let fetched = stranger.get(urls[0].as_str().expect("url")).send().await.expect("GET media url");
     assert_eq!(fetched.status(), 200, "directly fetchable: no redirect, no cookie");
     assert_eq!(fetched.headers()["content-type"], "image/jpeg");
@@ -272,7 +273,8 @@ async fn media_replies_as_mms_and_as_link(app: TestApp) {
     assert!(link.starts_with(&app.url("/m/")), "{link}");
     let res = stranger.get(link).send().await.expect("GET link");
     assert_eq!(res.status(), 302);
-    let original = reqwest::get(res.headers()["location"].to_str().expect("location")).await.expect("GET original");
+    let original =
+        crate::support::http_get(res.headers()["location"].to_str().expect("location")).await.expect("GET original");
     assert_eq!(original.headers()["content-type"], "video/mp4");
     assert_eq!(original.bytes().await.expect("bytes").as_ref(), clip.bytes.as_slice(), "never recompressed");
     assert!(app.count("audit_log WHERE action = 'media.link_open'").await >= 1);
@@ -323,7 +325,8 @@ async fn large_photos_go_as_preview_and_link(app: TestApp) {
     let (body, _) = sends(&app).await.into_iter().next().expect("a send");
     let urls = body["media_urls"].as_array().expect("media_urls");
     assert_eq!(urls.len(), 1);
-    let stranger = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let stranger =
+        koinonia::crypto::tls::client_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let preview = stranger.get(urls[0].as_str().expect("url")).send().await.expect("GET preview");
     assert_eq!(preview.status(), 200);
     assert_eq!(preview.headers()["content-type"], "image/jpeg");
@@ -339,7 +342,8 @@ async fn large_photos_go_as_preview_and_link(app: TestApp) {
     assert!(link.starts_with(&app.url("/m/")), "{link}");
     let res = stranger.get(link).send().await.expect("GET link");
     assert_eq!(res.status(), 302);
-    let original = reqwest::get(res.headers()["location"].to_str().expect("location")).await.expect("original");
+    let original =
+        crate::support::http_get(res.headers()["location"].to_str().expect("location")).await.expect("original");
     assert_eq!(original.bytes().await.expect("bytes").as_ref(), photo.as_slice(), "the exact original bytes");
 
     // "Send only a link": an SMS with the link, no media.

@@ -31,7 +31,7 @@ async fn start(dir: &std::path::Path) -> Server {
 async fn a_600_mb_upload_is_refused_with_memory_bounded_and_nothing_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
-    let http = reqwest::Client::new();
+    let http = koinonia::crypto::tls::client_builder().build().expect("client");
     let token = process::login(&server.base).await;
     let started: Value = http
         .post(format!("{}/api/conversations", server.base))
@@ -90,7 +90,9 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
         .text("church", "+15551230000")
         .text("text", "Before the backup")
         .part("files", reqwest::multipart::Part::bytes(photo).file_name("photo.jpg"));
-    let res = reqwest::Client::new()
+    let res = koinonia::crypto::tls::client_builder()
+        .build()
+        .expect("client")
         .post(format!("{}/sandbox/send", server.base))
         .multipart(form)
         .send()
@@ -135,7 +137,7 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
     let mut restored_cmd = koinonia(restored_dir.path());
     restored_cmd.env("KOINONIA_DATA_DIR", &backup);
     let restored = process::serve_on(restored_cmd, process::free_port()).await;
-    let http = reqwest::Client::new();
+    let http = koinonia::crypto::tls::client_builder().build().expect("client");
     let token = process::login(&restored.base).await;
     let list: Value = http
         .get(format!("{}/api/conversations", restored.base))
@@ -161,7 +163,7 @@ async fn a_backup_taken_while_serving_restores_to_a_working_deployment() {
         "numbers decrypt with the copied secrets"
     );
     let media_id = thread["data"]["messages"][0]["media"][0]["id"].as_str().expect("media").to_owned();
-    let res = reqwest::Client::builder()
+    let res = koinonia::crypto::tls::client_builder()
         .build()
         .expect("client")
         .get(format!("{}/api/media/{media_id}", restored.base))
@@ -194,7 +196,7 @@ async fn upload_text(http: &reqwest::Client, base: &str, token: &str, conv: &str
 async fn a_2_gb_export_streams_with_memory_flat() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
-    let http = reqwest::Client::new();
+    let http = koinonia::crypto::tls::client_builder().build().expect("client");
     let token = process::login(&server.base).await;
     let started: Value = http
         .post(format!("{}/api/conversations", server.base))
@@ -281,7 +283,7 @@ async fn an_erased_member_leaves_no_trace_in_rows_store_or_logs() {
     let mut cmd = process::koinonia(dir.path(), &env);
     cmd.stdout(std::fs::File::create(&log).expect("log")).stderr(std::process::Stdio::null());
     let server = process::serve_on(cmd, process::free_port()).await;
-    let http = reqwest::Client::new();
+    let http = koinonia::crypto::tls::client_builder().build().expect("client");
 
     // The member texts words and a photo (through the simulator: the same pipeline as Telnyx's).
     let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/media/photo.jpg")).expect("fixture");
@@ -341,7 +343,8 @@ async fn an_erased_member_leaves_no_trace_in_rows_store_or_logs() {
         .await
         .expect("json");
     let attachment = thread["data"]["messages"][0]["media"][0]["id"].as_str().expect("attachment").to_owned();
-    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let no_redirect =
+        koinonia::crypto::tls::client_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let view = no_redirect
         .get(format!("{}/api/media/{attachment}", server.base))
         .bearer_auth(&token)

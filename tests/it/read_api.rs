@@ -136,9 +136,16 @@ crate::matrix!(inbox, databases, inbox_pages_and_threads);
 async fn login_and_sessions() {
     let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(&app.state.db, church, "Pastor@Grace.test", "correct horse battery", true)
-        .await
-        .expect("leader");
+    koinonia::cli::create_leader(
+        &app.state.db,
+        &app.state.passwords,
+        church,
+        "Pastor@Grace.test",
+        "correct horse battery",
+        true,
+    )
+    .await
+    .expect("leader");
     let res = app
         .http
         .post(app.url("/api/auth/login"))

@@ -27,7 +27,7 @@ async fn write_read_delete(app: TestApp) {
 
     let url =
         store.presign_get(&key, Duration::from_secs(60), "application/pdf", "Café menu.pdf").await.expect("presign");
-    let res = reqwest::get(&url).await.expect("GET");
+    let res = crate::support::http_get(&url).await.expect("GET");
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/pdf");
     assert_eq!(res.bytes().await.expect("bytes").as_ref(), data.as_slice());
@@ -39,7 +39,7 @@ async fn write_read_delete(app: TestApp) {
         None => format!("0{}", sig.get(1..).unwrap_or_default()),
     };
     let tampered = format!("{base}{}{flipped}", if app.s3.is_some() { "X-Amz-Signature=" } else { "sig=" });
-    assert_eq!(reqwest::get(&tampered).await.expect("GET").status(), 403);
+    assert_eq!(crate::support::http_get(&tampered).await.expect("GET").status(), 403);
 
     // An aborted upload leaves nothing behind.
     let aborted_key = store.key_for(ChurchId::new(), ConversationId::new(), AttachmentId::new(), "half.bin");
@@ -71,10 +71,10 @@ async fn expired_local_links_are_refused() {
     writer.write(b"hello").await.expect("write");
     writer.finish().await.expect("finish");
     let url = store.presign_get(&key, Duration::from_secs(1), "text/plain", "a.txt").await.expect("presign");
-    assert_eq!(reqwest::get(&url).await.expect("GET").status(), 200);
+    assert_eq!(crate::support::http_get(&url).await.expect("GET").status(), 200);
     // Changing the type or the name breaks the signature too.
     let other_type = url.replace("ct=text%2Fplain", "ct=text%2Fhtml");
-    assert_eq!(reqwest::get(&other_type).await.expect("GET").status(), 403);
+    assert_eq!(crate::support::http_get(&other_type).await.expect("GET").status(), 403);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(reqwest::get(&url).await.expect("GET").status(), 403, "expired");
+    assert_eq!(crate::support::http_get(&url).await.expect("GET").status(), 403, "expired");
 }

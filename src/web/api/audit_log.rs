@@ -23,7 +23,7 @@ use crate::web::openapi::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(keep))
+    OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(keep))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -91,7 +91,11 @@ struct AuditPage {
     ),
     security(("bearer" = []), ("session" = []))
 )]
-async fn list(State(state): State<AppState>, leader: Leader, AppQuery(q): AppQuery<AuditQuery>) -> ApiResult<Response> {
+async fn list_audit(
+    State(state): State<AppState>,
+    leader: Leader,
+    AppQuery(q): AppQuery<AuditQuery>,
+) -> ApiResult<Response> {
     let limit = page_limit(q.limit)?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => Some(c.parse::<uuid::Uuid>().map_err(|_| ApiError::bad_request("invalid cursor"))?),

@@ -111,20 +111,13 @@ pub async fn authenticate(
     if email.is_empty() || password_text.is_empty() {
         return Err(ApiError::bad_request("email and password are required"));
     }
-    if let Err(wait) = state.limits.login(&email, addr.0) {
-        metrics::counter!("koinonia_rate_limited_total", "what" => "login").increment(1);
-        return Err(ApiError::RateLimited(crate::limits::retry_after_secs(wait)));
-    }
+    login_allowed(state, &email, addr).await?;
     let found = {
         let mut pooled = state.db.acquire().await?;
         db::leaders::find_by_email(&mut pooled.conn(), &email).await?
     };
-    // Verify against a dummy hash when there is no such leader, so timing does not tell.
-    let hash = found.as_ref().map_or(password::dummy_hash(), |l| l.password_hash.as_str()).to_owned();
-    let candidate = password_text.to_owned();
-    let valid = tokio::task::spawn_blocking(move || password::verify(&candidate, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password check panicked: {e}")))?;
+    // Verified against a dummy hash when there is no such leader, so timing does not tell.
+    let valid = state.passwords.verify(password_text, found.as_ref().map(|l| l.password_hash.as_str())).await?;
     let leader = match found {
         Some(l) if valid => l,
         _ => {
@@ -146,6 +139,25 @@ pub async fn authenticate(
     }
     metrics::counter!("koinonia_logins_total", "outcome" => "ok").increment(1);
     Ok((token, leader))
+}
+
+/// Applies the login limits to an attempt to check `email`'s password from `addr`: 429 when this
+/// address (or this address for this account) tried too often; a delay when the account is being
+/// tried from many addresses.
+pub async fn login_allowed(state: &AppState, email: &str, addr: ClientAddr) -> ApiResult<()> {
+    match state.limits.login(email, addr.0) {
+        Ok(permit) => {
+            if !permit.delay.is_zero() {
+                metrics::counter!("koinonia_login_slowed_total").increment(1);
+                tokio::time::sleep(permit.delay).await;
+            }
+            Ok(())
+        }
+        Err(wait) => {
+            metrics::counter!("koinonia_rate_limited_total", "what" => "login").increment(1);
+            Err(ApiError::RateLimited(crate::limits::retry_after_secs(wait)))
+        }
+    }
 }
 
 /// The session cookie (`max_age` 0 clears it): HttpOnly, SameSite=Lax, Secure on https.
@@ -238,19 +250,12 @@ async fn change_password(
         let mut pooled = state.db.acquire().await?;
         db::leaders::get(&mut pooled.conn(), leader.church, leader.id).await?.ok_or(ApiError::NotFound)?
     };
-    let (current, stored, new) = (req.current.clone(), row.password_hash.clone(), req.new.clone());
-    let hashed = tokio::task::spawn_blocking(move || {
-        if !password::verify(&current, &stored) {
-            return Ok(None);
-        }
-        password::hash(&new).map(Some)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing panicked: {e}")))?
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let Some(hash) = hashed else {
+    // Guessing the current password is limited like logging in.
+    login_allowed(&state, &row.email, addr).await?;
+    if !state.passwords.verify(&req.current, Some(&row.password_hash)).await? {
         return Err(ApiError::Unauthorized("the current password is not right"));
-    };
+    }
+    let hash = state.passwords.hash(&req.new).await?;
     let version = {
         let mut pooled = state.db.acquire().await?;
         let c = &mut pooled.conn();

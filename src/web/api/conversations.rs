@@ -23,7 +23,7 @@ use crate::web::extract::{AppPath, AppQuery};
 use crate::web::openapi::{BadRequest, Forbidden, NotFound, ServerError, Unauthorized};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(thread)).routes(routes!(mark_read))
+    OpenApiRouter::new().routes(routes!(list_conversations)).routes(routes!(thread)).routes(routes!(mark_read))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -67,7 +67,7 @@ pub struct InboxPage {
     ),
     security(("bearer" = []), ("session" = []))
 )]
-async fn list(
+async fn list_conversations(
     State(state): State<AppState>,
     leader: Leader,
     AppQuery(query): AppQuery<ListQuery>,

@@ -21,7 +21,11 @@ use crate::web::openapi::{
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(library)).routes(routes!(export)).routes(routes!(open)).routes(routes!(preview))
+    OpenApiRouter::new()
+        .routes(routes!(library))
+        .routes(routes!(export))
+        .routes(routes!(open_original))
+        .routes(routes!(preview))
 }
 
 /// A file's preview
@@ -100,7 +104,7 @@ async fn preview(
     ),
     security(("bearer" = []), ("session" = []))
 )]
-async fn open(
+async fn open_original(
     State(state): State<AppState>,
     leader: Leader,
     addr: ClientAddr,

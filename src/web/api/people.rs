@@ -269,11 +269,7 @@ async fn add_leader(
         crate::cli::normalise_email(&body.email).map_err(|_| ApiError::bad_request("email is not an email address"))?;
     crate::crypto::password::check_strength(&body.password)
         .map_err(|e| ApiError::bad_request(format!("password: {e}")))?;
-    let pw = body.password.clone();
-    let hash = tokio::task::spawn_blocking(move || crate::crypto::password::hash(&pw))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing panicked: {e}")))?
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let hash = state.passwords.hash(&body.password).await?;
     let row = db::leaders::LeaderRow {
         id: LeaderId::new(),
         church_id: leader.church,
@@ -381,11 +377,7 @@ async fn reset_password(
     }
     crate::crypto::password::check_strength(&body.new)
         .map_err(|e| ApiError::bad_request(format!("new password: {e}")))?;
-    let pw = body.new.clone();
-    let hash = tokio::task::spawn_blocking(move || crate::crypto::password::hash(&pw))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing panicked: {e}")))?
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let hash = state.passwords.hash(&body.new).await?;
     let mut tx = state.db.begin().await?;
     let c = &mut tx.conn();
     db::leaders::set_password(c, leader.church, id, &hash).await?.ok_or(ApiError::NotFound)?;

@@ -1,4 +1,4 @@
-//! JSON shapes of the API (SPEC.md "HTTP API"), built from rows in one place.
+//! JSON shapes of the API (docs/api.md), built from rows in one place.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -170,7 +170,7 @@ pub fn attachment(a: &AttachmentRow) -> AttachmentView {
         url: format!("/api/media/{}", a.id),
         kind: a.media_type.clone(),
         mime_type: a.mime_type.clone(),
-        name: a.name.clone(),
+        name: crate::media::names::display_name(&a.name),
         size_bytes: a.size_bytes.or(if stored { None } else { a.declared_size }),
         width: a.width,
         height: a.height,

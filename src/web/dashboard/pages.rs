@@ -162,12 +162,20 @@ async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form
         Ok(e) => e,
         Err(_) => return again("That email address does not look right.".into()),
     };
-    let church = match crate::cli::create_church(&state.db, &form.church_name, &form.church_number, None).await {
-        Ok(id) => id,
+    let created = crate::cli::first_run(
+        &state.db,
+        &state.passwords,
+        &form.church_name,
+        &form.church_number,
+        &email,
+        &form.password,
+    )
+    .await;
+    match created {
+        Ok(Some(_)) => {}
+        // Another request finished setup first.
+        Ok(None) => return Ok(Redirect::to("/login").into_response()),
         Err(e) => return again(e.to_string().replace("--name", "Church name").replace("--number", "Church number")),
-    };
-    if let Err(e) = crate::cli::create_leader(&state.db, church, &email, &form.password, true).await {
-        return again(e.to_string());
     }
     tracing::info!("first-run setup created the church and its first leader");
     let (token, _) = authenticate(&state, &email, &form.password, addr).await?;

@@ -189,7 +189,10 @@ impl TestApp {
         let state = app.state().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let http = koinonia::crypto::tls::client_builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
         Some(Self {
             database_url,
             any_database_url,
@@ -240,9 +243,16 @@ impl TestApp {
 
     /// A leader of `church`, logged in: returns the bearer token.
     pub async fn leader(&self, church: ChurchId, email: &str) -> String {
-        koinonia::cli::create_leader(&self.state.db, church, email, "correct horse battery", false)
-            .await
-            .expect("leader");
+        koinonia::cli::create_leader(
+            &self.state.db,
+            &self.state.passwords,
+            church,
+            email,
+            "correct horse battery",
+            false,
+        )
+        .await
+        .expect("leader");
         self.login(email, "correct horse battery").await
     }
 
@@ -450,4 +460,9 @@ macro_rules! matrix {
     ($name:ident, databases, $body:ident) => {
         $crate::matrix!($name, [sqlite => (Sqlite, Local), postgres => (Postgres, Local)], $body);
     };
+}
+
+/// `reqwest::get`, with the TLS provider koinonia installs (reqwest has none of its own here).
+pub async fn http_get<U: reqwest::IntoUrl>(url: U) -> reqwest::Result<reqwest::Response> {
+    koinonia::crypto::tls::client_builder().build()?.get(url).send().await
 }

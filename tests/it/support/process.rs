@@ -62,7 +62,7 @@ pub async fn serve_on(mut cmd: Command, port: u16) -> Server {
     // Owned at once, so that it is killed and reaped whatever happens next.
     let server = Server { child, base: format!("http://127.0.0.1:{port}") };
     for _ in 0..150 {
-        if reqwest::get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status() == 200) {
+        if crate::support::http_get(format!("{}/healthz", server.base)).await.is_ok_and(|r| r.status() == 200) {
             return server;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -77,9 +77,51 @@ pub async fn serve(dir: &Path, env: &HashMap<String, String>) -> Server {
     serve_on(cmd, free_port()).await
 }
 
+/// A Telnyx webhook key pair: `TELNYX_PUBLIC_KEY` for the server, signatures for requests.
+pub struct WebhookKey(pub ed25519_dalek::SigningKey);
+
+impl WebhookKey {
+    pub fn new() -> Self {
+        Self(ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>()))
+    }
+
+    /// The server's `TELNYX_PUBLIC_KEY`.
+    pub fn public(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(self.0.verifying_key().to_bytes())
+    }
+
+    /// `(telnyx-timestamp, telnyx-signature-ed25519)` for `body`, signed now.
+    pub fn sign(&self, body: &[u8]) -> (String, String) {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let ts = chrono::Utc::now().timestamp().to_string();
+        let mut msg = ts.as_bytes().to_vec();
+        msg.push(b'|');
+        msg.extend_from_slice(body);
+        (ts, base64::engine::general_purpose::STANDARD.encode(self.0.sign(&msg).to_bytes()))
+    }
+
+    /// POSTs `body` to `{base}/api/webhooks/telnyx/mms`, signed.
+    pub async fn post(&self, http: &reqwest::Client, base: &str, body: &serde_json::Value) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).expect("json");
+        let (ts, sig) = self.sign(&raw);
+        http.post(format!("{base}/api/webhooks/telnyx/mms"))
+            .header("content-type", "application/json")
+            .header("telnyx-timestamp", ts)
+            .header("telnyx-signature-ed25519", sig)
+            .body(raw)
+            .send()
+            .await
+            .expect("webhook")
+    }
+}
+
 /// Logs in the leader made by [`church_and_leader`] on `base`; returns the bearer token.
 pub async fn login(base: &str) -> String {
-    let res = reqwest::Client::new()
+    let res = koinonia::crypto::tls::client_builder()
+        .build()
+        .expect("client")
         .post(format!("{base}/api/auth/login"))
         .json(&serde_json::json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
         .send()

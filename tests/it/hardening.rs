@@ -1,0 +1,152 @@
+//! Attacks on a running koinonia that must fail (hardening): each test here failed before the
+//! protection it names was built.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{received_event, wait_for, TestApp};
+
+const CHURCH_NUMBER: &str = "+15551230000";
+const MEMBER_NUMBER: &str = "+13125550001";
+
+/// A NUL character in a member's text, a media URL or the event id never loses the message: the
+/// webhook is stored (NUL shown as U+FFFD) and acknowledged, on SQLite and PostgreSQL alike.
+async fn a_nul_character_never_loses_a_message(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let media = vec![json!({
+        "url": "https://media.example.org/a\u{0}b.jpg",
+        "content_type": "image/jpeg\u{0}",
+        "size": 10,
+    })];
+    let event = received_event("evt-\u{0}-nul", MEMBER_NUMBER, CHURCH_NUMBER, "Pray for\u{0} us", media);
+    let res = app.post_webhook("/api/webhooks/telnyx/mms", &event).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+    // Redelivered: still one message.
+    let again = app.post_webhook("/api/webhooks/telnyx/mms", &event).await;
+    assert_eq!(again.status(), 200);
+    let list = app.get_json(&token, "/api/conversations").await;
+    let conversation = list["data"]["conversations"][0]["id"].as_str().expect("a conversation").to_owned();
+    let thread = app.get_json(&token, &format!("/api/conversations/{conversation}")).await;
+    let messages = thread["data"]["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["content"], "Pray for\u{FFFD} us");
+    assert_eq!(
+        messages[0]["media"].as_array().map(Vec::len),
+        Some(1),
+        "the file is kept too (it will fail to download)"
+    );
+}
+
+crate::matrix!(
+    a_nul_character_never_loses_a_message_on_both_databases,
+    databases,
+    a_nul_character_never_loses_a_message
+);
+
+/// A signed Telnyx webhook cannot name `sandbox:<another church's object key>` as a file: the
+/// simulator's scheme is not a download URL. The other church's file stays where it is.
+async fn the_sandbox_scheme_is_not_for_webhooks(app: TestApp) {
+    let a = app.church("Grace", CHURCH_NUMBER).await;
+    let token_a = app.leader(a, "pastor@grace.test").await;
+    let b = app.church("Hope", "+15551239999").await;
+    let token_b = app.leader(b, "pastor@hope.test").await;
+    // Church A receives a file (a real download from the stand-in CDN).
+    let f = crate::support::fixture("photo.jpg");
+    let announced = crate::inbound_flow::serve_fixture(&app, &f).await;
+    let res = app
+        .post_webhook(
+            "/api/webhooks/telnyx/mms",
+            &received_event("evt-a", MEMBER_NUMBER, CHURCH_NUMBER, "photo", vec![announced]),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    wait_for("A's file stored", Duration::from_secs(30), || async {
+        (app.count("attachments WHERE status = 'stored'").await >= 1).then_some(())
+    })
+    .await;
+    let before = app.stored_files();
+    let victim = before.iter().find(|p| !p.to_string_lossy().contains("previews")).expect("A's original").clone();
+    let media = app.data_dir.path().join("media");
+    let key = victim.strip_prefix(&media).expect("under the media folder").to_string_lossy().into_owned();
+
+    // Church B's number gets a signed webhook naming A's object.
+    let evil = vec![json!({"url": format!("sandbox:{key}"), "content_type": "image/jpeg"})];
+    let res = app
+        .post_webhook("/api/webhooks/telnyx/mms", &received_event("evt-b", "+13125550002", "+15551239999", "", evil))
+        .await;
+    assert_eq!(res.status(), 200, "acknowledged (the text is kept)");
+    let conv_b = wait_for("B's conversation", Duration::from_secs(10), || async {
+        let l = app.get_json(&token_b, "/api/conversations").await;
+        l["data"]["conversations"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let settled = crate::inbound_flow::settled_thread(&app, &token_b, &conv_b).await;
+    let att = &settled["data"]["messages"][0]["media"][0];
+    assert_eq!(att["status"], "failed", "{att}");
+    assert!(victim.exists(), "A's original is untouched");
+    let a_list = app.get_json(&token_a, "/api/conversations").await;
+    assert_eq!(a_list["data"]["conversations"].as_array().map(Vec::len), Some(1));
+}
+
+crate::matrix!(the_sandbox_scheme_is_not_for_webhooks_locally, [sqlite_local => (Sqlite, Local)], the_sandbox_scheme_is_not_for_webhooks);
+
+/// Behind a proxy, the address that counts is the one the proxy saw, not what the client wrote
+/// first in `X-Forwarded-For`: spoofed first entries do not dodge the per-address login limit.
+async fn a_spoofed_forwarded_for_does_not_dodge_the_login_limit(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    app.leader(church, "pastor@grace.test").await;
+    let http = koinonia::crypto::tls::client_builder().build().expect("client");
+    let mut limited = 0;
+    for i in 0..40 {
+        let res = http
+            .post(app.url("/api/auth/login"))
+            .header("x-forwarded-for", format!("10.9.{}.{}, 198.51.100.7", i / 250, i % 250))
+            .json(&json!({"email": format!("nobody{i}@grace.test"), "password": "wrong password 1"}))
+            .send()
+            .await
+            .expect("login");
+        if res.status() == 429 {
+            limited += 1;
+        }
+    }
+    // 20 at once, then one every 6 s: of 40 quick attempts from one client, about 20 are refused.
+    assert!(limited >= 15, "per-address limit applied to the proxy's client (198.51.100.7): {limited} × 429");
+}
+
+async fn spawn_behind_proxy() -> Option<TestApp> {
+    use crate::support::{Backend, Options, Store};
+    TestApp::try_spawn(Backend::Sqlite, Store::Local, Options::default().var("TRUST_PROXY_HEADERS", "true")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_forwarded_for_behind_a_proxy() {
+    if let Some(app) = spawn_behind_proxy().await {
+        a_spoofed_forwarded_for_does_not_dodge_the_login_limit(app).await;
+    }
+}
+
+/// Eight concurrent first-run setups create exactly one church (each with its own number and
+/// email, so no unique constraint could stop them but the claim itself).
+async fn concurrent_setups_make_one_church(app: TestApp) {
+    let posts = (0..8).map(|i| {
+        let number = format!("+1555123{i:04}");
+        let email = format!("pastor{i}@grace.test");
+        let fields = vec![
+            ("church_name".to_owned(), format!("Church {i}")),
+            ("church_number".to_owned(), number),
+            ("email".to_owned(), email),
+            ("password".to_owned(), "correct horse battery".to_owned()),
+            ("password_confirm".to_owned(), "correct horse battery".to_owned()),
+        ];
+        let req = app.http.post(app.url("/setup")).form(&fields);
+        async move { req.send().await.expect("setup").status().as_u16() }
+    });
+    let statuses = futures::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 303 || *s == 302), "{statuses:?}");
+    assert_eq!(app.count("churches").await, 1, "{statuses:?}");
+    assert_eq!(app.count("leaders").await, 1);
+}
+
+crate::matrix!(concurrent_setups_make_one_church_on_both_databases, databases, concurrent_setups_make_one_church);
