@@ -26,6 +26,7 @@ pub mod live;
 pub mod media;
 pub mod member_export;
 pub mod net;
+pub mod orphans;
 pub mod outbound;
 pub mod retention;
 pub mod secrets;

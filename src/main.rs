@@ -182,9 +182,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let state = koinonia::AppState::build(config).await?;
             let report = koinonia::retention::sweep(&state, days, koinonia::clock::now()).await?;
             let purged = koinonia::retention::purge_revoked_sessions(&state.db, koinonia::clock::now()).await?;
+            let orphans = koinonia::orphans::sweep(&state, koinonia::clock::now(), koinonia::orphans::GRACE).await?;
             println!(
-                "retention: {} files older than {days} days examined, {} deleted, {} failed; {purged} expired session revocations purged",
-                report.examined, report.deleted, report.failed
+                "retention: {} files older than {days} days examined, {} deleted, {} failed; {purged} expired session revocations purged; {} unreferenced objects deleted",
+                report.examined, report.deleted, report.failed, orphans.deleted
             );
             state.db.close().await;
             if report.failed > 0 {
@@ -276,11 +277,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     let backend = app.state().config.backend_url.clone();
     tracing::info!(%addr, backend_url = %backend, sandbox_carrier = sandbox, "koinonia is listening");
-    if let Some(code) = &app.state().setup_code {
+    // Where to go next, on standard error whatever the log settings.
+    let churches = {
         let mut pooled = app.state().db.acquire().await?;
-        if koinonia::db::churches::count(&mut pooled.conn()).await? == 0 {
-            eprintln!("First run: open {backend}setup and enter the one-time setup code {code}");
+        koinonia::db::churches::count(&mut pooled.conn()).await?
+    };
+    match (&app.state().setup_code, churches) {
+        (Some(code), 0) => {
+            eprintln!("koinonia is serving on {addr}. First run: open {backend}setup and enter the one-time setup code {code}")
         }
+        (None, 0) => eprintln!("koinonia is serving on {addr}. First run: open {backend}setup to create your church"),
+        _ => eprintln!("koinonia is serving on {addr}. Open {backend}login"),
     }
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

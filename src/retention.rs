@@ -94,7 +94,8 @@ pub async fn purge_revoked_sessions(db: &db::Db, now: DateTime<Utc>) -> Result<u
 }
 
 /// The daily run inside `serve` (first a minute after start): the media sweep
-/// (`MEDIA_RETENTION_DAYS=0` turns it off) and the purge of expired session revocations.
+/// (`MEDIA_RETENTION_DAYS=0` turns it off), the orphan sweep and the purge of expired session
+/// revocations.
 pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
     let days = state.config.media_retention_days;
     if days == 0 {
@@ -118,6 +119,10 @@ pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
                 }
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; next one in a day"),
             }
+        }
+        match crate::orphans::sweep(&state, clock::now(), crate::orphans::GRACE).await {
+            Ok(r) => tracing::info!(examined = r.examined, deleted = r.deleted, "orphan sweep done"),
+            Err(e) => tracing::warn!(error = %e, "orphan sweep failed; next one in a day"),
         }
         match purge_revoked_sessions(&state.db, clock::now()).await {
             Ok(n) => tracing::info!(purged = n, "expired session revocations purged"),

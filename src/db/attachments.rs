@@ -346,3 +346,24 @@ pub async fn of_conversation(
     );
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
 }
+
+/// The object keys rows point to, for the attachments among `ids` that exist: the original and
+/// both previews (the orphan sweep keeps exactly these).
+pub async fn object_keys(c: &mut Conn<'_>, ids: &[AttachmentId]) -> Result<Vec<String>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT storage_key, preview_small_key, preview_large_key FROM attachments WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let rows: Vec<(Option<String>, Option<String>, Option<String>)> = run!(c, |q| {
+        let mut query = sqlx::query_as(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&mut **q).await
+    })?;
+    Ok(rows.into_iter().flat_map(|(a, b, c)| [a, b, c]).flatten().collect())
+}

@@ -58,7 +58,20 @@ pub enum IngestError {
     Upload(axum::extract::multipart::MultipartError),
 }
 
+/// What leaders read when the store failed: the detail (folder path, S3 endpoint and bucket) is
+/// for operators and stays in the server log.
+pub const STORE_FAILED: &str = "the file could not be saved to the media store (the server log has the details)";
+
 impl IngestError {
+    /// The reason shown to leaders: the error itself, except for storage failures, whose detail
+    /// names the deployment's internals.
+    pub fn leader_reason(&self) -> String {
+        match self {
+            Self::Store(_) => STORE_FAILED.to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     fn into_job_error(self) -> JobError {
         let retryable = match &self {
             Self::Fetch(f) => f.is_retryable(),
@@ -66,9 +79,9 @@ impl IngestError {
             Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) | Self::Upload(_) => false,
         };
         if retryable {
-            JobError::retry(self.to_string())
+            JobError::retry(self.leader_reason())
         } else {
-            JobError::fatal(self.to_string())
+            JobError::fatal(self.leader_reason())
         }
     }
 }
@@ -309,9 +322,17 @@ pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -
         Err(e) => {
             tracing::info!(attachment = %row.id, attempt, error = %e, "inbound file not stored");
             let job_error = e.into_job_error();
-            if let JobError::Retry { error, .. } = &job_error {
-                if let Ok(mut pooled) = state.db.acquire().await {
-                    let _ = db::attachments::note_problem(&mut pooled.conn(), row.id, error).await;
+            match &job_error {
+                JobError::Retry { error, .. } => {
+                    if let Ok(mut pooled) = state.db.acquire().await {
+                        let _ = db::attachments::note_problem(&mut pooled.conn(), row.id, error).await;
+                    }
+                }
+                // A simulator's staged file that will never be stored is not kept either.
+                _ => {
+                    if let Some(staged) = staged_key(&url, state.carrier.is_sandbox()) {
+                        let _ = state.store.delete(staged).await;
+                    }
                 }
             }
             Err(job_error)

@@ -62,6 +62,56 @@ pub struct MediaStore {
     folder: String,
 }
 
+/// Objects written for a request that has not committed their row yet. Dropped before
+/// [`Uncommitted::keep`] — an early return, an error, a client that went away mid-request, a
+/// cancelled handler — it deletes them, so no object is left in the store that no row points to.
+pub struct Uncommitted {
+    store: MediaStore,
+    keys: Vec<String>,
+}
+
+impl Uncommitted {
+    pub fn new(store: &MediaStore) -> Self {
+        Self { store: store.clone(), keys: Vec::new() }
+    }
+
+    /// One more object to delete unless kept.
+    pub fn add(&mut self, key: &str) {
+        self.keys.push(key.to_owned());
+    }
+
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Their rows are committed: the objects stay.
+    pub fn keep(mut self) {
+        self.keys.clear();
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let (store, keys) = (self.store.clone(), std::mem::take(&mut self.keys));
+        let delete = async move {
+            for key in keys {
+                if let Err(e) = store.delete(&key).await {
+                    tracing::warn!(error = %e, "could not remove an object of a refused request; the orphan sweep will");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(delete);
+            }
+            Err(_) => tracing::warn!("no runtime to remove objects of a refused request; the orphan sweep will"),
+        }
+    }
+}
+
 /// What is recorded with an object on S3 (the local folder keeps it only in the database).
 #[derive(Debug, Clone)]
 pub struct ObjectInfo<'a> {
@@ -238,6 +288,25 @@ impl MediaStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every object under `prefix` (a folder such as `conversations` or `sandbox`), as
+    /// `(key, last modified)`, streamed page by page.
+    pub fn list(
+        &self,
+        prefix: &str,
+    ) -> futures::stream::BoxStream<'static, Result<(String, DateTime<Utc>), StoreError>> {
+        use futures::StreamExt;
+        let prefix = object_store::path::Path::from(prefix);
+        self.inner
+            .list(Some(&prefix))
+            .map(|r| r.map(|meta| (meta.location.to_string(), meta.last_modified)).map_err(StoreError::from))
+            .boxed()
+    }
+
+    /// The key prefix of every church's objects (`AWS_S3_FOLDER`).
+    pub fn folder(&self) -> &str {
+        &self.folder
     }
 
     /// Deletes an object; deleting a missing object is not an error.

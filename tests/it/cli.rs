@@ -131,3 +131,48 @@ fn the_outbound_benchmark_runs_and_reports_its_figures() {
         assert!(report.contains(line), "{line} missing from:\n{report}");
     }
 }
+
+/// `serve` says where to go: the setup page while no church exists (with the one-time code when
+/// it listens beyond loopback), the sign-in page after.
+#[test]
+fn serve_prints_the_address_to_open() {
+    use std::io::BufRead;
+    let first_line = |dir: &std::path::Path, host: &str| -> String {
+        let port = crate::support::process::free_port();
+        let mut child = koinonia(dir)
+            .args(["serve"])
+            .env("HOST", host)
+            .env("PORT", port.to_string())
+            .env("BACKEND_URL", format!("http://127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let line = std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("koinonia is serving"))
+            .unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        line
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = first_line(dir.path(), "127.0.0.1");
+    assert!(
+        line.contains("First run: open http://127.0.0.1:") && line.ends_with("/setup to create your church"),
+        "{line}"
+    );
+    let line = first_line(dir.path(), "0.0.0.0");
+    assert!(line.contains("/setup and enter the one-time setup code "), "{line}");
+    let code = line.rsplit(' ').next().unwrap_or_default();
+    assert_eq!(code.len(), 8, "{line}");
+    let out = koinonia(dir.path())
+        .args(["church", "create", "--name", "Grace", "--number", "+15551230000"])
+        .output()
+        .expect("church");
+    assert!(out.status.success());
+    let line = first_line(dir.path(), "127.0.0.1");
+    assert!(line.ends_with("/login"), "{line}");
+}

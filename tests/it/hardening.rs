@@ -150,3 +150,114 @@ async fn concurrent_setups_make_one_church(app: TestApp) {
 }
 
 crate::matrix!(concurrent_setups_make_one_church_on_both_databases, databases, concurrent_setups_make_one_church);
+
+/// When the store fails, leaders read a plain reason; the folder path (or S3 endpoint and
+/// bucket) stays in the server log.
+async fn store_failures_do_not_show_internals(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    // The media folder becomes a file: every write to it fails.
+    let media = app.data_dir.path().join("media");
+    std::fs::remove_dir_all(&media).expect("remove media folder");
+    std::fs::write(&media, b"not a folder").expect("file in its place");
+    let f = crate::support::fixture("photo.jpg");
+    let announced = crate::inbound_flow::serve_fixture(&app, &f).await;
+    let res = app
+        .post_webhook(
+            "/api/webhooks/telnyx/mms",
+            &received_event("evt-store", MEMBER_NUMBER, CHURCH_NUMBER, "", vec![announced]),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let list = app.get_json(&token, "/api/conversations").await;
+    let conversation = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    let reason = wait_for("a failure reason", Duration::from_secs(30), || async {
+        let t = app.get_json(&token, &format!("/api/conversations/{conversation}")).await;
+        t["data"]["messages"][0]["media"][0]["failureReason"].as_str().map(str::to_owned)
+    })
+    .await;
+    let folder = app.data_dir.path().to_string_lossy().into_owned();
+    assert!(!reason.contains(&folder) && !reason.contains("MEDIA_DIR"), "{reason}");
+    assert_eq!(reason, koinonia::media::ingest::STORE_FAILED);
+}
+
+crate::matrix!(store_failures_do_not_show_internals_locally, [sqlite_local => (Sqlite, Local)], store_failures_do_not_show_internals);
+
+/// Nothing stays in the store that no row points to: a refused upload (two files, a bad
+/// `largeImage`) leaves nothing behind at once, and the sweep removes older unreferenced objects
+/// (a crash between store write and commit, a staged simulator file nobody fetched) while files
+/// that rows point to stay.
+async fn no_object_without_a_row(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let http = &app.http;
+    let res = http
+        .post(app.url("/api/conversations"))
+        .bearer_auth(&token)
+        .json(&json!({"phone": MEMBER_NUMBER, "content": "Welcome!"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.expect("json");
+    let conversation = body["data"]["conversation"]["id"].as_str().expect("id").to_owned();
+    let photo = crate::support::fixture("photo.jpg").bytes;
+    let part =
+        || reqwest::multipart::Part::bytes(photo.clone()).file_name("photo.jpg").mime_str("image/jpeg").expect("part");
+    // Two files, then a bad largeImage after the file: both refused, nothing kept.
+    for form in [
+        reqwest::multipart::Form::new().part("file", part()).part("file", part()),
+        reqwest::multipart::Form::new().part("file", part()).text("largeImage", "sideways"),
+    ] {
+        let res = http
+            .post(app.url(&format!("/api/conversations/{conversation}/reply-with-media")))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status(), 400);
+    }
+    wait_for("refused uploads removed", Duration::from_secs(10), || async {
+        app.stored_files().is_empty().then_some(())
+    })
+    .await;
+
+    // One stored file that a row points to, and two orphans.
+    let res = http
+        .post(app.url(&format!("/api/conversations/{conversation}/reply-with-media")))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().part("file", part()))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 201);
+    let previews = app.preview_files().await;
+    let kept = app.stored_files();
+    assert_eq!(kept.len(), 1 + previews);
+    let store = &app.state.store;
+    let orphan = format!("{}/{church}/{conversation}/{}_lost.jpg", store.folder(), uuid::Uuid::now_v7());
+    let staged = "sandbox/0123abcd_never-fetched.jpg";
+    for key in [orphan.as_str(), staged] {
+        let info = koinonia::media::store::ObjectInfo {
+            content_type: "image/jpeg",
+            original_filename: "x.jpg",
+            conversation_id: koinonia::domain::ConversationId::new(),
+            uploaded_at: chrono::Utc::now(),
+        };
+        let mut w = store.writer(key, &info).await.expect("writer");
+        w.write(&photo).await.expect("write");
+        w.finish().await.expect("finish");
+    }
+    assert_eq!(app.stored_files().len(), kept.len() + 2);
+    // Within the grace period nothing goes; a day later the two orphans do.
+    let now = chrono::Utc::now();
+    let early = koinonia::orphans::sweep(&app.state, now, koinonia::orphans::GRACE).await.expect("sweep");
+    assert_eq!(early.deleted, 0);
+    let later = now + chrono::Duration::days(2);
+    let report = koinonia::orphans::sweep(&app.state, later, koinonia::orphans::GRACE).await.expect("sweep");
+    assert_eq!(report.deleted, 2, "{report:?}");
+    assert_eq!(app.stored_files(), kept, "the files rows point to stay (original and previews)");
+}
+
+crate::matrix!(no_object_without_a_row_everywhere, all, no_object_without_a_row);

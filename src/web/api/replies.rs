@@ -230,6 +230,8 @@ async fn reply_with_media(
     let mut force = false;
     let mut large_image = outbound::LargeImage::default();
     let mut upload: Option<Upload> = None;
+    // The stored file goes again on every way out but a recorded reply.
+    let mut uncommitted = crate::media::store::Uncommitted::new(&state.store);
     let mut checked = false;
     while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(&state, e))? {
         match field.name().unwrap_or_default() {
@@ -255,6 +257,7 @@ async fn reply_with_media(
                 let ingested = ingest::stream_into_store(&state.store, max, body, &key, &original, id, None)
                     .await
                     .map_err(|e| upload_error(&state, e))?;
+                uncommitted.add(&key);
                 let name = ingest::with_extension(&original, ingested.inspection.mime_type.unwrap_or_default());
                 upload = Upload::from_ingested(attachment, key, name, &ingested);
             }
@@ -268,19 +271,11 @@ async fn reply_with_media(
     let Some(upload) = upload else {
         return Err(ApiError::bad_request("a file is required (multipart field \"file\")"));
     };
-    let key = upload.key.clone();
-    match outbound::reply(&state, &leader, id, Reply { content: caption, upload: Some(upload), force, large_image })
-        .await
-    {
-        Ok(recorded) => Ok(ok(StatusCode::CREATED, recorded_view(&recorded))),
-        Err(e) => {
-            // The file was stored for a reply that was not recorded: nothing of it is kept.
-            if let Err(del) = state.store.delete(&key).await {
-                tracing::warn!(error = %del, "could not remove the file of a refused reply");
-            }
-            Err(e.into())
-        }
-    }
+    let recorded =
+        outbound::reply(&state, &leader, id, Reply { content: caption, upload: Some(upload), force, large_image })
+            .await?;
+    uncommitted.keep();
+    Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
 }
 
 async fn read_text(field: axum::extract::multipart::Field<'_>) -> ApiResult<String> {

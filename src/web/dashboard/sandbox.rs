@@ -134,6 +134,8 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
     let mut church = String::new();
     let mut text = String::new();
     let mut files = Vec::new();
+    // Staged files go again on every way out but a recorded message.
+    let mut staged = crate::media::store::Uncommitted::new(&state.store);
     let max = state.config.max_media_size_bytes;
     let staged_result = async {
         while let Some(mut field) =
@@ -179,6 +181,7 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
                         }
                     }
                     writer.finish().await.map_err(|e| ApiError::Internal(e.into()))?;
+                    staged.add(&key);
                     files.push((key, name, declared, size));
                 }
                 _ => {}
@@ -187,22 +190,9 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
         Ok::<(), ApiError>(())
     }
     .await;
-    let discard = |files: &[(String, String, Option<String>, u64)]| {
-        let keys: Vec<String> = files.iter().map(|f| f.0.clone()).collect();
-        let store = state.store.clone();
-        async move {
-            for k in keys {
-                let _ = store.delete(&k).await;
-            }
-        }
-    };
-    if let Err(e) = staged_result {
-        discard(&files).await;
-        return Err(e);
-    }
+    staged_result?;
     let parsed = (Phone::parse(&phone), Phone::parse(&church));
     let (Ok(from), Ok(to)) = parsed else {
-        discard(&files).await;
         return Err(ApiError::bad_request("phone and church must be phone numbers"));
     };
     if text.trim().is_empty() && files.is_empty() {
@@ -229,16 +219,12 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
     };
     match inbound::record(&state, msg).await {
         Ok(inbound::Outcome::Recorded { .. }) => {
+            // The fetch job reads each staged file into place and then deletes it.
+            staged.keep();
             Ok((StatusCode::CREATED, axum::Json(serde_json::json!({"success": true, "data": {"files": files.len()}})))
                 .into_response())
         }
-        Ok(_) => {
-            discard(&files).await;
-            Err(ApiError::bad_request("no church has that number"))
-        }
-        Err(e) => {
-            discard(&files).await;
-            Err(ApiError::Internal(e.into()))
-        }
+        Ok(_) => Err(ApiError::bad_request("no church has that number")),
+        Err(e) => Err(ApiError::Internal(e.into())),
     }
 }

@@ -46,7 +46,7 @@ impl S3Server {
         let root = dir.path().to_path_buf();
         std::fs::create_dir_all(root.join(BUCKET)).expect("bucket dir");
         let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs");
-        let mut builder = s3s::service::S3ServiceBuilder::new(ShortKeys(fs));
+        let mut builder = s3s::service::S3ServiceBuilder::new(ShortKeys(fs, Default::default()));
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind s3");
@@ -97,7 +97,18 @@ impl S3Server {
 /// (`folder/church/conversation/attachment_name`, three UUIDs) overflow Linux's 255-byte file
 /// name limit there. This wrapper stores each object under the SHA-256 of its key instead; the
 /// protocol (paths, signatures, headers) the client sees is untouched.
-struct ShortKeys(s3s_fs::FileSystem);
+/// Keys are remembered (short → original) so that listings can answer with the originals.
+struct ShortKeys(s3s_fs::FileSystem, std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl ShortKeys {
+    fn shorten(&self, key: &mut String) {
+        let short = short_key(key);
+        let original = std::mem::replace(key, short.clone());
+        if let Ok(mut map) = self.1.lock() {
+            map.insert(short, original);
+        }
+    }
+}
 
 fn short_key(key: &str) -> String {
     use sha2::Digest;
@@ -114,7 +125,7 @@ macro_rules! delegate_with_short_key {
                     &self,
                     mut req: s3s::S3Request<s3s::dto::$input>,
                 ) -> s3s::S3Result<s3s::S3Response<s3s::dto::$output>> {
-                    req.input.key = short_key(&req.input.key);
+                    self.shorten(&mut req.input.key);
                     self.0.$op(req).await
                 }
             )*
@@ -132,6 +143,38 @@ delegate_with_short_key!(
     complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput;
 
+    /// Lists every stored object, answering with the original keys under the asked prefix (one
+    /// page: test buckets are small).
+    async fn list_objects_v2(
+        &self,
+        mut req: s3s::S3Request<s3s::dto::ListObjectsV2Input>,
+    ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListObjectsV2Output>> {
+        let prefix = req.input.prefix.take().unwrap_or_default();
+        req.input.max_keys = Some(1000);
+        let mut res = self.0.list_objects_v2(req).await?;
+        let map = self.1.lock().map(|m| m.clone()).unwrap_or_default();
+        let contents: Vec<s3s::dto::Object> = res
+            .output
+            .contents
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut o| {
+                let original = map.get(o.key.as_deref()?)?.clone();
+                original.starts_with(&prefix).then(|| {
+                    o.key = Some(original);
+                    o
+                })
+            })
+            .collect();
+        res.output.key_count = Some(i32::try_from(contents.len()).unwrap_or(i32::MAX));
+        res.output.contents = Some(contents);
+        res.output.prefix = Some(prefix);
+        res.output.is_truncated = Some(false);
+        res.output.next_continuation_token = None;
+        Ok(res)
+    }
+
     /// object_store deletes through the bulk API; keys in the answer are mapped back.
     async fn delete_objects(
         &self,
@@ -139,8 +182,10 @@ delegate_with_short_key!(
     ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteObjectsOutput>> {
         let mut originals = std::collections::HashMap::new();
         for o in &mut req.input.delete.objects {
-            let short = short_key(&o.key);
-            originals.insert(short.clone(), std::mem::replace(&mut o.key, short));
+            self.shorten(&mut o.key);
+            if let Some(original) = self.1.lock().ok().and_then(|m| m.get(&o.key).cloned()) {
+                originals.insert(o.key.clone(), original);
+            }
         }
         let mut res = self.0.delete_objects(req).await?;
         let restore = |k: &mut Option<String>| {
