@@ -5,6 +5,7 @@
 //! (until `max_attempts`) or fatal; either way a dead job's subject is marked failed with the
 //! reason. No transaction is held across network I/O: claim, work, then record the outcome.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,54 +157,40 @@ pub fn backoff(base: Duration, attempts: u32) -> Duration {
     raw.mul_f64(jitter)
 }
 
+/// The workers of one kind of job: their own slots (a send never waits behind a download, a
+/// preview never holds a send), and a share per church (one church's backlog, or one slow media
+/// host, cannot take every slot from the others).
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    pub kind: &'static str,
+    pub slots: usize,
+    pub per_church: usize,
+}
+
+/// The pools of a process with `concurrency` job slots per kind.
+pub fn pools(concurrency: usize) -> [Pool; 3] {
+    let n = concurrency.max(1);
+    [
+        Pool { kind: kind::MESSAGE_SEND, slots: n, per_church: n },
+        Pool { kind: kind::MEDIA_FETCH, slots: n, per_church: (n / 2).max(1) },
+        Pool { kind: kind::MEDIA_PREVIEW, slots: (n / 2).max(1), per_church: (n / 4).max(1) },
+    ]
+}
+
 /// Runs workers until `shutdown` is cancelled, then lets running jobs finish for up to `drain`.
 pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Duration) {
     let tuning = state.config.workers.clone();
-    let slots = Arc::new(Semaphore::new(tuning.concurrency.max(1)));
     let worker_id = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple());
     tracing::info!(worker = %worker_id, concurrency = tuning.concurrency, "job workers started");
     reclaim_dead_leases(&state).await;
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let claimed = claim(&state, &worker_id).await;
-        match claimed {
-            Ok(Some(job)) => {
-                let state = state.clone();
-                let worker = worker_id.clone();
-                let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
-                tokio::spawn(
-                    async move {
-                        execute(&state, job, &worker).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-            Ok(None) => {
-                drop(permit);
-                let wait = idle_wait(&state, tuning.poll_interval).await;
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = state.jobs.notify.notified() => {}
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-            Err(e) => {
-                drop(permit);
-                tracing::warn!(error = %e, "cannot claim jobs; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(tuning.poll_interval) => {}
-                }
-            }
-        }
+    let running: Vec<_> = pools(tuning.concurrency)
+        .into_iter()
+        .map(|pool| tokio::spawn(run_pool(state.clone(), pool, worker_id.clone(), shutdown.clone(), drain)))
+        .collect();
+    let mut drained = true;
+    for pool in running {
+        drained &= pool.await.unwrap_or(false);
     }
-    // Drain: wait until every slot is free again, or give up and leave the leases to expire.
-    let all = u32::try_from(tuning.concurrency.max(1)).unwrap_or(u32::MAX);
-    let drained = tokio::time::timeout(drain, slots.acquire_many(all)).await.is_ok();
     if drained {
         tracing::info!("job workers stopped");
     } else {
@@ -211,11 +198,86 @@ pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Du
     }
 }
 
-/// Sleep until the next queued job is due, but no longer than the poll interval.
-async fn idle_wait(state: &AppState, poll: Duration) -> Duration {
+/// One pool's loop; true when its jobs all finished within `drain` after `shutdown`.
+async fn run_pool(
+    state: AppState,
+    pool: Pool,
+    worker_id: String,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> bool {
+    let poll = state.config.workers.poll_interval;
+    let slots = Arc::new(Semaphore::new(pool.slots));
+    let by_church: Arc<std::sync::Mutex<HashMap<ChurchId, usize>>> = Arc::default();
+    let finished = Arc::new(Notify::new());
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let full: Vec<ChurchId> = by_church
+            .lock()
+            .map(|m| m.iter().filter(|(_, n)| **n >= pool.per_church).map(|(c, _)| *c).collect())
+            .unwrap_or_default();
+        match claim(&state, &worker_id, pool.kind, &full).await {
+            Ok(Some(job)) => {
+                let church = job.church_id;
+                if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
+                    *m.entry(c).or_insert(0) += 1;
+                }
+                let (state, worker, by_church, finished) =
+                    (state.clone(), worker_id.clone(), by_church.clone(), finished.clone());
+                let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
+                tokio::spawn(
+                    async move {
+                        execute(&state, job, &worker).await;
+                        if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
+                            if let Some(n) = m.get_mut(&c) {
+                                *n -= 1;
+                                if *n == 0 {
+                                    m.remove(&c);
+                                }
+                            }
+                        }
+                        drop(permit);
+                        finished.notify_waiters();
+                    }
+                    .instrument(span),
+                );
+            }
+            Ok(None) => {
+                drop(permit);
+                // With churches at their share, what is due may be theirs: wait for one of this
+                // pool's jobs to end rather than polling for it.
+                let wait = if full.is_empty() { idle_wait(&state, pool.kind, poll).await } else { poll };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = state.jobs.notify.notified() => {}
+                    _ = finished.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(error = %e, kind = pool.kind, "cannot claim jobs; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+    }
+    // Drain: wait until every slot is free again, or give up and leave the leases to expire.
+    let all = u32::try_from(pool.slots).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(drain, slots.acquire_many(all)).await.is_ok();
+    drained
+}
+
+/// Sleep until the next queued job of `kind` is due, but no longer than the poll interval.
+async fn idle_wait(state: &AppState, kind: &str, poll: Duration) -> Duration {
     let next = async {
         let mut pooled = state.db.acquire().await.ok()?;
-        db::jobs::next_due(&mut pooled.conn()).await.ok().flatten()
+        db::jobs::next_due_of(&mut pooled.conn(), kind).await.ok().flatten()
     }
     .await;
     match next {
@@ -224,11 +286,17 @@ async fn idle_wait(state: &AppState, poll: Duration) -> Duration {
     }
 }
 
-async fn claim(state: &AppState, worker: &str) -> Result<Option<db::jobs::JobRow>, sqlx::Error> {
+async fn claim(
+    state: &AppState,
+    worker: &str,
+    kind: &str,
+    skip_churches: &[ChurchId],
+) -> Result<Option<db::jobs::JobRow>, sqlx::Error> {
     let now = clock::now();
     let lease = chrono::Duration::from_std(state.config.workers.lease).unwrap_or(chrono::Duration::minutes(5));
     let mut pooled = state.db.acquire().await?;
-    db::jobs::claim(&mut pooled.conn(), now, now + lease, worker).await
+    let filter = db::jobs::ClaimFilter { kind: Some(kind), skip_churches };
+    db::jobs::claim_where(&mut pooled.conn(), now, now + lease, worker, &filter).await
 }
 
 /// Runs one claimed job with a heartbeat, then records its outcome.

@@ -59,16 +59,49 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     worker: &str,
 ) -> Result<Option<JobRow>> {
-    const DUE: &str = "state = 'queued' AND run_at <= $1 ORDER BY priority DESC, run_at, id";
-    const EXPIRED: &str = "state = 'running' AND lease_until <= $1 ORDER BY lease_until, id";
-    for filter in [DUE, EXPIRED] {
-        let sql = claim_sql(filter, matches!(c, Conn::Postgres(_)));
-        let job = run!(c, |q| sqlx::query_as::<_, JobRow>(&sql)
-            .bind(now)
-            .bind(lease_until)
-            .bind(worker)
-            .fetch_optional(&mut **q)
-            .await)?;
+    claim_where(c, now, lease_until, worker, &ClaimFilter::default()).await
+}
+
+/// Which jobs a claim may take: one kind (each kind has its own workers), and none of the
+/// churches that already use their share of those workers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClaimFilter<'a> {
+    pub kind: Option<&'a str>,
+    pub skip_churches: &'a [ChurchId],
+}
+
+/// [`claim`] limited by `filter`.
+pub async fn claim_where(
+    c: &mut Conn<'_>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    worker: &str,
+    filter: &ClaimFilter<'_>,
+) -> Result<Option<JobRow>> {
+    let mut extra = String::new();
+    let mut next = 4;
+    if filter.kind.is_some() {
+        extra.push_str(" AND kind = $4");
+        next = 5;
+    }
+    if !filter.skip_churches.is_empty() {
+        let list: Vec<String> = (0..filter.skip_churches.len()).map(|i| format!("${}", next + i)).collect();
+        extra.push_str(&format!(" AND (church_id IS NULL OR church_id NOT IN ({}))", list.join(", ")));
+    }
+    let due = format!("state = 'queued' AND run_at <= $1{extra} ORDER BY priority DESC, run_at, id");
+    let expired = format!("state = 'running' AND lease_until <= $1{extra} ORDER BY lease_until, id");
+    for condition in [due, expired] {
+        let sql = claim_sql(&condition, matches!(c, Conn::Postgres(_)));
+        let job = run!(c, |q| {
+            let mut query = sqlx::query_as::<_, JobRow>(&sql).bind(now).bind(lease_until).bind(worker);
+            if let Some(kind) = filter.kind {
+                query = query.bind(kind);
+            }
+            for church in filter.skip_churches {
+                query = query.bind(*church);
+            }
+            query.fetch_optional(&mut **q).await
+        })?;
         if job.is_some() {
             return Ok(job);
         }
@@ -173,6 +206,16 @@ pub async fn next_due(c: &mut Conn<'_>) -> Result<Option<DateTime<Utc>>> {
     run!(c, |q| sqlx::query_scalar::<_, Option<DateTime<Utc>>>("SELECT MIN(run_at) FROM jobs WHERE state = 'queued'")
         .fetch_one(&mut **q)
         .await)
+}
+
+/// When the next queued job of `kind` is due.
+pub async fn next_due_of(c: &mut Conn<'_>, kind: &str) -> Result<Option<DateTime<Utc>>> {
+    run!(c, |q| sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+        "SELECT MIN(run_at) FROM jobs WHERE state = 'queued' AND kind = $1"
+    )
+    .bind(kind)
+    .fetch_one(&mut **q)
+    .await)
 }
 
 /// Back to the queue at `run_at` without counting the attempt (waiting on a rate limit, or for a

@@ -43,6 +43,10 @@ pub struct FetchPolicy {
     pub idle_timeout: Duration,
     /// `User-Agent` header sent with every request.
     pub user_agent: String,
+    /// Lowest average transfer rate (bytes/s) after `rate_grace`: a host that trickles bytes
+    /// just often enough to dodge the idle timeout is cut off instead of holding a worker.
+    pub min_rate: u64,
+    pub rate_grace: Duration,
     /// Hosts that may receive the carrier's API key when they ask for it (401/403): these
     /// domains and their subdomains (`TELNYX_MEDIA_HOSTS`, Telnyx's own by default). Any other
     /// media host is a stranger; a stranger's 401 is a failed download, not a key handed over.
@@ -72,6 +76,8 @@ impl Default for FetchPolicy {
             idle_timeout: Duration::from_secs(30),
             user_agent: concat!("koinonia/", env!("CARGO_PKG_VERSION")).to_owned(),
             credential_hosts: DEFAULT_CREDENTIAL_HOSTS.iter().map(|d| (*d).to_owned()).collect(),
+            min_rate: 16 * 1024,
+            rate_grace: Duration::from_secs(20),
         }
     }
 }
@@ -97,6 +103,9 @@ pub enum FetchError {
     /// Connecting took too long, or no bytes arrived for `idle_timeout`.
     #[error("media download timed out")]
     Timeout,
+    /// The host sent the body slower than the policy's minimum rate.
+    #[error("media host too slow (under {min_rate} bytes per second)")]
+    TooSlow { min_rate: u64 },
     /// Connection refused/reset, DNS failure, TLS failure, truncated body, …
     #[error("media download failed: {0}")]
     Network(String),
@@ -110,7 +119,7 @@ impl FetchError {
     pub fn is_retryable(&self) -> bool {
         match self {
             FetchError::Status(code) => matches!(*code, 404 | 408 | 425 | 429) || (500..=599).contains(code),
-            FetchError::Timeout | FetchError::Network(_) => true,
+            FetchError::Timeout | FetchError::TooSlow { .. } | FetchError::Network(_) => true,
             FetchError::InvalidUrl(_)
             | FetchError::Forbidden(_)
             | FetchError::TooManyRedirects
@@ -270,6 +279,8 @@ impl Fetcher {
                 content_type,
                 content_length,
                 max_bytes: self.policy.max_bytes,
+                min_rate: self.policy.min_rate,
+                rate_grace: self.policy.rate_grace,
                 response,
             });
         }
@@ -308,7 +319,14 @@ pub struct Download {
     /// Declared `Content-Length`, if any (already checked against the limit).
     pub content_length: Option<u64>,
     max_bytes: u64,
+    min_rate: u64,
+    rate_grace: Duration,
     response: reqwest::Response,
+}
+
+/// Whether `total` bytes after `elapsed` is under `min_rate` once `grace` has passed (0: no check).
+fn too_slow(total: u64, elapsed: Duration, grace: Duration, min_rate: u64) -> bool {
+    min_rate > 0 && elapsed > grace && (total as f64) < min_rate as f64 * (elapsed - grace).as_secs_f64()
 }
 
 impl Download {
@@ -328,13 +346,15 @@ impl Download {
         }
         let where_ = redact(&self.final_url);
         let body = self.response.bytes_stream();
+        let (min_rate, grace) = (self.min_rate, self.rate_grace);
         struct State<S> {
             body: S,
             total: u64,
             done: bool,
             where_: String,
+            started: std::time::Instant,
         }
-        let state = State { body, total: 0, done: false, where_ };
+        let state = State { body, total: 0, done: false, where_, started: std::time::Instant::now() };
         stream::unfold(state, move |mut st| async move {
             if st.done {
                 return None;
@@ -351,6 +371,10 @@ impl Download {
                         );
                         st.done = true;
                         Some((Err(FetchError::TooLarge { limit }), st))
+                    } else if too_slow(total, st.started.elapsed(), grace, min_rate) {
+                        tracing::warn!(url = %st.where_, bytes = total, min_rate, "media fetch: host too slow");
+                        st.done = true;
+                        Some((Err(FetchError::TooSlow { min_rate }), st))
                     } else {
                         st.total = total;
                         Some((Ok(chunk), st))
@@ -584,6 +608,8 @@ mod tests {
             idle_timeout: Duration::from_secs(5),
             user_agent: "koinonia-test".into(),
             credential_hosts: vec!["127.0.0.1".into(), "localhost".into()],
+            min_rate: 0,
+            rate_grace: Duration::from_secs(20),
         }
     }
 
@@ -798,6 +824,45 @@ mod tests {
         assert!(err.as_ref().is_some_and(FetchError::is_retryable));
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(after, 0);
+    }
+
+    #[tokio::test]
+    async fn a_trickling_host_is_cut_off_after_the_grace_period() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n").await;
+            // A byte every 50 ms: never idle long enough for the idle timeout.
+            for _ in 0..2000 {
+                if sock.write_all(b"x").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut p = policy(true, 1_000_000);
+        p.idle_timeout = Duration::from_secs(5);
+        p.min_rate = 1024;
+        p.rate_grace = Duration::from_millis(300);
+        let dl = Fetcher::new(p).expect("client").get(&format!("http://{addr}/trickle"), None).await.expect("headers");
+        let started = std::time::Instant::now();
+        let (_, err, _) = collect(dl).await;
+        assert!(matches!(err, Some(FetchError::TooSlow { min_rate: 1024 })), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_rate_is_judged_after_the_grace_period() {
+        let s = Duration::from_secs;
+        assert!(!too_slow(0, s(10), s(20), 1024), "within the grace period");
+        assert!(too_slow(1000, s(21), s(20), 1024));
+        assert!(!too_slow(2048, s(21), s(20), 1024));
+        assert!(!too_slow(0, s(100), s(20), 0), "0 turns it off");
     }
 
     #[tokio::test]

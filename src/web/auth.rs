@@ -29,8 +29,55 @@ pub struct Leader {
     pub church: ChurchId,
     pub email: String,
     pub is_admin: bool,
-    /// The session's id and expiry (Unix seconds), for logout.
-    pub session: Option<(uuid::Uuid, i64)>,
+    /// The session this request came with (none for internal callers such as `bench`).
+    pub session: Option<Session>,
+}
+
+/// A leader's session: its token id and expiry (Unix seconds), for logout, and the leader's
+/// token version it was issued under, to tell later whether it still holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    pub jti: uuid::Uuid,
+    pub exp: i64,
+    pub version: i64,
+}
+
+/// The leader a session token belongs to and its claims, while the session holds: signature and
+/// expiry, the leader's token version (raised by a password change or removal) and the list of
+/// revoked sessions (logout). The one check of the API, the pages and the live stream.
+pub async fn session_leader(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(db::leaders::LeaderRow, crate::crypto::session::Claims)>, ApiError> {
+    let Ok(claims) = state.sessions.verify(token) else { return Ok(None) };
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let Some(leader) = db::leaders::get(c, claims.church, claims.sub).await?.filter(|l| l.token_version == claims.ver)
+    else {
+        return Ok(None);
+    };
+    if db::leaders::is_revoked(c, claims.jti).await? {
+        return Ok(None);
+    }
+    Ok(Some((leader, claims)))
+}
+
+/// Whether `leader`'s session still holds (for long-lived requests such as the live stream).
+pub async fn still_signed_in(state: &AppState, leader: &Leader) -> bool {
+    let Some(session) = leader.session else { return true };
+    if session.exp < chrono::Utc::now().timestamp() {
+        return false;
+    }
+    let Ok(mut pooled) = state.db.acquire().await else { return true };
+    let c = &mut pooled.conn();
+    let current = db::leaders::get(c, leader.church, leader.id).await;
+    let revoked = db::leaders::is_revoked(c, session.jti).await;
+    match (current, revoked) {
+        (Ok(Some(l)), Ok(false)) => l.token_version == session.version,
+        (Ok(_), Ok(_)) => false,
+        // A database hiccup does not end anyone's stream.
+        _ => true,
+    }
 }
 
 impl FromRequestParts<AppState> for Leader {
@@ -54,23 +101,21 @@ impl FromRequestParts<AppState> for Leader {
                 ));
             }
         }
-        let claims = state.sessions.verify(&token).map_err(|_| ApiError::Unauthorized("invalid or expired session"))?;
-        let mut pooled = state.db.acquire().await?;
-        let c = &mut pooled.conn();
-        let leader = db::leaders::get(c, claims.church, claims.sub)
-            .await?
-            .filter(|l| l.token_version == claims.ver)
-            .ok_or(ApiError::Unauthorized("invalid or expired session"))?;
-        if db::leaders::is_revoked(c, claims.jti).await? {
-            return Err(ApiError::Unauthorized("invalid or expired session"));
-        }
-        Ok(Leader {
+        let (leader, claims) =
+            session_leader(state, &token).await?.ok_or(ApiError::Unauthorized("invalid or expired session"))?;
+        Ok(Leader::of_session(leader, &claims))
+    }
+}
+
+impl Leader {
+    pub fn of_session(leader: db::leaders::LeaderRow, claims: &crate::crypto::session::Claims) -> Self {
+        Self {
             id: leader.id,
             church: leader.church_id,
             email: leader.email,
             is_admin: leader.is_admin,
-            session: Some((claims.jti, claims.exp)),
-        })
+            session: Some(Session { jti: claims.jti, exp: claims.exp, version: claims.ver }),
+        }
     }
 }
 

@@ -261,3 +261,109 @@ async fn no_object_without_a_row(app: TestApp) {
 }
 
 crate::matrix!(no_object_without_a_row_everywhere, all, no_object_without_a_row);
+
+/// One church's slow media host cannot hold the others: with church A's host answering after
+/// 30 s for six files, church B's photo is stored and B's reply goes out within seconds (fetches
+/// have a share per church, sends their own workers).
+async fn a_slow_host_does_not_stall_other_churches(app: TestApp) {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+    let a = app.church("Grace", CHURCH_NUMBER).await;
+    let _ = a;
+    let b = app.church("Hope", "+15551239999").await;
+    let token_b = app.leader(b, "pastor@hope.test").await;
+    let photo = crate::support::fixture("photo.jpg").bytes;
+    Mock::given(method("GET"))
+        .and(path_regex("^/slow/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(photo.clone())
+                .insert_header("content-type", "image/jpeg")
+                .set_delay(Duration::from_secs(30)),
+        )
+        .mount(&app.cdn)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/fast/"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_bytes(photo.clone()).insert_header("content-type", "image/jpeg"),
+        )
+        .mount(&app.cdn)
+        .await;
+    let slow: Vec<_> = (0..6)
+        .map(|i| json!({"url": format!("{}/slow/{i}.jpg", app.cdn.uri()), "content_type": "image/jpeg"}))
+        .collect();
+    let res = app
+        .post_webhook("/api/webhooks/telnyx/mms", &received_event("evt-slow", MEMBER_NUMBER, CHURCH_NUMBER, "", slow))
+        .await;
+    assert_eq!(res.status(), 200);
+    // A's downloads are under way before B's photo arrives.
+    wait_for("A's downloads to start", Duration::from_secs(10), || async {
+        (app.cdn.received_requests().await.unwrap_or_default().len() >= 2).then_some(())
+    })
+    .await;
+    let fast = vec![json!({"url": format!("{}/fast/b.jpg", app.cdn.uri()), "content_type": "image/jpeg"})];
+    let started = std::time::Instant::now();
+    let res = app
+        .post_webhook(
+            "/api/webhooks/telnyx/mms",
+            &received_event("evt-fast", "+13125550002", "+15551239999", "hi", fast),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let conv = wait_for("B's conversation", Duration::from_secs(10), || async {
+        let l = app.get_json(&token_b, "/api/conversations").await;
+        l["data"]["conversations"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    wait_for("B's photo stored", Duration::from_secs(10), || async {
+        let t = app.get_json(&token_b, &format!("/api/conversations/{conv}")).await;
+        (t["data"]["messages"][0]["media"][0]["status"] == "stored").then_some(())
+    })
+    .await;
+    let res = app
+        .http
+        .post(app.url(&format!("/api/conversations/{conv}/reply")))
+        .bearer_auth(&token_b)
+        .json(&json!({"content": "Thanks!"}))
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(res.status(), 201);
+    wait_for("B's reply sent", Duration::from_secs(10), || async {
+        let t = app.get_json(&token_b, &format!("/api/conversations/{conv}")).await;
+        let sent = t["data"]["messages"].as_array()?.iter().any(|m| {
+            m["direction"] == "outbound"
+                && ["sent", "delivered"].contains(&m["deliveryStatus"].as_str().unwrap_or_default())
+        });
+        sent.then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(20), "B waited {:?}", started.elapsed());
+}
+
+crate::matrix!(a_slow_host_does_not_stall_other_churches_locally, [sqlite_local => (Sqlite, Local)], a_slow_host_does_not_stall_other_churches);
+
+/// A live-updates stream ends when its session is revoked (here: logout), within the stream's
+/// session check, instead of feeding a signed-out browser for hours.
+async fn a_revoked_session_loses_its_live_stream(app: TestApp) {
+    use futures::StreamExt;
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let res = app.http.get(app.url("/events")).bearer_auth(&token).send().await.expect("events");
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    let logout = app.http.post(app.url("/api/auth/logout")).bearer_auth(&token).send().await.expect("logout");
+    assert_eq!(logout.status(), 200);
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a logged-out session is still open after 20 s");
+}
+
+crate::matrix!(a_revoked_session_loses_its_live_stream_locally, [sqlite_local => (Sqlite, Local)], a_revoked_session_loses_its_live_stream);

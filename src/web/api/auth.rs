@@ -196,7 +196,7 @@ async fn logout(State(state): State<AppState>, leader: Leader, addr: ClientAddr)
 
 /// Revokes the leader's current session (audited). Shared by the API and the dashboard.
 pub async fn end_session(state: &AppState, leader: &Leader, addr: ClientAddr) -> ApiResult<()> {
-    let Some((jti, exp)) = leader.session else { return Ok(()) };
+    let Some(crate::web::auth::Session { jti, exp, .. }) = leader.session else { return Ok(()) };
     let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_else(clock::now);
     let mut pooled = state.db.acquire().await?;
     let c = &mut pooled.conn();

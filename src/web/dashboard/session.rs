@@ -22,27 +22,17 @@ impl FromRequestParts<AppState> for PageSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let to_login = || Redirect::to("/login").into_response();
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
-        let Ok(claims) = state.sessions.verify(&token) else { return Err(to_login()) };
-        let found = async {
+        let Ok(Some((leader, claims))) = crate::web::auth::session_leader(state, &token).await else {
+            return Err(to_login());
+        };
+        let church = async {
             let mut pooled = state.db.acquire().await.ok()?;
-            let c = &mut pooled.conn();
-            let leader = db::leaders::get(c, claims.church, claims.sub).await.ok()??;
-            if db::leaders::is_revoked(c, claims.jti).await.ok()? {
-                return None;
-            }
-            let church = db::churches::get(c, claims.church).await.ok()??;
-            (leader.token_version == claims.ver).then_some((leader, church))
+            db::churches::get(&mut pooled.conn(), claims.church).await.ok()?
         }
         .await;
-        let Some((leader, church)) = found else { return Err(to_login()) };
+        let Some(church) = church else { return Err(to_login()) };
         Ok(PageSession {
-            leader: crate::web::auth::Leader {
-                id: leader.id,
-                church: leader.church_id,
-                email: leader.email,
-                is_admin: leader.is_admin,
-                session: Some((claims.jti, claims.exp)),
-            },
+            leader: crate::web::auth::Leader::of_session(leader, &claims),
             church_name: church.name,
             csrf: csrf_token(state, &token),
         })
