@@ -75,7 +75,7 @@ pub async fn first_run(
     insert_church(c, &church).await?;
     db::leaders::insert(c, &leader)
         .await
-        .on_unique(|| anyhow::anyhow!("a leader with email {email} already exists"))?;
+        .on_unique(|| anyhow::anyhow!("{email} is already a leader of this church"))?;
     tx.commit().await?;
     Ok(Some((church.id, leader.id)))
 }

@@ -35,10 +35,14 @@ pub async fn insert(c: &mut Conn<'_>, row: &LeaderRow) -> Result<()> {
         .map(|_| ()))
 }
 
-/// By login email (stored lower-case). Machine-side lookup: login is what yields the church.
-pub async fn find_by_email(c: &mut Conn<'_>, email: &str) -> Result<Option<LeaderRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM leaders WHERE email = $1");
-    run!(c, |q| sqlx::query_as::<_, LeaderRow>(&sql).bind(email).fetch_optional(&mut **q).await)
+/// Accounts one email may sign in to at most (one per church).
+pub const MAX_ACCOUNTS_PER_EMAIL: i64 = 5;
+
+/// By login email (stored lower-case): the accounts of that address, one per church at most,
+/// oldest first. Machine-side lookup: login is what yields the church.
+pub async fn find_by_email(c: &mut Conn<'_>, email: &str) -> Result<Vec<LeaderRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM leaders WHERE email = $1 ORDER BY created_at, id LIMIT $2");
+    run!(c, |q| sqlx::query_as::<_, LeaderRow>(&sql).bind(email).bind(MAX_ACCOUNTS_PER_EMAIL).fetch_all(&mut **q).await)
 }
 
 /// A leader of one church.

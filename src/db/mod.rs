@@ -213,3 +213,54 @@ impl<T> UniqueExt<T> for Result<T> {
         })
     }
 }
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// Migration 0009 rebuilds SQLite's `leaders` table (an email becomes unique per church): the
+    /// leaders, and which leader wrote each message, survive it.
+    #[tokio::test]
+    async fn the_sqlite_leaders_rebuild_keeps_every_reference() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::connect(&DatabaseKind::Sqlite { path: dir.path().join("k.db") }).await.expect("connect");
+        let Db::Sqlite(pool) = &db else { return };
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(SQLITE_MIGRATIONS.iter().filter(|m| m.version < 9).cloned().collect()),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(pool).await.expect("migrations 1 to 8");
+        let (church, other, leader, member, conversation, message) = (
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+        );
+        let t = "2026-11-30T00:00:00+00:00";
+        for sql in [
+            format!("INSERT INTO churches (id, name, phone_number, created_at) VALUES (x'{}', 'Grace', '+15551230000', '{t}')", church.simple()),
+            format!("INSERT INTO churches (id, name, phone_number, created_at) VALUES (x'{}', 'Hope', '+15551239999', '{t}')", other.simple()),
+            format!("INSERT INTO leaders (id, church_id, email, password_hash, created_at) VALUES (x'{}', x'{}', 'a@b.test', 'h', '{t}')", leader.simple(), church.simple()),
+            format!("INSERT INTO members (id, church_id, phone_hash, phone_ciphertext, phone_last4, created_at, updated_at) VALUES (x'{}', x'{}', x'00', x'00', '0001', '{t}', '{t}')", member.simple(), church.simple()),
+            format!("INSERT INTO conversations (id, church_id, member_id, last_message_at, created_at, updated_at) VALUES (x'{}', x'{}', x'{}', '{t}', '{t}', '{t}')", conversation.simple(), church.simple(), member.simple()),
+            format!("INSERT INTO messages (id, church_id, conversation_id, member_id, leader_id, direction, created_at, updated_at) VALUES (x'{}', x'{}', x'{}', x'{}', x'{}', 'outbound', '{t}', '{t}')", message.simple(), church.simple(), conversation.simple(), member.simple(), leader.simple()),
+        ] {
+            sqlx::query(&sql).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        db.migrate().await.expect("migration 9");
+        let kept: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT leader_id FROM messages").fetch_one(pool).await.expect("message");
+        assert_eq!(kept, Some(leader), "the message still names its leader");
+        let fk: Vec<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM pragma_foreign_key_check").fetch_all(pool).await.expect("check");
+        assert!(fk.is_empty(), "foreign keys hold");
+        // The same email may now lead another church, but not twice the same one.
+        let insert = |id: uuid::Uuid, church: uuid::Uuid| {
+            format!("INSERT INTO leaders (id, church_id, email, password_hash, created_at) VALUES (x'{}', x'{}', 'a@b.test', 'h', '{t}')", id.simple(), church.simple())
+        };
+        sqlx::query(&insert(uuid::Uuid::now_v7(), other)).execute(pool).await.expect("another church");
+        assert!(sqlx::query(&insert(uuid::Uuid::now_v7(), church)).execute(pool).await.is_err(), "same church twice");
+    }
+}

@@ -40,7 +40,7 @@ use crate::media::mime::ALLOWED;
     components(
         schemas(ErrorBody),
         responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType,
-            RateLimited, ServerError)
+            RateLimited, Busy, ServerError)
     ),
     tags(
         (name = "auth", description = "Sessions and passwords"),
@@ -129,6 +129,13 @@ pub struct UnsupportedMediaType(ErrorBody);
 #[response(headers(("retry-after" = u64, description = "Seconds to wait before trying again")))]
 #[allow(dead_code)]
 pub struct RateLimited(ErrorBody);
+
+/// Password hashing is saturated (every slot busy and the queue full or waited on too long); try
+/// again after `retry-after` seconds.
+#[derive(ToResponse)]
+#[response(headers(("retry-after" = u64, description = "Seconds to wait before trying again")))]
+#[allow(dead_code)]
+pub struct Busy(ErrorBody);
 
 /// A failure on koinonia's side; the error says only "internal error" (the cause is logged).
 #[derive(ToResponse)]

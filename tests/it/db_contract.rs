@@ -49,7 +49,7 @@ async fn story(db: Db) {
     };
     db::leaders::insert(c, &leader).await.expect("leader");
     db::leaders::record_login(c, leader.id, now).await.expect("login");
-    let l = db::leaders::find_by_email(c, "a@b.test").await.expect("find").expect("some");
+    let l = db::leaders::find_by_email(c, "a@b.test").await.expect("find").into_iter().next().expect("some");
     assert_eq!((l.is_admin, l.token_version, l.last_login_at), (true, 3, Some(now)));
     assert!(db::leaders::get(c, ChurchId::new(), leader.id).await.expect("get").is_none(), "scoped by church");
 

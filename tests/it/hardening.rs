@@ -10,6 +10,21 @@ use crate::support::{received_event, wait_for, TestApp};
 const CHURCH_NUMBER: &str = "+15551230000";
 const MEMBER_NUMBER: &str = "+13125550001";
 
+/// Starts a conversation with the member (a leader's first text); returns its id.
+async fn start_conversation(app: &TestApp, token: &str) -> String {
+    let res = app
+        .http
+        .post(app.url("/api/conversations"))
+        .bearer_auth(token)
+        .json(&json!({"phone": MEMBER_NUMBER, "content": "Welcome!"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.expect("json");
+    body["data"]["conversation"]["id"].as_str().expect("id").to_owned()
+}
+
 /// A NUL character in a member's text, a media URL or the event id never loses the message: the
 /// webhook is stored (NUL shown as U+FFFD) and acknowledged, on SQLite and PostgreSQL alike.
 async fn a_nul_character_never_loses_a_message(app: TestApp) {
@@ -191,16 +206,7 @@ async fn no_object_without_a_row(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
     let token = app.leader(church, "pastor@grace.test").await;
     let http = &app.http;
-    let res = http
-        .post(app.url("/api/conversations"))
-        .bearer_auth(&token)
-        .json(&json!({"phone": MEMBER_NUMBER, "content": "Welcome!"}))
-        .send()
-        .await
-        .expect("start");
-    assert_eq!(res.status(), 201);
-    let body: serde_json::Value = res.json().await.expect("json");
-    let conversation = body["data"]["conversation"]["id"].as_str().expect("id").to_owned();
+    let conversation = start_conversation(&app, &token).await;
     let photo = crate::support::fixture("photo.jpg").bytes;
     let part =
         || reqwest::multipart::Part::bytes(photo.clone()).file_name("photo.jpg").mime_str("image/jpeg").expect("part");
@@ -262,88 +268,6 @@ async fn no_object_without_a_row(app: TestApp) {
 
 crate::matrix!(no_object_without_a_row_everywhere, all, no_object_without_a_row);
 
-/// One church's slow media host cannot hold the others: with church A's host answering after
-/// 30 s for six files, church B's photo is stored and B's reply goes out within seconds (fetches
-/// have a share per church, sends their own workers).
-async fn a_slow_host_does_not_stall_other_churches(app: TestApp) {
-    use wiremock::matchers::{method, path_regex};
-    use wiremock::{Mock, ResponseTemplate};
-    let a = app.church("Grace", CHURCH_NUMBER).await;
-    let _ = a;
-    let b = app.church("Hope", "+15551239999").await;
-    let token_b = app.leader(b, "pastor@hope.test").await;
-    let photo = crate::support::fixture("photo.jpg").bytes;
-    Mock::given(method("GET"))
-        .and(path_regex("^/slow/"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_bytes(photo.clone())
-                .insert_header("content-type", "image/jpeg")
-                .set_delay(Duration::from_secs(30)),
-        )
-        .mount(&app.cdn)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/fast/"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_bytes(photo.clone()).insert_header("content-type", "image/jpeg"),
-        )
-        .mount(&app.cdn)
-        .await;
-    let slow: Vec<_> = (0..6)
-        .map(|i| json!({"url": format!("{}/slow/{i}.jpg", app.cdn.uri()), "content_type": "image/jpeg"}))
-        .collect();
-    let res = app
-        .post_webhook("/api/webhooks/telnyx/mms", &received_event("evt-slow", MEMBER_NUMBER, CHURCH_NUMBER, "", slow))
-        .await;
-    assert_eq!(res.status(), 200);
-    // A's downloads are under way before B's photo arrives.
-    wait_for("A's downloads to start", Duration::from_secs(10), || async {
-        (app.cdn.received_requests().await.unwrap_or_default().len() >= 2).then_some(())
-    })
-    .await;
-    let fast = vec![json!({"url": format!("{}/fast/b.jpg", app.cdn.uri()), "content_type": "image/jpeg"})];
-    let started = std::time::Instant::now();
-    let res = app
-        .post_webhook(
-            "/api/webhooks/telnyx/mms",
-            &received_event("evt-fast", "+13125550002", "+15551239999", "hi", fast),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let conv = wait_for("B's conversation", Duration::from_secs(10), || async {
-        let l = app.get_json(&token_b, "/api/conversations").await;
-        l["data"]["conversations"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await;
-    wait_for("B's photo stored", Duration::from_secs(10), || async {
-        let t = app.get_json(&token_b, &format!("/api/conversations/{conv}")).await;
-        (t["data"]["messages"][0]["media"][0]["status"] == "stored").then_some(())
-    })
-    .await;
-    let res = app
-        .http
-        .post(app.url(&format!("/api/conversations/{conv}/reply")))
-        .bearer_auth(&token_b)
-        .json(&json!({"content": "Thanks!"}))
-        .send()
-        .await
-        .expect("reply");
-    assert_eq!(res.status(), 201);
-    wait_for("B's reply sent", Duration::from_secs(10), || async {
-        let t = app.get_json(&token_b, &format!("/api/conversations/{conv}")).await;
-        let sent = t["data"]["messages"].as_array()?.iter().any(|m| {
-            m["direction"] == "outbound"
-                && ["sent", "delivered"].contains(&m["deliveryStatus"].as_str().unwrap_or_default())
-        });
-        sent.then_some(())
-    })
-    .await;
-    assert!(started.elapsed() < Duration::from_secs(20), "B waited {:?}", started.elapsed());
-}
-
-crate::matrix!(a_slow_host_does_not_stall_other_churches_locally, [sqlite_local => (Sqlite, Local)], a_slow_host_does_not_stall_other_churches);
-
 /// A live-updates stream ends when its session is revoked (here: logout), within the stream's
 /// session check, instead of feeding a signed-out browser for hours.
 async fn a_revoked_session_loses_its_live_stream(app: TestApp) {
@@ -367,3 +291,105 @@ async fn a_revoked_session_loses_its_live_stream(app: TestApp) {
 }
 
 crate::matrix!(a_revoked_session_loses_its_live_stream_locally, [sqlite_local => (Sqlite, Local)], a_revoked_session_loses_its_live_stream);
+
+/// An admin adding a leader learns nothing about other churches: an email that leads elsewhere
+/// is added like any other (it is a separate account with its own password), and each password
+/// signs in to its own church. Within one church an email is still unique (409).
+async fn an_email_in_another_church_is_not_revealed(app: TestApp) {
+    let grace = app.church("Grace", CHURCH_NUMBER).await;
+    let hope = app.church("Hope", "+15551239999").await;
+    let _ = app.leader(hope, "shared@example.org").await; // password "correct horse battery"
+    koinonia::cli::create_leader(
+        &app.state.db,
+        &app.state.passwords,
+        grace,
+        "admin@grace.test",
+        "correct horse battery",
+        true,
+    )
+    .await
+    .expect("admin");
+    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let add = |email: &str, password: &str| {
+        app.http
+            .post(app.url("/api/leaders"))
+            .bearer_auth(&admin)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    let res = add("Shared@Example.org", "another long passphrase").await.expect("add");
+    assert_eq!(res.status(), 201, "same answer as for a new address");
+    let res = add("shared@example.org", "yet another passphrase").await.expect("add");
+    assert_eq!(res.status(), 409, "already a leader of this church");
+    // Each password opens its own church.
+    let hope_token = app.login("shared@example.org", "correct horse battery").await;
+    let grace_token = app.login("shared@example.org", "another long passphrase").await;
+    let whoami = |token: String| {
+        let http = app.http.clone();
+        let url = app.url("/api/leaders");
+        async move { http.get(url).bearer_auth(token).send().await.expect("leaders").status().as_u16() }
+    };
+    // Not admins: 403 on the admin route proves the sessions are valid and distinct accounts.
+    assert_eq!(whoami(hope_token.clone()).await, 403);
+    assert_eq!(whoami(grace_token.clone()).await, 403);
+    assert_ne!(hope_token, grace_token);
+}
+
+crate::matrix!(
+    an_email_in_another_church_is_not_revealed_on_both_databases,
+    databases,
+    an_email_in_another_church_is_not_revealed
+);
+
+/// Guessing the current password through `POST /api/auth/password` is limited like login.
+async fn password_change_guesses_are_limited(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let mut limited = 0;
+    for i in 0..12 {
+        let res = app
+            .http
+            .post(app.url("/api/auth/password"))
+            .bearer_auth(&token)
+            .json(&json!({"current": format!("wrong guess number {i}"), "new": "a brand new passphrase"}))
+            .send()
+            .await
+            .expect("password");
+        match res.status().as_u16() {
+            401 => {}
+            429 => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(limited >= 5, "{limited} × 429 of 12 guesses");
+}
+
+crate::matrix!(password_change_guesses_are_limited_locally, [sqlite_local => (Sqlite, Local)], password_change_guesses_are_limited);
+
+/// A file name with a right-to-left override cannot pose as another type: the name shown, the
+/// name downloaded and the name in a ZIP carry no invisible formatting characters.
+async fn file_names_cannot_lie(app: TestApp) {
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.leader(church, "pastor@grace.test").await;
+    let conversation = start_conversation(&app, &token).await;
+    let pdf = crate::support::fixture("doc.pdf").bytes;
+    let part = reqwest::multipart::Part::bytes(pdf)
+        .file_name("invoice\u{202e}fdp.bat")
+        .mime_str("application/pdf")
+        .expect("part");
+    let res = app
+        .http
+        .post(app.url(&format!("/api/conversations/{conversation}/reply-with-media")))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.expect("json");
+    let name = body["data"]["media"][0]["name"].as_str().expect("name").to_owned();
+    assert!(!name.contains('\u{202e}'), "{name:?}");
+    assert!(name.starts_with("invoicefdp.bat"), "{name:?}");
+}
+
+crate::matrix!(file_names_cannot_lie_locally, [sqlite_local => (Sqlite, Local)], file_names_cannot_lie);

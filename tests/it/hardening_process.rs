@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::process::{self, Server, WebhookKey};
@@ -32,6 +32,24 @@ fn client_from(source: IpAddr) -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// Serves the test photo at paths matching `pattern` on `cdn`, after `delay`.
+async fn serve_photo(cdn: &MockServer, pattern: &str, delay: Duration, times: Option<u64>, priority: u8) {
+    let photo = fixture("photo.jpg");
+    let mock = Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(pattern))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(photo.bytes)
+                .insert_header("content-type", "image/jpeg")
+                .set_delay(delay),
+        )
+        .with_priority(priority);
+    match times {
+        Some(n) => mock.up_to_n_times(n).mount(cdn).await,
+        None => mock.mount(cdn).await,
+    }
 }
 
 fn loopback(last: u8) -> IpAddr {
@@ -226,28 +244,9 @@ async fn idle_and_trickling_connections_cannot_starve_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_process_resumes_downloads_at_once() {
     let cdn = MockServer::start().await;
-    let photo = fixture("photo.jpg");
     // The first request hangs (the process is killed meanwhile); later ones are answered at once.
-    Mock::given(method("GET"))
-        .and(path("/media/photo.jpg"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_bytes(photo.bytes.clone())
-                .insert_header("content-type", "image/jpeg")
-                .set_delay(Duration::from_secs(600)),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&cdn)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/media/photo.jpg"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_bytes(photo.bytes.clone()).insert_header("content-type", "image/jpeg"),
-        )
-        .with_priority(2)
-        .mount(&cdn)
-        .await;
+    serve_photo(&cdn, "^/media/photo.jpg$", Duration::from_secs(600), Some(1), 1).await;
+    serve_photo(&cdn, "^/media/photo.jpg$", Duration::ZERO, None, 2).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let key = WebhookKey::new();
@@ -303,4 +302,95 @@ async fn a_restarted_process_resumes_downloads_at_once() {
     };
     eprintln!("stored {:?} after the restart", restarted.elapsed());
     assert_eq!(stored, "stored", "the download resumed within 20 s of the restart (lease 120 s)");
+}
+
+/// One church's media host trickling six files cannot hold another church's photo or reply:
+/// measured on the real binary, church Hope's photo is stored and its reply sent within seconds
+/// while Grace's host is still sending its first bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_media_host_does_not_stall_another_church() {
+    let cdn = MockServer::start().await;
+    serve_photo(&cdn, "^/slow/", Duration::from_secs(60), None, 5).await;
+    serve_photo(&cdn, "^/fast/", Duration::ZERO, None, 5).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = WebhookKey::new();
+    let mut env = HashMap::new();
+    env.insert("TELNYX_PUBLIC_KEY".to_owned(), key.public());
+    env.insert("MEDIA_FETCH_ALLOW_PRIVATE".to_owned(), "true".to_owned());
+    process::church_and_leader(dir.path(), &env);
+    process::church_with_leader(dir.path(), &env, "Hope", "+15551239999", "pastor@hope.test");
+    let server = process::serve(dir.path(), &env).await;
+    let http = client_from(loopback(1));
+
+    let slow: Vec<Value> =
+        (0..6).map(|i| json!({"url": format!("{}/slow/{i}.jpg", cdn.uri()), "content_type": "image/jpeg"})).collect();
+    let grace = received_event("evt-grace", "+13125550001", "+15551230000", "", slow);
+    assert_eq!(key.post(&http, &server.base, &grace).await.status(), 200);
+    for _ in 0..100 {
+        if cdn.received_requests().await.unwrap_or_default().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let fast = vec![json!({"url": format!("{}/fast/photo.jpg", cdn.uri()), "content_type": "image/jpeg"})];
+    let hope_event = received_event("evt-hope", "+13125550002", "+15551239999", "photo", fast);
+    assert_eq!(key.post(&http, &server.base, &hope_event).await.status(), 200);
+    let token = process::login_as(&server.base, "pastor@hope.test").await;
+    let thread = |conv: String| {
+        let (http, base, token) = (http.clone(), server.base.clone(), token.clone());
+        async move {
+            http.get(format!("{base}/api/conversations/{conv}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("thread")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let list: Value = http
+        .get(format!("{}/api/conversations", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let conv = list["data"]["conversations"][0]["id"].as_str().expect("Hope's conversation").to_owned();
+    let mut stored = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if thread(conv.clone()).await["data"]["messages"][0]["media"][0]["status"] == "stored" {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stored_after = started.elapsed();
+    assert!(stored, "Hope's photo waited behind Grace's slow host");
+    let res = http
+        .post(format!("{}/api/conversations/{conv}/reply", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"content": "Thank you!"}))
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(res.status(), 201);
+    let mut sent = false;
+    while started.elapsed() < Duration::from_secs(25) {
+        let t = thread(conv.clone()).await;
+        if t["data"]["messages"].as_array().into_iter().flatten().any(|m| {
+            m["direction"] == "outbound"
+                && ["sent", "delivered"].contains(&m["deliveryStatus"].as_str().unwrap_or_default())
+        }) {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("Hope's photo stored after {stored_after:?}, reply sent after {:?}", started.elapsed());
+    assert!(sent, "Hope's reply waited behind Grace's downloads");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }

@@ -404,7 +404,12 @@ async fn rotating_the_session_secret(before: TestApp) {
     // A token from a secret nobody configured, and an expired one from the previous secret.
     let leader = {
         let mut pooled = rotated.state.db.acquire().await.expect("conn");
-        koinonia::db::leaders::find_by_email(&mut pooled.conn(), "pastor@grace.test").await.expect("q").expect("leader")
+        koinonia::db::leaders::find_by_email(&mut pooled.conn(), "pastor@grace.test")
+            .await
+            .expect("q")
+            .into_iter()
+            .next()
+            .expect("leader")
     };
     let mut vars = HashMap::new();
     vars.insert(secrets::PHONE_HASH_KEY.to_owned(), secrets::generate(32).expect("rng"));

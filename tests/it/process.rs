@@ -294,16 +294,7 @@ async fn an_erased_member_leaves_no_trace_in_rows_store_or_logs() {
         .part("files", reqwest::multipart::Part::bytes(photo).file_name("zebulon-portrait.jpg"));
     let res = http.post(format!("{}/sandbox/send", server.base)).multipart(form).send().await.expect("send");
     assert_eq!(res.status(), 201);
-    let login: Value = http
-        .post(format!("{}/api/auth/login", server.base))
-        .json(&json!({"email": "admin@grace.test", "password": "correct horse battery"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["data"]["token"].as_str().expect("token").to_owned();
+    let token = process::login_as(&server.base, "admin@grace.test").await;
     let db_path = dir.path().join("koinonia-data/koinonia.db");
     let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display())).await.expect("sqlite");
     for _ in 0..200 {

@@ -19,7 +19,7 @@ use crate::web::auth::{ClientAddr, Leader, SESSION_COOKIE};
 use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::AppJson;
 use crate::web::openapi::{
-    BadRequest, Forbidden, PayloadTooLarge, RateLimited, ServerError, Unauthorized, UnsupportedMediaType,
+    BadRequest, Busy, Forbidden, PayloadTooLarge, RateLimited, ServerError, Unauthorized, UnsupportedMediaType,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,7 +68,8 @@ pub struct LoginData {
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 429, response = RateLimited),
-        (status = 500, response = ServerError)
+        (status = 500, response = ServerError),
+        (status = 503, response = Busy)
     )
 )]
 async fn login(
@@ -112,15 +113,25 @@ pub async fn authenticate(
         return Err(ApiError::bad_request("email and password are required"));
     }
     login_allowed(state, &email, addr).await?;
-    let found = {
+    let accounts = {
         let mut pooled = state.db.acquire().await?;
         db::leaders::find_by_email(&mut pooled.conn(), &email).await?
     };
-    // Verified against a dummy hash when there is no such leader, so timing does not tell.
-    let valid = state.passwords.verify(password_text, found.as_ref().map(|l| l.password_hash.as_str())).await?;
-    let leader = match found {
-        Some(l) if valid => l,
-        _ => {
+    // One email may lead in several churches (each its own account and password): the password
+    // says which. With no account, a dummy hash is checked, so timing does not tell.
+    let mut signed_in = None;
+    if accounts.is_empty() {
+        state.passwords.verify(password_text, None).await?;
+    }
+    for account in accounts {
+        if state.passwords.verify(password_text, Some(&account.password_hash)).await? {
+            signed_in = Some(account);
+            break;
+        }
+    }
+    let leader = match signed_in {
+        Some(l) => l,
+        None => {
             metrics::counter!("koinonia_logins_total", "outcome" => "failed").increment(1);
             tracing::info!("login refused");
             return Err(ApiError::Unauthorized("invalid email or password"));
@@ -235,7 +246,8 @@ pub struct TokenData {
         (status = 404, description = "The leader was removed meanwhile", body = ErrorBody),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError)
+        (status = 500, response = ServerError),
+        (status = 503, response = Busy)
     ),
     security(("bearer" = []), ("session" = []))
 )]

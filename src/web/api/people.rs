@@ -19,7 +19,7 @@ use crate::web::auth::{ClientAddr, Leader};
 use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::{AppJson, AppPath};
 use crate::web::openapi::{
-    BadRequest, FileBytes, Forbidden, NotFound, PayloadTooLarge, ServerError, Unauthorized, UnsupportedMediaType,
+    BadRequest, Busy, FileBytes, Forbidden, NotFound, PayloadTooLarge, ServerError, Unauthorized, UnsupportedMediaType,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -254,7 +254,8 @@ pub struct NewLeader {
         (status = 409, description = "A leader with that email exists", body = ErrorBody),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError)
+        (status = 500, response = ServerError),
+        (status = 503, response = Busy)
     ),
     security(("bearer" = []), ("session" = []))
 )]
@@ -284,7 +285,7 @@ async fn add_leader(
     let c = &mut pooled.conn();
     db::leaders::insert(c, &row)
         .await
-        .on_unique(|| ApiError::Conflict(format!("a leader with email {email} already exists")))?;
+        .on_unique(|| ApiError::Conflict(format!("{email} is already a leader of this church")))?;
     audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.add", addr).subject("leader", row.id.0))
         .await?;
     Ok(ok(StatusCode::CREATED, leader_view(&row)))
@@ -354,7 +355,8 @@ pub struct ResetPassword {
         (status = 404, response = NotFound),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
-        (status = 500, response = ServerError)
+        (status = 500, response = ServerError),
+        (status = 503, response = Busy)
     ),
     security(("bearer" = []), ("session" = []))
 )]

@@ -34,14 +34,18 @@ pub fn koinonia(dir: &Path, env: &HashMap<String, String>) -> Command {
 /// Creates the church Grace (+15551230000) and its leader pastor@grace.test with the operator
 /// commands; returns the church id.
 pub fn church_and_leader(dir: &Path, env: &HashMap<String, String>) -> String {
-    let out = koinonia(dir, env)
-        .args(["church", "create", "--name", "Grace", "--number", "+15551230000"])
-        .output()
-        .expect("church");
+    church_with_leader(dir, env, "Grace", "+15551230000", "pastor@grace.test")
+}
+
+/// Creates a church and its leader `email` (password "correct horse battery") with the operator
+/// commands; returns the church id.
+pub fn church_with_leader(dir: &Path, env: &HashMap<String, String>, name: &str, number: &str, email: &str) -> String {
+    let out =
+        koinonia(dir, env).args(["church", "create", "--name", name, "--number", number]).output().expect("church");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let church = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let mut child = koinonia(dir, env)
-        .args(["leader", "create", "--church", &church, "--email", "pastor@grace.test", "--password-stdin"])
+        .args(["leader", "create", "--church", &church, "--email", email, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -119,11 +123,16 @@ impl WebhookKey {
 
 /// Logs in the leader made by [`church_and_leader`] on `base`; returns the bearer token.
 pub async fn login(base: &str) -> String {
+    login_as(base, "pastor@grace.test").await
+}
+
+/// Logs in `email` (password "correct horse battery") on `base`; returns the bearer token.
+pub async fn login_as(base: &str, email: &str) -> String {
     let res = koinonia::crypto::tls::client_builder()
         .build()
         .expect("client")
         .post(format!("{base}/api/auth/login"))
-        .json(&serde_json::json!({"email": "pastor@grace.test", "password": "correct horse battery"}))
+        .json(&serde_json::json!({"email": email, "password": "correct horse battery"}))
         .send()
         .await
         .expect("login");
