@@ -264,3 +264,27 @@ mod migration_tests {
         assert!(sqlx::query(&insert(uuid::Uuid::now_v7(), church)).execute(pool).await.is_err(), "same church twice");
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    /// Opening a thread reads its files through the thread index, not the church-wide one (whose
+    /// cost grows with the church's whole media history).
+    #[tokio::test]
+    async fn a_threads_files_are_read_through_the_thread_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::connect(&DatabaseKind::Sqlite { path: dir.path().join("k.db") }).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        let Db::Sqlite(pool) = &db else { return };
+        let sql = "EXPLAIN QUERY PLAN SELECT id FROM attachments
+                   WHERE church_id = $1 AND conversation_id = $2 AND message_id >= $3 AND message_id <= $4
+                   ORDER BY message_id, position";
+        let id = uuid::Uuid::now_v7();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sql).bind(id).bind(id).bind(id).bind(id).fetch_all(pool).await.expect("plan");
+        let text: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert!(text.iter().any(|d| d.contains("attachments_thread")), "{text:?}");
+        assert!(!text.iter().any(|d| d.contains("TEMP B-TREE")), "no sort: {text:?}");
+    }
+}
