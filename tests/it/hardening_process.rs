@@ -275,25 +275,9 @@ async fn a_restarted_process_resumes_downloads_at_once() {
     let restarted = Instant::now();
     let token = process::login(&second.base).await;
     let stored = loop {
-        let list: Value = http
-            .get(format!("{}/api/conversations", second.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let list = process::get_json(&http, &second.base, "/api/conversations", &token).await;
         let conv = list["data"]["conversations"][0]["id"].as_str().unwrap_or_default().to_owned();
-        let thread: Value = http
-            .get(format!("{}/api/conversations/{conv}", second.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("thread")
-            .json()
-            .await
-            .expect("json");
+        let thread = process::get_json(&http, &second.base, &format!("/api/conversations/{conv}"), &token).await;
         let status = thread["data"]["messages"][0]["media"][0]["status"].as_str().unwrap_or_default().to_owned();
         if status == "stored" || restarted.elapsed() > Duration::from_secs(20) {
             break status;
@@ -339,26 +323,9 @@ async fn a_slow_media_host_does_not_stall_another_church() {
     let token = process::login_as(&server.base, "pastor@hope.test").await;
     let thread = |conv: String| {
         let (http, base, token) = (http.clone(), server.base.clone(), token.clone());
-        async move {
-            http.get(format!("{base}/api/conversations/{conv}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("thread")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
+        async move { process::get_json(&http, &base, &format!("/api/conversations/{conv}"), &token).await }
     };
-    let list: Value = http
-        .get(format!("{}/api/conversations", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = process::get_json(&http, &server.base, "/api/conversations", &token).await;
     let conv = list["data"]["conversations"][0]["id"].as_str().expect("Hope's conversation").to_owned();
     let mut stored = false;
     while started.elapsed() < Duration::from_secs(20) {

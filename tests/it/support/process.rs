@@ -121,6 +121,18 @@ impl WebhookKey {
     }
 }
 
+/// GET `{base}{path}` as the leader with `token`; the JSON answer (whatever its status).
+pub async fn get_json(http: &reqwest::Client, base: &str, path: &str, token: &str) -> serde_json::Value {
+    http.get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 /// Logs in the leader made by [`church_and_leader`] on `base`; returns the bearer token.
 pub async fn login(base: &str) -> String {
     login_as(base, "pastor@grace.test").await
