@@ -232,7 +232,7 @@ pub struct TokenData {
 /// Change password
 ///
 /// Changes the signed-in leader's password; every other session ends, and this one gets a new
-/// token (and cookie).
+/// token (and cookie). Checking the current password is limited like a login (429).
 #[utoipa::path(
     post,
     path = "/api/auth/password",
@@ -243,6 +243,7 @@ pub struct TokenData {
         (status = 400, response = BadRequest),
         (status = 401, description = "No valid session, or the current password is not right", body = ErrorBody),
         (status = 403, response = Forbidden),
+        (status = 429, description = "Too many wrong current passwords from this address (limited like login)", body = ErrorBody, headers(("retry-after" = u64, description = "Seconds to wait before trying again"))),
         (status = 404, description = "The leader was removed meanwhile", body = ErrorBody),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
