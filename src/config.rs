@@ -157,6 +157,23 @@ pub struct Config {
     pub server: ServerSettings,
 }
 
+/// How slowly a body may arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    /// Longest wait for the next byte.
+    pub idle: Duration,
+    /// Time before the average rate is checked (TCP slow start, a phone waking its radio).
+    pub grace: Duration,
+    /// Lowest average rate after the grace period, bytes per second.
+    pub min_rate: u64,
+}
+
+impl Default for BodyPace {
+    fn default() -> Self {
+        Self { idle: Duration::from_secs(30), grace: Duration::from_secs(10), min_rate: 8 * 1024 }
+    }
+}
+
 /// Bounds on connections and request bodies (web/server.rs, web/body_guard.rs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerSettings {
@@ -167,7 +184,7 @@ pub struct ServerSettings {
     /// `HEADER_READ_TIMEOUT_SECONDS`; unset: 10.
     pub header_read_timeout: Option<Duration>,
     /// `BODY_MIN_BYTES_PER_SECOND` and `BODY_IDLE_TIMEOUT_SECONDS`.
-    pub body: crate::web::body_guard::BodyPace,
+    pub body: BodyPace,
 }
 
 impl std::fmt::Debug for Config {
@@ -320,11 +337,10 @@ impl Config {
                 Some(_) => Some(v.parse::<usize>("MAX_CONNECTIONS_PER_ADDRESS", 0)?),
             },
             header_read_timeout: positive("HEADER_READ_TIMEOUT_SECONDS")?.map(Duration::from_secs),
-            body: crate::web::body_guard::BodyPace {
-                min_rate: v.parse("BODY_MIN_BYTES_PER_SECOND", crate::web::body_guard::BodyPace::default().min_rate)?,
-                idle: positive("BODY_IDLE_TIMEOUT_SECONDS")?
-                    .map_or(crate::web::body_guard::BodyPace::default().idle, Duration::from_secs),
-                ..crate::web::body_guard::BodyPace::default()
+            body: BodyPace {
+                min_rate: v.parse("BODY_MIN_BYTES_PER_SECOND", BodyPace::default().min_rate)?,
+                idle: positive("BODY_IDLE_TIMEOUT_SECONDS")?.map_or(BodyPace::default().idle, Duration::from_secs),
+                ..BodyPace::default()
             },
         };
         let trusted_proxies = v

@@ -169,7 +169,7 @@ impl AbuseLimits {
     /// tried too often, or tried this account too often; slowed down when the account is tried
     /// too often from everywhere.
     pub fn login(&self, email: &str, addr: Option<IpAddr>) -> Result<LoginPermit, Duration> {
-        let addr = addr.map(crate::web::server::address_key);
+        let addr = addr.map(crate::net::client_key);
         if let Some(ip) = addr {
             self.login_address.check(&ip)?;
         }
@@ -193,7 +193,7 @@ impl AbuseLimits {
     /// A webhook whose signature failed, from `addr`.
     pub fn bad_webhook(&self, addr: Option<IpAddr>) -> Result<(), Duration> {
         match addr {
-            Some(ip) => self.bad_webhooks.check(&crate::web::server::address_key(ip)),
+            Some(ip) => self.bad_webhooks.check(&crate::net::client_key(ip)),
             None => Ok(()),
         }
     }

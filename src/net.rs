@@ -1,9 +1,25 @@
-//! Small helpers shared by koinonia's HTTP clients (media downloads, the Telnyx API): how URLs
-//! and errors are shown in logs and messages without leaking tokens.
+//! Small network helpers: how URLs and errors are shown in logs and messages without leaking
+//! tokens (media downloads, the Telnyx API), and which addresses count as one client.
 
 use std::error::Error as StdError;
+use std::net::IpAddr;
 
 use url::Url;
+
+/// The address that counts as one client (connection caps, rate limits): IPv4 as is, IPv6 by its
+/// /64 (one subscriber's block).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
 
 /// `host[:port]` of a URL.
 pub fn host_display(url: &Url) -> String {

@@ -16,22 +16,7 @@ use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-/// How slowly a body may arrive.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyPace {
-    /// Longest wait for the next byte.
-    pub idle: Duration,
-    /// Time before the average rate is checked (TCP slow start, a phone waking its radio).
-    pub grace: Duration,
-    /// Lowest average rate after the grace period, bytes per second.
-    pub min_rate: u64,
-}
-
-impl Default for BodyPace {
-    fn default() -> Self {
-        Self { idle: Duration::from_secs(30), grace: Duration::from_secs(10), min_rate: 8 * 1024 }
-    }
-}
+pub use crate::config::BodyPace;
 
 /// Middleware: the request's body, guarded.
 pub async fn guard(pace: BodyPace, req: Request, next: Next) -> Response {

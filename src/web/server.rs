@@ -71,26 +71,12 @@ impl Drop for Slot {
     }
 }
 
-/// The address a per-address cap counts: IPv4 as is, IPv6 by its /64 (one subscriber's block).
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
 fn take_slot(counts: &Arc<Mutex<Counts>>, limits: &ConnectionLimits, peer: IpAddr) -> Option<Slot> {
     let mut c = counts.lock().ok()?;
     if c.total >= limits.max_connections {
         return None;
     }
-    let address = (limits.max_per_address > 0).then(|| address_key(peer));
+    let address = (limits.max_per_address > 0).then(|| crate::net::client_key(peer));
     if let Some(a) = address {
         let n = c.by_address.entry(a).or_insert(0);
         if *n >= limits.max_per_address {
@@ -213,7 +199,7 @@ mod tests {
         assert!(take_slot(&counts, &limits, c).is_some(), "a slot came back");
         let v6a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
         let v6b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
-        assert_eq!(address_key(v6a), address_key(v6b), "one /64 is one client");
+        assert_eq!(crate::net::client_key(v6a), crate::net::client_key(v6b), "one /64 is one client");
     }
 
     #[test]

@@ -299,17 +299,7 @@ async fn an_email_in_another_church_is_not_revealed(app: TestApp) {
     let grace = app.church("Grace", CHURCH_NUMBER).await;
     let hope = app.church("Hope", "+15551239999").await;
     let _ = app.leader(hope, "shared@example.org").await; // password "correct horse battery"
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        grace,
-        "admin@grace.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let admin = app.admin(grace, "admin@grace.test").await;
     let add = |email: &str, password: &str| {
         app.http
             .post(app.url("/api/leaders"))

@@ -51,13 +51,6 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     }
 }
 
-async fn admin(app: &TestApp, church: koinonia::domain::ChurchId, email: &str) -> String {
-    koinonia::cli::create_leader(&app.state.db, &app.state.passwords, church, email, "correct horse battery", true)
-        .await
-        .expect("admin");
-    app.login(email, "correct horse battery").await
-}
-
 async fn conversation_of(app: &TestApp, token: &str, last4: &str) -> (String, String) {
     let list = app.get_json(token, "/api/conversations").await;
     let c = list["data"]["conversations"]
@@ -72,7 +65,7 @@ async fn conversation_of(app: &TestApp, token: &str, last4: &str) -> (String, St
 
 async fn exporting_one_member(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    let token = admin(&app, church, "admin@grace.test").await;
+    let token = app.admin(church, "admin@grace.test").await;
     let helper = app.leader(church, "helper@grace.test").await;
     let (photo, doc, voice, clip, bin) =
         (fixture("photo.jpg"), fixture("doc.pdf"), fixture("voice.wav"), fixture("clip.mp4"), fixture("binary.bin"));
@@ -120,7 +113,7 @@ async fn exporting_one_member(app: TestApp) {
     let path = format!("/api/members/{member}/export");
     assert_eq!(app.get(&helper, &path).await.status(), 403, "admins only");
     let other = app.church("Hope", "+15551239999").await;
-    let other_admin = admin(&app, other, "admin@hope.test").await;
+    let other_admin = app.admin(other, "admin@hope.test").await;
     assert_eq!(app.get(&other_admin, &path).await.status(), 404, "another church's member");
 
     let res = app.get(&token, &path).await;
@@ -195,7 +188,7 @@ crate::matrix!(member_export, all, exporting_one_member);
 async fn admins_export_and_erase_from_the_thread_page() {
     let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    admin(&app, church, "admin@grace.test").await;
+    app.admin(church, "admin@grace.test").await;
     let helper = app.leader(church, "helper@grace.test").await;
     app.post_webhook("/api/webhooks/telnyx/mms", &received_event("t-1", MEMBER_NUMBER, CHURCH_NUMBER, "Hi", vec![]))
         .await;

@@ -186,16 +186,7 @@ async fn the_docs_page_shows_every_operation() {
 
 async fn answers_are_as_documented(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        church,
-        "admin@grace.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
+    app.admin(church, "admin@grace.test").await;
     let doc = document(&app).await;
     let check = |method: &str, path: &str, status: u16, body: &Value| {
         let schema = response_schema(&doc, method, path, status);
@@ -378,17 +369,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &mut V
 /// JSON body is refused with 400 on both databases, never failed with 500 on one of them.
 async fn nul_characters_are_refused(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        church,
-        "admin@grace.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let token = app.login("admin@grace.test", "correct horse battery").await;
+    let token = app.admin(church, "admin@grace.test").await;
     let gets =
         ["/api/conversations?q=%00", "/api/conversations?q=a%00b", "/api/media?cursor=%00", "/api/audit?cursor=%00"];
     for path in gets {

@@ -105,17 +105,7 @@ crate::matrix!(names_and_sessions_everywhere, databases, names_and_sessions);
 async fn admins_manage_their_churchs_leaders() {
     let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        church,
-        "admin@grace.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let admin = app.admin(church, "admin@grace.test").await;
     let member_leader = app.leader(church, "helper@grace.test").await;
 
     let (status, _) = send(&app, &member_leader, reqwest::Method::GET, "/api/leaders", None).await;
@@ -171,17 +161,7 @@ async fn admins_manage_their_churchs_leaders() {
     let (status, body) = send(&app, &admin, reqwest::Method::DELETE, &format!("/api/leaders/{admin_id}"), None).await;
     assert_eq!(status, 409, "{body}");
     let other = app.church("Hope", "+15551239999").await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        other,
-        "admin@hope.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let other_admin = app.login("admin@hope.test", "correct horse battery").await;
+    let other_admin = app.admin(other, "admin@hope.test").await;
     let (status, _) =
         send(&app, &other_admin, reqwest::Method::DELETE, &format!("/api/leaders/{admin_id}"), None).await;
     assert_eq!(status, 404, "another church's leader");
@@ -189,17 +169,7 @@ async fn admins_manage_their_churchs_leaders() {
 
 async fn erasing_a_member(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        church,
-        "admin@grace.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let admin = app.admin(church, "admin@grace.test").await;
     let helper = app.leader(church, "helper@grace.test").await;
     let mut media = Vec::new();
     for f in ["photo.jpg", "doc.pdf"] {
@@ -220,17 +190,7 @@ async fn erasing_a_member(app: TestApp) {
     let (status, _) = send(&app, &helper, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
     assert_eq!(status, 403, "admins only");
     let other = app.church("Hope", "+15551239999").await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        other,
-        "admin@hope.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let other_admin = app.login("admin@hope.test", "correct horse battery").await;
+    let other_admin = app.admin(other, "admin@hope.test").await;
     let (status, _) = send(&app, &other_admin, reqwest::Method::DELETE, &format!("/api/members/{member}"), None).await;
     assert_eq!(status, 404);
 
@@ -260,17 +220,7 @@ crate::matrix!(erasure, [sqlite_s3 => (Sqlite, S3), postgres_local => (Postgres,
 
 async fn an_admin_resets_a_leaders_password(app: TestApp) {
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        church,
-        "admin@grace.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let admin = app.login("admin@grace.test", "correct horse battery").await;
+    let admin = app.admin(church, "admin@grace.test").await;
     let helper = app.leader(church, "helper@grace.test").await;
     let other_helper = app.leader(church, "second@grace.test").await;
     let leaders = send(&app, &admin, reqwest::Method::GET, "/api/leaders", None).await.1;
@@ -290,17 +240,7 @@ async fn an_admin_resets_a_leaders_password(app: TestApp) {
     let (status, _) = reset(&app, &other_helper, &path, "a brand new passphrase").await;
     assert_eq!(status, 403, "only admins");
     let other = app.church("Hope", "+15551239999").await;
-    koinonia::cli::create_leader(
-        &app.state.db,
-        &app.state.passwords,
-        other,
-        "admin@hope.test",
-        "correct horse battery",
-        true,
-    )
-    .await
-    .expect("admin");
-    let other_admin = app.login("admin@hope.test", "correct horse battery").await;
+    let other_admin = app.admin(other, "admin@hope.test").await;
     let (status, _) = reset(&app, &other_admin, &path, "a brand new passphrase").await;
     assert_eq!(status, 404, "another church's leader");
     let (status, body) = reset(&app, &admin, &path, "short").await;

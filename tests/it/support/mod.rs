@@ -241,6 +241,21 @@ impl TestApp {
         koinonia::cli::create_church(&self.state.db, name, number, None).await.expect("church")
     }
 
+    /// An admin of `church` (password "correct horse battery"), logged in: returns the bearer token.
+    pub async fn admin(&self, church: ChurchId, email: &str) -> String {
+        koinonia::cli::create_leader(
+            &self.state.db,
+            &self.state.passwords,
+            church,
+            email,
+            "correct horse battery",
+            true,
+        )
+        .await
+        .expect("admin");
+        self.login(email, "correct horse battery").await
+    }
+
     /// A leader of `church`, logged in: returns the bearer token.
     pub async fn leader(&self, church: ChurchId, email: &str) -> String {
         koinonia::cli::create_leader(
