@@ -715,6 +715,25 @@ mod tests {
         assert!(!err.is_retryable());
     }
 
+    /// A server of one connection: reads the request, then lets `answer` write (or not).
+    async fn answer_once<F, Fut>(answer: F) -> SocketAddr
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            answer(sock).await;
+        });
+        addr
+    }
+
     /// Raw HTTP/1.1 server: answers one request with a body of `total` bytes
     /// sent in 1000-byte pieces, either chunked or delimited by connection
     /// close, without Content-Length. Returns (address, bytes written).
@@ -803,17 +822,11 @@ mod tests {
 
     #[tokio::test]
     async fn stalled_body_times_out() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let mut buf = vec![0u8; 4096];
-            let _ = sock.read(&mut buf).await;
+        let addr = answer_once(|mut sock| async move {
             let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello").await;
             tokio::time::sleep(Duration::from_secs(30)).await;
-        });
+        })
+        .await;
         let mut p = policy(true, 1000);
         p.idle_timeout = Duration::from_millis(300);
         let dl = Fetcher::new(p).expect("client").get(&format!("http://{addr}/slow"), None).await.expect("headers");
@@ -828,14 +841,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_trickling_host_is_cut_off_after_the_grace_period() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let mut buf = vec![0u8; 4096];
-            let _ = sock.read(&mut buf).await;
+        let addr = answer_once(|mut sock| async move {
             let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n").await;
             // A byte every 50 ms: never idle long enough for the idle timeout.
             for _ in 0..2000 {
@@ -844,7 +850,8 @@ mod tests {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        });
+        })
+        .await;
         let mut p = policy(true, 1_000_000);
         p.idle_timeout = Duration::from_secs(5);
         p.min_rate = 1024;
@@ -867,17 +874,11 @@ mod tests {
 
     #[tokio::test]
     async fn truncated_body_is_network_error() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let mut buf = vec![0u8; 4096];
-            let _ = sock.read(&mut buf).await;
+        let addr = answer_once(|mut sock| async move {
             let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello").await;
             // dropped: connection closes early
-        });
+        })
+        .await;
         let dl = fetcher(true, 1000).get(&format!("http://{addr}/cut?sig=topsecret"), None).await.expect("headers");
         let (_, err, _) = collect(dl).await;
         match err {

@@ -243,28 +243,22 @@ impl TestApp {
 
     /// An admin of `church` (password "correct horse battery"), logged in: returns the bearer token.
     pub async fn admin(&self, church: ChurchId, email: &str) -> String {
-        koinonia::cli::create_leader(
-            &self.state.db,
-            &self.state.passwords,
-            church,
-            email,
-            "correct horse battery",
-            true,
-        )
-        .await
-        .expect("admin");
-        self.login(email, "correct horse battery").await
+        self.signed_in(church, email, true).await
     }
 
     /// A leader of `church`, logged in: returns the bearer token.
     pub async fn leader(&self, church: ChurchId, email: &str) -> String {
+        self.signed_in(church, email, false).await
+    }
+
+    async fn signed_in(&self, church: ChurchId, email: &str, admin: bool) -> String {
         koinonia::cli::create_leader(
             &self.state.db,
             &self.state.passwords,
             church,
             email,
             "correct horse battery",
-            false,
+            admin,
         )
         .await
         .expect("leader");
