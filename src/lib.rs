@@ -6,29 +6,19 @@
 //! fetched by `jobs` workers through `media::{fetch, ingest, store}`.
 
 pub mod app;
-pub mod audit;
-pub mod backup;
-pub mod bench;
 pub mod carrier;
-pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod contacts;
 pub mod crypto;
 pub mod db;
-pub mod doctor;
 pub mod domain;
-pub mod inbound;
+pub mod flows;
 pub mod jobs;
-pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod media;
-pub mod member_export;
 pub mod net;
-pub mod orphans;
-pub mod outbound;
-pub mod retention;
+pub mod ops;
 pub mod secrets;
 pub mod sms;
 pub mod telemetry;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use koinonia::crypto::password;
-use koinonia::{cli, App, Config};
+use koinonia::ops::cli;
+use koinonia::{App, Config};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -154,17 +155,17 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Doctor => {
-            let checks = koinonia::doctor::run(&config).await;
+            let checks = koinonia::ops::doctor::run(&config).await;
             for c in &checks {
                 println!("{c}");
             }
-            if checks.iter().any(|c| c.level == koinonia::doctor::Level::Error) {
+            if checks.iter().any(|c| c.level == koinonia::ops::doctor::Level::Error) {
                 std::process::exit(1);
             }
             Ok(())
         }
         Command::Backup { to } => {
-            let r = koinonia::backup::run(&config, &to).await?;
+            let r = koinonia::ops::backup::run(&config, &to).await?;
             println!(
                 "backup in {}: database {} bytes, {} media files ({} bytes), secrets.env",
                 to.display(),
@@ -180,9 +181,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("--days must be at least 1 (MEDIA_RETENTION_DAYS=0 turns the daily sweep off)");
             }
             let state = koinonia::AppState::build(config).await?;
-            let report = koinonia::retention::sweep(&state, days, koinonia::clock::now()).await?;
-            let purged = koinonia::retention::purge_revoked_sessions(&state.db, koinonia::clock::now()).await?;
-            let orphans = koinonia::orphans::sweep(&state, koinonia::clock::now(), koinonia::orphans::GRACE).await?;
+            let report = koinonia::flows::retention::sweep(&state, days, koinonia::clock::now()).await?;
+            let purged = koinonia::flows::retention::purge_revoked_sessions(&state.db, koinonia::clock::now()).await?;
+            let orphans = koinonia::flows::orphans::sweep(&state, koinonia::clock::now(), koinonia::flows::orphans::GRACE).await?;
             println!(
                 "retention: {} files older than {days} days examined, {} deleted, {} failed; {purged} expired session revocations purged; {} unreferenced objects deleted",
                 report.examined, report.deleted, report.failed, orphans.deleted
@@ -196,13 +197,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys { action: KeysAction::Reencrypt { batch, limit } } => reencrypt(&config, batch, limit).await,
         Command::Bench { what: BenchWhat::Ingest { size_mb, dir } } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
-            let report = koinonia::bench::ingest(size_mb, &dir).await?;
+            let report = koinonia::ops::bench::ingest(size_mb, &dir).await?;
             println!("{}", report.render());
             Ok(())
         }
         Command::Bench { what: BenchWhat::Outbound { messages, dir } } => {
             let dir = dir.unwrap_or_else(std::env::temp_dir);
-            let report = koinonia::bench::outbound(messages, &dir).await?;
+            let report = koinonia::ops::bench::outbound(messages, &dir).await?;
             println!("{}", report.render());
             Ok(())
         }
@@ -243,10 +244,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn reencrypt(config: &Config, batch: u64, limit: Option<u64>) -> anyhow::Result<()> {
     let db = cli::open_db(config).await?;
     let crypto = koinonia::crypto::phone::PhoneCrypto::new(&config.secrets);
-    let before = koinonia::keys::remaining(&db, &crypto).await?;
+    let before = koinonia::ops::keys::remaining(&db, &crypto).await?;
     eprintln!("{before} stored numbers are not under the current PHONE_ENCRYPTION_KEY");
-    let options = koinonia::keys::ReencryptOptions { batch: usize::try_from(batch).unwrap_or(500), limit };
-    let report = koinonia::keys::reencrypt(&db, &crypto, options, |p| {
+    let options = koinonia::ops::keys::ReencryptOptions { batch: usize::try_from(batch).unwrap_or(500), limit };
+    let report = koinonia::ops::keys::reencrypt(&db, &crypto, options, |p| {
         eprintln!(
             "{}: {} re-encrypted so far{}",
             p.column.label(),

@@ -363,7 +363,7 @@ async fn the_system_page_shows_the_self_check_to_admins_only() {
     let mut pooled = church.acquire().await.expect("conn");
     let church_id = koinonia::db::churches::all(&mut pooled.conn()).await.expect("churches")[0].id;
     drop(pooled);
-    koinonia::cli::create_leader(
+    koinonia::ops::cli::create_leader(
         &app.state.db,
         &app.state.passwords,
         church_id,

@@ -1,6 +1,6 @@
 //! `koinonia doctor`: each check in its failing and its passing state.
 
-use koinonia::doctor::{self, Check, Level};
+use koinonia::ops::doctor::{self, Check, Level};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use koinonia::crypto::phone::PhoneCrypto;
-use koinonia::doctor::{self, Level};
+use koinonia::ops::doctor::{self, Level};
 use koinonia::domain::Phone;
-use koinonia::keys::{self, ReencryptOptions};
+use koinonia::ops::keys::{self, ReencryptOptions};
 use koinonia::secrets;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
@@ -240,13 +240,13 @@ async fn the_reencrypt_command_resumes_after_being_killed() {
 
     // Members written under the old key, in one transaction.
     let config = koinonia::Config::from_vars(&env(&old_key, None)).expect("config");
-    let db = koinonia::cli::open_db(&config).await.expect("db");
-    let church = koinonia::cli::create_church(&db, "Grace", CHURCH_NUMBER, None).await.expect("church");
+    let db = koinonia::ops::cli::open_db(&config).await.expect("db");
+    let church = koinonia::ops::cli::create_church(&db, "Grace", CHURCH_NUMBER, None).await.expect("church");
     let old = PhoneCrypto::new(&config.secrets);
     let mut tx = db.begin().await.expect("tx");
     for i in 0..MEMBERS {
         let phone = Phone::parse(&format!("+1312555{i:04}")).expect("phone");
-        koinonia::contacts::member_and_conversation(&mut tx.conn(), &old, church, &phone, koinonia::clock::now())
+        koinonia::flows::contacts::member_and_conversation(&mut tx.conn(), &old, church, &phone, koinonia::clock::now())
             .await
             .expect("member");
     }
@@ -278,7 +278,7 @@ async fn the_reencrypt_command_resumes_after_being_killed() {
 
     let rotated = crypto(&hash_key, &new_key, Some(&old_key));
     let config = koinonia::Config::from_vars(&env(&new_key, Some(&old_key))).expect("config");
-    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let db = koinonia::ops::cli::open_db(&config).await.expect("db");
     let left = keys::remaining(&db, &rotated).await.expect("remaining");
     assert!(left > 0 && left <= (MEMBERS - 20) as u64, "{left} left after the kill");
     db.close().await;
@@ -294,7 +294,7 @@ async fn the_reencrypt_command_resumes_after_being_killed() {
 
     // With the new key alone, every number reads back.
     let config = koinonia::Config::from_vars(&env(&new_key, None)).expect("config");
-    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let db = koinonia::ops::cli::open_db(&config).await.expect("db");
     let only_new = PhoneCrypto::new(&config.secrets);
     let rows: Vec<(Vec<u8>, Vec<u8>)> = match &db {
         koinonia::db::Db::Sqlite(p) => {
@@ -458,11 +458,11 @@ async fn embedded_rotation_by_renaming_the_line_in_secrets_env() {
     let vars: HashMap<String, String> =
         [("KOINONIA_DATA_DIR".to_owned(), data.display().to_string())].into_iter().collect();
     let config = koinonia::Config::from_vars(&vars).expect("config");
-    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let db = koinonia::ops::cli::open_db(&config).await.expect("db");
     let old = PhoneCrypto::new(&config.secrets);
     let mut pooled = db.acquire().await.expect("conn");
     let phone = Phone::parse(MEMBER_NUMBER).expect("phone");
-    koinonia::contacts::member_and_conversation(
+    koinonia::flows::contacts::member_and_conversation(
         &mut pooled.conn(),
         &old,
         church.parse().expect("church id"),
@@ -486,7 +486,7 @@ async fn embedded_rotation_by_renaming_the_line_in_secrets_env() {
 
     let rotated = koinonia::Config::from_vars(&vars).expect("config");
     assert_eq!(rotated.secrets.phone_encryption_key_previous.len(), 1);
-    let db = koinonia::cli::open_db(&rotated).await.expect("db");
+    let db = koinonia::ops::cli::open_db(&rotated).await.expect("db");
     let mut pooled = db.acquire().await.expect("conn");
     let c = &mut pooled.conn();
     let member = koinonia::db::members::find_by_hash(c, church.parse().expect("id"), &old.blind_index(&phone))

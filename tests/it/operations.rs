@@ -50,13 +50,13 @@ async fn retention_sweeps(app: TestApp) {
     assert_eq!(res.json::<Value>().await.expect("json")["data"]["keep"], true);
     // Nothing is old enough yet.
     let now = koinonia::clock::now();
-    let report = koinonia::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    let report = koinonia::flows::retention::sweep(&app.state, 365, now).await.expect("sweep");
     assert_eq!(report.deleted, 0);
     // A year and a month later, two instances sweep at once.
     app.exec_at("UPDATE attachments SET stored_at = $1", now - chrono::Duration::days(400)).await;
     let (a, b) = tokio::join!(
-        koinonia::retention::sweep(&app.state, 365, now),
-        koinonia::retention::sweep(&app.state, 365, now)
+        koinonia::flows::retention::sweep(&app.state, 365, now),
+        koinonia::flows::retention::sweep(&app.state, 365, now)
     );
     let (a, b) = (a.expect("sweep a"), b.expect("sweep b"));
     assert_eq!(a.deleted + b.deleted, 2, "each file deleted once: {a:?} {b:?}");
@@ -76,7 +76,7 @@ async fn retention_sweeps(app: TestApp) {
     assert!(body["error"].as_str().is_some_and(|e| e.contains("media removed after 365 days")), "{body}");
     assert_eq!(app.get(&token, &format!("/api/media/{}", ids[0])).await.status(), 302, "the kept file is still there");
     // A later sweep has nothing left to do.
-    let again = koinonia::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    let again = koinonia::flows::retention::sweep(&app.state, 365, now).await.expect("sweep");
     assert_eq!(again.deleted, 0);
 }
 
@@ -158,7 +158,7 @@ async fn abuse_limits_answer_429_and_recover() {
     let options = Options { limits: Some(tight()), ..Default::default() };
     let Some(app) = TestApp::try_spawn(Backend::Sqlite, Store::Local, options).await else { return };
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
+    koinonia::ops::cli::create_leader(
         &app.state.db,
         &app.state.passwords,
         church,
@@ -423,11 +423,11 @@ async fn purging_expired_revocations(app: TestApp) {
         }
     }
     assert_eq!(app.count("revoked_sessions").await, 3);
-    let purged = koinonia::retention::purge_revoked_sessions(&app.state.db, now).await.expect("purge");
+    let purged = koinonia::flows::retention::purge_revoked_sessions(&app.state.db, now).await.expect("purge");
     assert_eq!(purged, 2);
     assert_eq!(app.count("revoked_sessions").await, 1, "the live session's revocation stays");
     assert_eq!(app.get(&token, "/api/conversations").await.status(), 401, "and still refuses its token");
-    assert_eq!(koinonia::retention::purge_revoked_sessions(&app.state.db, now).await.expect("again"), 0);
+    assert_eq!(koinonia::flows::retention::purge_revoked_sessions(&app.state.db, now).await.expect("again"), 0);
 }
 
 crate::matrix!(revoked_sessions_purge, databases, purging_expired_revocations);
@@ -442,7 +442,7 @@ async fn retention_run_purges_expired_revocations() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let vars = env.clone();
     let config = koinonia::Config::from_vars(&vars).expect("config");
-    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let db = koinonia::ops::cli::open_db(&config).await.expect("db");
     let now = chrono::Utc::now();
     {
         let mut pooled = db.acquire().await.expect("conn");
@@ -459,7 +459,7 @@ async fn retention_run_purges_expired_revocations() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("; 1 expired session revocations purged"), "{stdout}");
-    let db = koinonia::cli::open_db(&config).await.expect("db");
+    let db = koinonia::ops::cli::open_db(&config).await.expect("db");
     let left: i64 = match &db {
         koinonia::db::Db::Sqlite(p) => {
             sqlx::query_scalar("SELECT COUNT(*) FROM revoked_sessions").fetch_one(p).await.expect("count")

@@ -136,7 +136,7 @@ crate::matrix!(inbox, databases, inbox_pages_and_threads);
 async fn login_and_sessions() {
     let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
     let church = app.church("Grace", CHURCH_NUMBER).await;
-    koinonia::cli::create_leader(
+    koinonia::ops::cli::create_leader(
         &app.state.db,
         &app.state.passwords,
         church,

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::{next_page, page_limit};
 use crate::app::AppState;
-use crate::audit;
+use crate::flows::audit;
 use crate::db;
 use crate::domain::AttachmentId;
 use crate::web::api::views::AttachmentView;

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::audit;
+use crate::flows::audit;
 use crate::clock;
 use crate::crypto::password;
 use crate::crypto::session::SESSION_HOURS;

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::audit;
+use crate::flows::audit;
 use crate::db::{self, attachments::AttachmentRow, Conn};
 use crate::domain::{AttachmentId, AttachmentStatus, ConversationId, MediaKind, MessageId};
 use crate::web::api::views::AttachmentView;

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
-use crate::audit;
+use crate::flows::audit;
 use crate::clock;
 use crate::db::{self, UniqueExt};
 use crate::domain::{ChurchId, LeaderId, MemberId};
@@ -267,7 +267,7 @@ async fn add_leader(
 ) -> ApiResult<Response> {
     admin_only(&leader)?;
     let email =
-        crate::cli::normalise_email(&body.email).map_err(|_| ApiError::bad_request("email is not an email address"))?;
+        crate::ops::cli::normalise_email(&body.email).map_err(|_| ApiError::bad_request("email is not an email address"))?;
     crate::crypto::password::check_strength(&body.password)
         .map_err(|e| ApiError::bad_request(format!("password: {e}")))?;
     let hash = state.passwords.hash(&body.password).await?;
@@ -424,10 +424,10 @@ async fn export_member(
             "only an admin of the church can export a member's data".into(),
         ));
     }
-    let export = crate::member_export::build(&state, leader.church, id, clock::now())
+    let export = crate::flows::members::export::build(&state, leader.church, id, clock::now())
         .await
         .map_err(|e| match e {
-            crate::member_export::ExportError::Db(e) => ApiError::Database(e),
+            crate::flows::members::export::ExportError::Db(e) => ApiError::Database(e),
             e => ApiError::Internal(e.into()),
         })?
         .ok_or(ApiError::NotFound)?;

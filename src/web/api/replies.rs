@@ -17,7 +17,7 @@ use crate::db;
 use crate::domain::{AttachmentId, ConversationId, Phone};
 use crate::media::ingest::{self, IngestError};
 use crate::media::names;
-use crate::outbound::{self, Recorded, Reply, ReplyError, Upload};
+use crate::flows::outbound::{self, Recorded, Reply, ReplyError, Upload};
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiError, ApiResult, Envelope};
 use crate::web::extract::{AppJson, AppPath};

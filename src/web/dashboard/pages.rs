@@ -158,11 +158,11 @@ async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form
     if let Err(e) = crate::crypto::password::check_strength(&form.password) {
         return again(format!("Password: {e}."));
     }
-    let email = match crate::cli::normalise_email(&form.email) {
+    let email = match crate::ops::cli::normalise_email(&form.email) {
         Ok(e) => e,
         Err(_) => return again("That email address does not look right.".into()),
     };
-    let created = crate::cli::first_run(
+    let created = crate::ops::cli::first_run(
         &state.db,
         &state.passwords,
         &form.church_name,
@@ -351,7 +351,7 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
 struct SystemPage {
     church_name: String,
     csrf: String,
-    checks: Vec<crate::doctor::Check>,
+    checks: Vec<crate::ops::doctor::Check>,
 }
 
 /// The self-check, for a church's admins.
@@ -359,7 +359,7 @@ async fn system(State(state): State<AppState>, session: PageSession) -> PageResu
     if !session.leader.is_admin {
         return Err(ApiError::NotFound.into());
     }
-    let checks = crate::doctor::run(&state.config).await;
+    let checks = crate::ops::doctor::run(&state.config).await;
     let page = SystemPage { church_name: session.church_name, csrf: session.csrf, checks };
     Ok((page_headers(&state), page).into_response())
 }

@@ -16,7 +16,7 @@ use super::pages::PageError;
 use crate::app::AppState;
 use crate::db;
 use crate::domain::{AttachmentId, Phone};
-use crate::inbound::{self, AnnouncedFile, InboundMessage};
+use crate::flows::inbound::{self, AnnouncedFile, InboundMessage};
 use crate::media::ingest::{format_size, SANDBOX_SCHEME};
 use crate::media::names;
 use crate::media::store::ObjectInfo;
@@ -115,7 +115,7 @@ async fn media(State(state): State<AppState>, Path(id): Path<String>, Query(who)
         .await?
         .filter(|a| a.conversation_id == conversation && a.status == "stored")
         .ok_or(ApiError::NotFound)?;
-    let entry = crate::audit::Entry {
+    let entry = crate::flows::audit::Entry {
         church: Some(church),
         actor_type: "member",
         actor_id: None,

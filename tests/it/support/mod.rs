@@ -238,7 +238,7 @@ impl TestApp {
 
     /// A church owning `number`, made through the operator command's code.
     pub async fn church(&self, name: &str, number: &str) -> ChurchId {
-        koinonia::cli::create_church(&self.state.db, name, number, None).await.expect("church")
+        koinonia::ops::cli::create_church(&self.state.db, name, number, None).await.expect("church")
     }
 
     /// An admin of `church` (password "correct horse battery"), logged in: returns the bearer token.
@@ -252,7 +252,7 @@ impl TestApp {
     }
 
     async fn signed_in(&self, church: ChurchId, email: &str, admin: bool) -> String {
-        koinonia::cli::create_leader(
+        koinonia::ops::cli::create_leader(
             &self.state.db,
             &self.state.passwords,
             church,

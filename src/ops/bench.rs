@@ -18,7 +18,7 @@ use sha2::Digest;
 
 use crate::app::AppState;
 use crate::domain::Phone;
-use crate::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
+use crate::flows::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
 use crate::{db, Config};
 
 /// What one run measured.
@@ -186,7 +186,7 @@ async fn serve_file(path: PathBuf) -> anyhow::Result<String> {
 
 /// Records an inbound MMS announcing the file, as a webhook would; returns the attachment.
 async fn announce(state: &AppState, url: &str) -> anyhow::Result<crate::domain::AttachmentId> {
-    let church = crate::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
+    let church = crate::ops::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
     let msg = InboundMessage {
         event_id: Some(format!("bench-{}", uuid::Uuid::new_v4())),
         event_type: "message.received".into(),
@@ -361,8 +361,8 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     let mut config = Config::from_vars(&vars)?;
     config.workers.poll_interval = Duration::from_millis(200);
     let state = AppState::build(config).await?;
-    let church = crate::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
-    let leader_id = crate::cli::create_leader(
+    let church = crate::ops::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
+    let leader_id = crate::ops::cli::create_leader(
         &state.db,
         &state.passwords,
         church,
@@ -384,17 +384,17 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
         let phone = Phone::parse(&format!("+1312555{:04}", 1000 + i)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut tx = state.db.begin().await?;
         let (_, conv) =
-            crate::contacts::member_and_conversation(&mut tx.conn(), &state.phone, church, &phone, crate::clock::now())
+            crate::flows::contacts::member_and_conversation(&mut tx.conn(), &state.phone, church, &phone, crate::clock::now())
                 .await?;
         tx.commit().await?;
         conversations.push(conv.id);
     }
-    let reply = |i: usize| crate::outbound::Reply { content: format!("Bench reply {i}"), ..Default::default() };
+    let reply = |i: usize| crate::flows::outbound::Reply { content: format!("Bench reply {i}"), ..Default::default() };
 
     // 1. The backlog: recorded with the workers stopped, then drained.
     let started = Instant::now();
     for i in 0..messages {
-        crate::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?;
+        crate::flows::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?;
     }
     let enqueue = started.elapsed();
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -415,7 +415,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     for i in 0..steady_n {
         ticker.tick().await;
         let at = Instant::now();
-        let id = crate::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?.message.id;
+        let id = crate::flows::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?.message.id;
         queued.insert(id.to_string(), at);
     }
     wait_for_arrivals(&arrivals, steady_n).await?;

@@ -335,7 +335,7 @@ async fn dispatch(state: &AppState, job: &db::jobs::JobRow) -> Result<(), JobErr
         kind::MESSAGE_SEND => {
             let p: MessageSend = serde_json::from_value(job.payload.0.clone())
                 .map_err(|e| JobError::fatal(format!("bad payload: {e}")))?;
-            crate::outbound::send(state, p.message_id).await
+            crate::flows::outbound::send(state, p.message_id).await
         }
         kind::MEDIA_PREVIEW => {
             let p: MediaPreview = serde_json::from_value(job.payload.0.clone())

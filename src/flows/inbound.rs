@@ -67,7 +67,7 @@ pub enum InboundError {
     #[error(transparent)]
     Crypto(#[from] crate::crypto::phone::PhoneCryptoError),
     #[error(transparent)]
-    Contact(#[from] crate::contacts::ContactError),
+    Contact(#[from] crate::flows::contacts::ContactError),
     #[error(transparent)]
     Enqueue(#[from] jobs::EnqueueError),
 }
@@ -96,7 +96,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
     }
 
     let (member, conversation) =
-        crate::contacts::member_and_conversation(c, &state.phone, church.id, &msg.from, now).await?;
+        crate::flows::contacts::member_and_conversation(c, &state.phone, church.id, &msg.from, now).await?;
 
     let keyword = keywords::classify(&msg.text, msg.autoresponse_type.as_deref());
     match keyword {

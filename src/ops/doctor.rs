@@ -399,7 +399,7 @@ async fn rejections(db: &Db, out: &mut Vec<Check>) {
 /// nothing is decrypted).
 async fn phone_keys(config: &Config, db: &Db, out: &mut Vec<Check>) {
     let crypto = crate::crypto::phone::PhoneCrypto::new(&config.secrets);
-    match crate::keys::remaining(db, &crypto).await {
+    match crate::ops::keys::remaining(db, &crypto).await {
         Ok(0) if !config.secrets.phone_encryption_key_previous.is_empty() => out.push(check(
             Level::Ok,
             "phone encryption",

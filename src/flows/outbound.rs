@@ -87,7 +87,7 @@ pub enum ReplyError {
     #[error(transparent)]
     Crypto(#[from] crate::crypto::phone::PhoneCryptoError),
     #[error(transparent)]
-    Contact(#[from] crate::contacts::ContactError),
+    Contact(#[from] crate::flows::contacts::ContactError),
     #[error(transparent)]
     Enqueue(#[from] jobs::EnqueueError),
 }
@@ -224,7 +224,7 @@ pub async fn start_conversation(
     let mut tx = state.db.begin().await?;
     let c = &mut tx.conn();
     let (member, conversation) =
-        crate::contacts::member_and_conversation(c, &state.phone, leader.church, phone, now).await?;
+        crate::flows::contacts::member_and_conversation(c, &state.phone, leader.church, phone, now).await?;
     check_member(&member, false)?;
     let recorded =
         record(state, c, leader, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
@@ -380,7 +380,7 @@ async fn record(
     .await?;
     let preview_text =
         if message.content.is_empty() { "You sent a file".to_owned() } else { format!("You: {}", message.content) };
-    let preview = crate::inbound::preview(&preview_text, std::iter::empty());
+    let preview = crate::flows::inbound::preview(&preview_text, std::iter::empty());
     db::conversations::record_message(c, leader.church, conversation, now, &preview, 0).await?;
     Ok(Recorded { message, attachments })
 }

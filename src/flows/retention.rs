@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::audit;
+use crate::flows::audit;
 use crate::clock;
 use crate::db;
 
@@ -120,7 +120,7 @@ pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; next one in a day"),
             }
         }
-        match crate::orphans::sweep(&state, clock::now(), crate::orphans::GRACE).await {
+        match crate::flows::orphans::sweep(&state, clock::now(), crate::flows::orphans::GRACE).await {
             Ok(r) => tracing::info!(examined = r.examined, deleted = r.deleted, "orphan sweep done"),
             Err(e) => tracing::warn!(error = %e, "orphan sweep failed; next one in a day"),
         }

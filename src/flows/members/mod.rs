@@ -1,0 +1,3 @@
+//! Members: naming, erasure and the export of everything kept about one.
+
+pub mod export;
