@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::flows::audit;
 use crate::clock;
 use crate::db;
+use crate::flows::audit;
 
 const PAGE: i64 = 200;
 

@@ -383,9 +383,14 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     for i in 0..members {
         let phone = Phone::parse(&format!("+1312555{:04}", 1000 + i)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut tx = state.db.begin().await?;
-        let (_, conv) =
-            crate::flows::contacts::member_and_conversation(&mut tx.conn(), &state.phone, church, &phone, crate::clock::now())
-                .await?;
+        let (_, conv) = crate::flows::contacts::member_and_conversation(
+            &mut tx.conn(),
+            &state.phone,
+            church,
+            &phone,
+            crate::clock::now(),
+        )
+        .await?;
         tx.commit().await?;
         conversations.push(conv.id);
     }

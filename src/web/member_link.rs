@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::flows::audit;
 use crate::db;
+use crate::flows::audit;
 use crate::web::auth::ClientAddr;
 use crate::web::error::{ApiError, ApiResult, ErrorBody};
 use crate::web::extract::AppPath;

@@ -261,7 +261,8 @@ async fn no_object_without_a_row(app: TestApp) {
     let early = koinonia::flows::orphans::sweep(&app.state, now, koinonia::flows::orphans::GRACE).await.expect("sweep");
     assert_eq!(early.deleted, 0);
     let later = now + chrono::Duration::days(2);
-    let report = koinonia::flows::orphans::sweep(&app.state, later, koinonia::flows::orphans::GRACE).await.expect("sweep");
+    let report =
+        koinonia::flows::orphans::sweep(&app.state, later, koinonia::flows::orphans::GRACE).await.expect("sweep");
     assert_eq!(report.deleted, 2, "{report:?}");
     assert_eq!(app.stored_files(), kept, "the files rows point to stay (original and previews)");
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use koinonia::crypto::phone::PhoneCrypto;
-use koinonia::ops::doctor::{self, Level};
 use koinonia::domain::Phone;
+use koinonia::ops::doctor::{self, Level};
 use koinonia::ops::keys::{self, ReencryptOptions};
 use koinonia::secrets;
 use secrecy::ExposeSecret;
@@ -246,9 +246,15 @@ async fn the_reencrypt_command_resumes_after_being_killed() {
     let mut tx = db.begin().await.expect("tx");
     for i in 0..MEMBERS {
         let phone = Phone::parse(&format!("+1312555{i:04}")).expect("phone");
-        koinonia::flows::contacts::member_and_conversation(&mut tx.conn(), &old, church, &phone, koinonia::clock::now())
-            .await
-            .expect("member");
+        koinonia::flows::contacts::member_and_conversation(
+            &mut tx.conn(),
+            &old,
+            church,
+            &phone,
+            koinonia::clock::now(),
+        )
+        .await
+        .expect("member");
     }
     tx.commit().await.expect("commit");
     db.close().await;

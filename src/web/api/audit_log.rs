@@ -11,9 +11,9 @@ use utoipa_axum::routes;
 
 use super::{next_page, page_limit};
 use crate::app::AppState;
-use crate::flows::audit;
 use crate::db;
 use crate::domain::AttachmentId;
+use crate::flows::audit;
 use crate::web::api::views::AttachmentView;
 use crate::web::auth::{ClientAddr, Leader};
 use crate::web::error::{ok, ApiError, ApiResult, Envelope};

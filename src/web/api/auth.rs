@@ -9,12 +9,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::flows::audit;
 use crate::clock;
 use crate::crypto::password;
 use crate::crypto::session::SESSION_HOURS;
 use crate::db;
 use crate::domain::{ChurchId, LeaderId};
+use crate::flows::audit;
 use crate::web::auth::{ClientAddr, Leader, SESSION_COOKIE};
 use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::AppJson;

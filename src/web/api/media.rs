@@ -9,9 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::flows::audit;
 use crate::db::{self, attachments::AttachmentRow, Conn};
 use crate::domain::{AttachmentId, AttachmentStatus, ConversationId, MediaKind, MessageId};
+use crate::flows::audit;
 use crate::web::api::views::AttachmentView;
 use crate::web::auth::{ClientAddr, Leader};
 use crate::web::error::{ApiError, ApiResult, Envelope, ErrorBody};

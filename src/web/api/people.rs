@@ -10,10 +10,10 @@ use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
-use crate::flows::audit;
 use crate::clock;
 use crate::db::{self, UniqueExt};
 use crate::domain::{ChurchId, LeaderId, MemberId};
+use crate::flows::audit;
 use crate::web::api::auth::Empty;
 use crate::web::auth::{ClientAddr, Leader};
 use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
@@ -266,8 +266,8 @@ async fn add_leader(
     AppJson(body): AppJson<NewLeader>,
 ) -> ApiResult<Response> {
     admin_only(&leader)?;
-    let email =
-        crate::ops::cli::normalise_email(&body.email).map_err(|_| ApiError::bad_request("email is not an email address"))?;
+    let email = crate::ops::cli::normalise_email(&body.email)
+        .map_err(|_| ApiError::bad_request("email is not an email address"))?;
     crate::crypto::password::check_strength(&body.password)
         .map_err(|e| ApiError::bad_request(format!("password: {e}")))?;
     let hash = state.passwords.hash(&body.password).await?;
