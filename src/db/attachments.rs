@@ -367,3 +367,24 @@ pub async fn object_keys(c: &mut Conn<'_>, ids: &[AttachmentId]) -> Result<Vec<S
     })?;
     Ok(rows.into_iter().flat_map(|(a, b, c)| [a, b, c]).flatten().collect())
 }
+
+/// The church's attachments among `ids` (any order; ids of other churches or of nothing are
+/// simply absent). Read in chunks, so any number of ids stays within the databases' limits on
+/// bound values.
+pub async fn get_many(c: &mut Conn<'_>, church: ChurchId, ids: &[AttachmentId]) -> Result<Vec<AttachmentRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+        let sql =
+            format!("SELECT {COLUMNS} FROM attachments WHERE church_id = $1 AND id IN ({})", placeholders.join(", "));
+        let found: Vec<AttachmentRow> = run!(&mut *c, |q| {
+            let mut query = sqlx::query_as::<_, AttachmentRow>(&sql).bind(church);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(&mut **q).await
+        })?;
+        rows.extend(found);
+    }
+    Ok(rows)
+}

@@ -1,9 +1,11 @@
 //! Plain types of the domain: ids, phone numbers, statuses. Parsed at the edge, trusted inside.
 
+mod actor;
 mod ids;
 mod phone;
 mod status;
 
+pub use actor::{Actor, ClientAddr, Role};
 pub use ids::*;
 pub use phone::{mask_last4, Phone, PhoneError};
 pub use status::*;

@@ -5,8 +5,7 @@ use sqlx::types::Json;
 
 use crate::clock;
 use crate::db::{self, Conn};
-use crate::domain::{ChurchId, LeaderId};
-use crate::web::auth::ClientAddr;
+use crate::domain::{Actor, ChurchId, ClientAddr};
 
 /// One audited action.
 pub struct Entry {
@@ -20,17 +19,22 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An action of a signed-in leader.
-    pub fn leader(church: ChurchId, leader: LeaderId, action: &'static str, client: ClientAddr) -> Self {
+    /// An action of `actor` in their church.
+    pub fn by(actor: &Actor, action: &'static str) -> Self {
         Self {
-            church: Some(church),
-            actor_type: "leader",
-            actor_id: Some(leader.0),
+            church: Some(actor.church),
+            actor_type: actor.kind(),
+            actor_id: actor.leader_id().map(|l| l.0),
             action,
             subject: None,
-            client,
+            client: actor.client,
             detail: None,
         }
+    }
+
+    /// An action of a member (who has no account: their link's token was the credential).
+    pub fn member(church: ChurchId, action: &'static str, client: ClientAddr) -> Self {
+        Self { church: Some(church), actor_type: "member", actor_id: None, action, subject: None, client, detail: None }
     }
 
     pub fn subject(mut self, kind: &'static str, id: uuid::Uuid) -> Self {
@@ -61,4 +65,24 @@ pub async fn record(c: &mut Conn<'_>, e: Entry) -> Result<(), sqlx::Error> {
         },
     )
     .await
+}
+
+/// A page of the church's audit log, newest first, each entry with its leader's email;
+/// `None` for a cursor koinonia did not give.
+pub async fn page(
+    state: &crate::app::AppState,
+    church: ChurchId,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Option<super::Page<(db::audit::AuditRow, Option<String>)>>, sqlx::Error> {
+    let before = match cursor.filter(|c| !c.is_empty()) {
+        Some(c) => match c.parse::<uuid::Uuid>() {
+            Ok(id) => Some(id),
+            Err(_) => return Ok(None),
+        },
+        None => None,
+    };
+    let mut pooled = state.db.acquire().await?;
+    let rows = db::audit::page_with_actor(&mut pooled.conn(), church, before, limit + 1).await?;
+    Ok(Some(super::Page::of(rows, limit, |(r, _)| r.id.to_string())))
 }

@@ -15,12 +15,11 @@ use chrono::{DateTime, Utc};
 use crate::app::AppState;
 use crate::clock;
 use crate::db::{self, Conn};
-use crate::domain::{AttachmentId, ConversationId, DeliveryStatus, Direction, MemberId, MessageId, Phone};
+use crate::domain::{Actor, AttachmentId, ConversationId, DeliveryStatus, Direction, MemberId, MessageId, Phone};
 use crate::jobs::{self, JobError, NewJob};
 use crate::media::ingest::Ingested;
 use crate::sms;
 use crate::telnyx::api::{self as telnyx_api, ApiErrorDetail, SendError, SendMessage};
-use crate::web::auth::Leader;
 
 /// Most characters of one reply (MMS text is not segment-limited, but a reply is not a letter).
 pub const MAX_REPLY_CHARS: usize = 5000;
@@ -165,14 +164,14 @@ pub struct Recorded {
 /// member may be written to.
 pub async fn precheck(
     state: &AppState,
-    leader: &Leader,
+    actor: &Actor,
     conversation: ConversationId,
     force: bool,
 ) -> Result<(), ReplyError> {
     let mut pooled = state.db.acquire().await?;
     let c = &mut pooled.conn();
-    let conv = db::conversations::get(c, leader.church, conversation).await?.ok_or(ReplyError::NotFound)?;
-    let member = db::members::get(c, leader.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
+    let conv = db::conversations::get(c, actor.church, conversation).await?.ok_or(ReplyError::NotFound)?;
+    let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
     check_member(&member, force)
 }
 
@@ -191,7 +190,7 @@ fn check_member(member: &db::members::MemberRow, force: bool) -> Result<(), Repl
 /// Records a reply in an existing conversation and queues its sending.
 pub async fn reply(
     state: &AppState,
-    leader: &Leader,
+    actor: &Actor,
     conversation: ConversationId,
     reply: Reply,
 ) -> Result<Recorded, ReplyError> {
@@ -199,13 +198,12 @@ pub async fn reply(
     let now = clock::now();
     let mut tx = state.db.begin().await?;
     let c = &mut tx.conn();
-    let conv = db::conversations::get(c, leader.church, conversation).await?.ok_or(ReplyError::NotFound)?;
-    let member = db::members::get(c, leader.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
+    let conv = db::conversations::get(c, actor.church, conversation).await?.ok_or(ReplyError::NotFound)?;
+    let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
     check_member(&member, reply.force)?;
     let phone = state.phone.decrypt(&member.phone_ciphertext)?;
     let recorded =
-        record(state, c, leader, conversation, member.id, &phone, content, reply.upload, reply.large_image, now)
-            .await?;
+        record(state, c, actor, conversation, member.id, &phone, content, reply.upload, reply.large_image, now).await?;
     tx.commit().await?;
     state.jobs.wake();
     announce(state, &recorded.message).await;
@@ -215,7 +213,7 @@ pub async fn reply(
 /// A leader texts a number: the member's conversation is found or created, then as [`reply`].
 pub async fn start_conversation(
     state: &AppState,
-    leader: &Leader,
+    actor: &Actor,
     phone: &Phone,
     content: &str,
 ) -> Result<(ConversationId, Recorded), ReplyError> {
@@ -224,10 +222,10 @@ pub async fn start_conversation(
     let mut tx = state.db.begin().await?;
     let c = &mut tx.conn();
     let (member, conversation) =
-        crate::flows::contacts::member_and_conversation(c, &state.phone, leader.church, phone, now).await?;
+        crate::flows::contacts::member_and_conversation(c, &state.phone, actor.church, phone, now).await?;
     check_member(&member, false)?;
     let recorded =
-        record(state, c, leader, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
+        record(state, c, actor, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
     tx.commit().await?;
     state.jobs.wake();
     announce(state, &recorded.message).await;
@@ -292,7 +290,7 @@ fn choose_mode(
 async fn record(
     state: &AppState,
     c: &mut Conn<'_>,
-    leader: &Leader,
+    actor: &Actor,
     conversation: ConversationId,
     member: MemberId,
     phone: &Phone,
@@ -304,10 +302,10 @@ async fn record(
     let mode = choose_mode(state, phone, &content, upload.as_ref(), large_image)?;
     let message = db::messages::MessageRow {
         id: MessageId::new(),
-        church_id: leader.church,
+        church_id: actor.church,
         conversation_id: conversation,
         member_id: member,
-        leader_id: Some(leader.id),
+        leader_id: actor.leader_id(),
         direction: Direction::Outbound.as_str().to_owned(),
         content,
         keyword: None,
@@ -331,7 +329,7 @@ async fn record(
     if let Some(u) = upload {
         let row = db::attachments::AttachmentRow {
             id: u.attachment_id,
-            church_id: leader.church,
+            church_id: actor.church,
             conversation_id: conversation,
             message_id: message.id,
             position: 0,
@@ -362,7 +360,7 @@ async fn record(
         };
         db::attachments::insert(c, &row).await?;
         if let Some(kind) = row.media_type.as_deref() {
-            jobs::enqueue_preview(c, leader.church, row.id, kind, now).await?;
+            jobs::enqueue_preview(c, actor.church, row.id, kind, now).await?;
         }
         attachments.push(row);
     }
@@ -371,7 +369,7 @@ async fn record(
         NewJob {
             kind: jobs::kind::MESSAGE_SEND,
             payload: serde_json::json!(jobs::MessageSend { message_id: message.id }),
-            church: Some(leader.church),
+            church: Some(actor.church),
             max_attempts: SEND_MAX_ATTEMPTS,
             priority: 1,
         },
@@ -381,7 +379,7 @@ async fn record(
     let preview_text =
         if message.content.is_empty() { "You sent a file".to_owned() } else { format!("You: {}", message.content) };
     let preview = crate::flows::inbound::preview(&preview_text, std::iter::empty());
-    db::conversations::record_message(c, leader.church, conversation, now, &preview, 0).await?;
+    db::conversations::record_message(c, actor.church, conversation, now, &preview, 0).await?;
     Ok(Recorded { message, attachments })
 }
 

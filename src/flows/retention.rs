@@ -63,7 +63,7 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
                         actor_id: None,
                         action: "media.delete",
                         subject: None,
-                        client: crate::web::auth::ClientAddr(None),
+                        client: crate::domain::ClientAddr(None),
                         detail: Some(serde_json::json!({ "reason": "retention", "days": days, "name": a.name })),
                     }
                     .subject("attachment", a.id.0);

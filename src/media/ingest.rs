@@ -53,9 +53,9 @@ pub enum IngestError {
     HashMismatch,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
-    /// The uploader's request body broke off or was malformed.
-    #[error("upload: {0}")]
-    Upload(axum::extract::multipart::MultipartError),
+    /// The uploader's request body broke off, was malformed or outgrew the request limit.
+    #[error("upload: {message}")]
+    Upload { message: String, too_large: bool },
 }
 
 /// What leaders read when the store failed: the detail (folder path, S3 endpoint and bucket) is
@@ -76,7 +76,7 @@ impl IngestError {
         let retryable = match &self {
             Self::Fetch(f) => f.is_retryable(),
             Self::HashMismatch | Self::Store(_) => true,
-            Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) | Self::Upload(_) => false,
+            Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) | Self::Upload { .. } => false,
         };
         if retryable {
             JobError::retry(self.leader_reason())

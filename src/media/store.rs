@@ -36,6 +36,9 @@ const LOCAL_PART_SIZE: usize = 4 << 20;
 /// Parts buffered or in flight at once; with the part size this bounds a writer's memory.
 const MAX_PARTS_IN_FLIGHT: usize = 2;
 
+/// An object's bytes as they are read.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("MEDIA_DIR {0}: {1}")]
@@ -274,7 +277,7 @@ impl MediaStore {
     }
 
     /// The object's bytes as a stream, with its size.
-    pub async fn read(&self, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
+    pub async fn read(&self, key: &str) -> Result<(u64, ByteStream), StoreError> {
         let path = object_path(key)?;
         let got = self.inner.get(&path).await?;
         let size = got.meta.size;

@@ -371,13 +371,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
         false,
     )
     .await?;
-    let leader = crate::web::auth::Leader {
-        id: leader_id,
-        church,
-        email: "bench@koinonia.test".into(),
-        is_admin: false,
-        session: None,
-    };
+    let leader = crate::domain::Actor::leader(church, leader_id, false, crate::domain::ClientAddr::default());
     let members = 100.min(messages);
     let mut conversations = Vec::with_capacity(members);
     for i in 0..members {

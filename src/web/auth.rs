@@ -10,17 +10,12 @@ use axum::http::{header, HeaderMap};
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::db;
-use crate::domain::{ChurchId, LeaderId};
+use crate::domain::{Actor, ChurchId, ClientAddr, LeaderId};
 
 /// Name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "koinonia_session";
 /// Header that carries the page's CSRF token on state-changing requests made with the cookie.
 pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// The CSRF token of a session: an HMAC of the session token, so nothing needs storing.
-pub fn csrf_token(state: &AppState, session_token: &str) -> String {
-    state.csrf.sign(&[session_token])
-}
 
 /// An authenticated leader. Every church-scoped query takes `church` from here.
 #[derive(Debug, Clone)]
@@ -29,8 +24,10 @@ pub struct Leader {
     pub church: ChurchId,
     pub email: String,
     pub is_admin: bool,
-    /// The session this request came with (none for internal callers such as `bench`).
+    /// The session this request came with.
     pub session: Option<Session>,
+    /// Where the request came from.
+    pub client: ClientAddr,
 }
 
 /// A leader's session: its token id and expiry (Unix seconds), for logout, and the leader's
@@ -80,42 +77,65 @@ pub async fn still_signed_in(state: &AppState, leader: &Leader) -> bool {
     }
 }
 
+/// How a request may carry its session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// `Authorization: Bearer …` or the cookie (the API).
+    BearerOrCookie,
+    /// Only the cookie (the pages).
+    Cookie,
+}
+
+/// The signed-in leader of a request and the session token it came with: the one check behind
+/// the API's [`Leader`] and the pages' `PageSession`. A state change carried by the cookie must
+/// also carry the page's CSRF token in [`CSRF_HEADER`] (the pages' forms check theirs with
+/// [`crate::web::csrf::CsrfForm`]).
+pub async fn authenticate(parts: &Parts, state: &AppState, carrier: Carrier) -> Result<(Leader, String), ApiError> {
+    let bearer = if carrier == Carrier::BearerOrCookie { bearer(&parts.headers) } else { None };
+    let (token, from_cookie) = match bearer {
+        Some(t) => (t, false),
+        None => {
+            (cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::Unauthorized("authentication required"))?, true)
+        }
+    };
+    // A browser sends the cookie on its own, so a state change carried by the cookie must
+    // also prove it comes from koinonia's pages (CSRF): the page's token in a header.
+    if carrier == Carrier::BearerOrCookie && from_cookie && !parts.method.is_safe() {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        crate::web::csrf::verify(state, &token, sent)?;
+    }
+    let (leader, claims) =
+        session_leader(state, &token).await?.ok_or(ApiError::Unauthorized("invalid or expired session"))?;
+    Ok((Leader::of_session(leader, &claims, client_addr(parts, state)), token))
+}
+
 impl FromRequestParts<AppState> for Leader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (token, from_cookie) = match bearer(&parts.headers) {
-            Some(t) => (t, false),
-            None => {
-                (cookie(&parts.headers, SESSION_COOKIE).ok_or(ApiError::Unauthorized("authentication required"))?, true)
-            }
-        };
-        // A browser sends the cookie on its own, so a state change carried by the cookie must
-        // also prove it comes from koinonia's pages (CSRF): the page's token in a header.
-        if from_cookie && !parts.method.is_safe() {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if !state.csrf.verify(&[&token], sent) {
-                return Err(ApiError::Status(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "missing or invalid CSRF token; reload the page".into(),
-                ));
-            }
-        }
-        let (leader, claims) =
-            session_leader(state, &token).await?.ok_or(ApiError::Unauthorized("invalid or expired session"))?;
-        Ok(Leader::of_session(leader, &claims))
+        authenticate(parts, state, Carrier::BearerOrCookie).await.map(|(leader, _)| leader)
     }
 }
 
 impl Leader {
-    pub fn of_session(leader: db::leaders::LeaderRow, claims: &crate::crypto::session::Claims) -> Self {
+    pub fn of_session(
+        leader: db::leaders::LeaderRow,
+        claims: &crate::crypto::session::Claims,
+        client: ClientAddr,
+    ) -> Self {
         Self {
             id: leader.id,
             church: leader.church_id,
             email: leader.email,
             is_admin: leader.is_admin,
             session: Some(Session { jti: claims.jti, exp: claims.exp, version: claims.ver }),
+            client,
         }
+    }
+
+    /// The leader as the rules see them.
+    pub fn actor(&self) -> Actor {
+        Actor::leader(self.church, self.id, self.is_admin, self.client)
     }
 }
 
@@ -140,22 +160,24 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The client's address: the socket peer or, when the deployment says it sits behind its own
 /// proxy (`TRUST_PROXY_HEADERS=true`), the rightmost `X-Forwarded-For` entry that none of its
 /// proxies added. Entries to the left of that were written by the client and prove nothing.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
-        if state.config.trust_proxy_headers {
-            let chain = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-            if let Some(client) = forwarded_client(chain, &state.config.trusted_proxies) {
-                return Ok(Self(Some(client)));
-            }
-        }
-        Ok(Self(peer))
+        Ok(client_addr(parts, state))
     }
+}
+
+/// The client address of a request (see the extractor above).
+pub fn client_addr(parts: &Parts, state: &AppState) -> ClientAddr {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+    if state.config.trust_proxy_headers {
+        let chain = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        if let Some(client) = forwarded_client(chain, &state.config.trusted_proxies) {
+            return ClientAddr(Some(client));
+        }
+    }
+    ClientAddr(peer)
 }
 
 /// The client in an `X-Forwarded-For` chain (all header lines, in order): walking from the right,
@@ -178,12 +200,6 @@ fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
         return Some(ip);
     }
     entry.parse::<SocketAddr>().ok().map(|s| s.ip())
-}
-
-impl ClientAddr {
-    pub fn to_db(self) -> Option<String> {
-        self.0.map(|ip| ip.to_string())
-    }
 }
 
 #[cfg(test)]

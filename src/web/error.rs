@@ -170,3 +170,90 @@ pub struct ErrorBody {
     pub success: bool,
     pub error: String,
 }
+
+// ---- the flows' errors, each mapped once ------------------------------------------------
+
+impl From<crate::flows::inbox::InboxError> for ApiError {
+    fn from(e: crate::flows::inbox::InboxError) -> Self {
+        use crate::flows::inbox::InboxError;
+        match e {
+            InboxError::NotFound => Self::NotFound,
+            InboxError::BadCursor(msg) => Self::BadRequest(msg.to_owned()),
+            InboxError::Db(e) => Self::Database(e),
+        }
+    }
+}
+
+impl From<crate::flows::members::MemberError> for ApiError {
+    fn from(e: crate::flows::members::MemberError) -> Self {
+        use crate::flows::members::MemberError;
+        match e {
+            MemberError::NotFound => Self::NotFound,
+            e @ MemberError::AdminOnly(_) => Self::Status(StatusCode::FORBIDDEN, e.to_string()),
+            MemberError::Invalid(msg) => Self::BadRequest(msg),
+            MemberError::Db(e) => Self::Database(e),
+            e @ (MemberError::Store(_) | MemberError::Crypto(_)) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<crate::flows::accounts::AccountError> for ApiError {
+    fn from(e: crate::flows::accounts::AccountError) -> Self {
+        use crate::flows::accounts::AccountError;
+        match e {
+            AccountError::Invalid(msg) => Self::BadRequest(msg),
+            AccountError::WrongPassword => Self::Unauthorized("invalid email or password"),
+            AccountError::WrongCurrentPassword => Self::Unauthorized("the current password is not right"),
+            AccountError::RateLimited(secs) => Self::RateLimited(secs),
+            e @ AccountError::AdminOnly => Self::Status(StatusCode::FORBIDDEN, e.to_string()),
+            AccountError::NotFound => Self::NotFound,
+            AccountError::Conflict(msg) => Self::Conflict(msg),
+            AccountError::Password(e) => e.into(),
+            AccountError::Db(e) => Self::Database(e),
+            e @ AccountError::Session(_) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<crate::flows::library::LibraryError> for ApiError {
+    fn from(e: crate::flows::library::LibraryError) -> Self {
+        use crate::flows::library::LibraryError;
+        match e {
+            LibraryError::NotFound => Self::NotFound,
+            LibraryError::Invalid(msg) => Self::BadRequest(msg),
+            e @ LibraryError::NotYet => Self::Conflict(e.to_string()),
+            LibraryError::NotStored(msg) => Self::Conflict(msg),
+            LibraryError::Gone(msg) => Self::Status(StatusCode::GONE, msg),
+            LibraryError::Missing(msg) => Self::Status(StatusCode::NOT_FOUND, msg),
+            LibraryError::Db(e) => Self::Database(e),
+            e @ (LibraryError::Store(_) | LibraryError::Incomplete(_)) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<crate::flows::outbound::ReplyError> for ApiError {
+    fn from(e: crate::flows::outbound::ReplyError) -> Self {
+        use crate::flows::outbound::ReplyError;
+        match e {
+            ReplyError::NotFound => Self::NotFound,
+            ReplyError::OptedOut | ReplyError::Unreachable(_) => Self::Conflict(e.to_string()),
+            ReplyError::Invalid(msg) => Self::BadRequest(msg),
+            ReplyError::Db(e) => Self::Database(e),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::flows::sandbox::SandboxError> for ApiError {
+    fn from(e: crate::flows::sandbox::SandboxError) -> Self {
+        use crate::flows::sandbox::SandboxError;
+        match e {
+            SandboxError::Unavailable | SandboxError::NotFound => Self::NotFound,
+            SandboxError::Invalid(msg) => Self::BadRequest(msg),
+            e @ SandboxError::TooLarge(_) => Self::PayloadTooLarge(e.to_string()),
+            SandboxError::Link(e) => e.into(),
+            SandboxError::Db(e) => Self::Database(e),
+            e @ (SandboxError::Store(_) | SandboxError::Inbound(_)) => Self::Internal(e.into()),
+        }
+    }
+}

@@ -3,16 +3,13 @@
 //! the original, never recompressed.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::db;
-use crate::flows::audit;
-use crate::web::auth::ClientAddr;
-use crate::web::error::{ApiError, ApiResult, ErrorBody};
+use crate::domain::ClientAddr;
+use crate::web::error::{ApiResult, ErrorBody};
 use crate::web::extract::AppPath;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,25 +37,6 @@ async fn open_member_link(
     addr: ClientAddr,
     AppPath(token): AppPath<String>,
 ) -> ApiResult<Response> {
-    if token.len() != 22 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(ApiError::NotFound);
-    }
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    let a = db::attachments::find_by_link_token(c, &token).await?.ok_or(ApiError::NotFound)?;
-    match a.status.as_str() {
-        "stored" => {}
-        "deleted" => return Err(ApiError::Status(StatusCode::GONE, "this file has been removed".into())),
-        _ => return Err(ApiError::NotFound),
-    }
-    let entry = audit::Entry {
-        church: Some(a.church_id),
-        actor_type: "member",
-        actor_id: None,
-        action: "media.link_open",
-        subject: None,
-        client: addr,
-        detail: None,
-    };
-    crate::web::api::media::redirect_to_original(&state, c, &a, entry).await
+    let url = crate::flows::library::open_link(&state, &token, addr).await?;
+    crate::web::api::media::redirect(&url)
 }

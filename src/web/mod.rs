@@ -20,6 +20,7 @@ pub mod api;
 pub mod api_docs;
 pub mod auth;
 pub mod body_guard;
+pub mod csrf;
 pub mod dashboard;
 pub mod error;
 pub mod extract;

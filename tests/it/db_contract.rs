@@ -198,6 +198,9 @@ async fn story(db: Db) {
     assert_eq!((a.status.as_str(), a.duration_seconds, a.failure_reason), ("stored", Some(1.5), None));
     assert!(db::attachments::get(c, ChurchId::new(), att.id).await.expect("get").is_none());
     assert!(db::attachments::get_for_job(c, att.id).await.expect("job").is_some());
+    let many = db::attachments::get_many(c, church.id, &[att.id, AttachmentId::new()]).await.expect("many");
+    assert_eq!(many.iter().map(|a| a.id).collect::<Vec<_>>(), vec![att.id], "the church's, and only those that exist");
+    assert!(db::attachments::get_many(c, ChurchId::new(), &[att.id]).await.expect("many").is_empty());
     assert_eq!(db::attachments::for_messages(c, church.id, conv.id, msg.id, msg.id).await.expect("for").len(), 1);
     db::attachments::set_preview_state(c, att.id, "failed").await.expect("preview state");
     assert!(db::attachments::set_previews(c, att.id, "p/s.jpg", "p/l.jpg", 1234).await.expect("previews"));

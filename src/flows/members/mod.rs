@@ -1,3 +1,122 @@
-//! Members: naming, erasure and the export of everything kept about one.
+//! Members: naming, erasure on request, and the export of everything kept about one.
+
+use crate::app::AppState;
+use crate::clock;
+use crate::db;
+use crate::db::members::MemberRow;
+use crate::domain::{Actor, MemberId};
+use crate::flows::audit;
 
 pub mod export;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// No such member in this church.
+    #[error("not found")]
+    NotFound,
+    #[error("only an admin of the church can {0}")]
+    AdminOnly(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the media store failed: {0}")]
+    Store(#[from] crate::media::store::StoreError),
+    #[error("the member's number cannot be decrypted: {0}")]
+    Crypto(#[from] crate::crypto::phone::PhoneCryptoError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// A name part as given: trimmed, at most 100 characters, no control characters; empty clears.
+fn clean_name(field: &str, value: Option<&str>) -> Result<Option<String>, MemberError> {
+    let Some(v) = value else { return Ok(None) };
+    let v = v.trim();
+    if v.chars().count() > 100 || v.chars().any(char::is_control) {
+        return Err(MemberError::Invalid(format!(
+            "{field} must be at most 100 characters, without control characters"
+        )));
+    }
+    Ok((!v.is_empty()).then(|| v.to_owned()))
+}
+
+/// Names a member (a missing or empty part clears it) and tells open dashboards.
+pub async fn name(
+    state: &AppState,
+    actor: &Actor,
+    id: MemberId,
+    first: Option<&str>,
+    last: Option<&str>,
+) -> Result<MemberRow, MemberError> {
+    let first = clean_name("firstName", first)?;
+    let last = clean_name("lastName", last)?;
+    let (member, conversation) = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        if !db::members::set_name(c, actor.church, id, first.as_deref(), last.as_deref(), clock::now()).await? {
+            return Err(MemberError::NotFound);
+        }
+        let member = db::members::get(c, actor.church, id).await?.ok_or(MemberError::NotFound)?;
+        (member, db::conversations::find_for_member(c, actor.church, id).await?)
+    };
+    if let Some(conversation_id) = conversation {
+        state.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
+    }
+    Ok(member)
+}
+
+/// Erases a member on request (admins): their files from the store (with previews) first — if
+/// the store fails nothing is erased yet and the request can be repeated — then their row, whose
+/// deletion takes their conversation, messages and files' rows with it, and the audit row that
+/// records it (naming no number), in one transaction. Returns how many files went.
+pub async fn erase(state: &AppState, actor: &Actor, id: MemberId) -> Result<usize, MemberError> {
+    if !actor.is_admin() {
+        return Err(MemberError::AdminOnly("erase a member"));
+    }
+    let (keys, conversation) = {
+        let mut pooled = state.db.acquire().await?;
+        let c = &mut pooled.conn();
+        db::members::get(c, actor.church, id).await?.ok_or(MemberError::NotFound)?;
+        (
+            db::attachments::keys_of_member(c, actor.church, id).await?,
+            db::conversations::find_for_member(c, actor.church, id).await?,
+        )
+    };
+    for (attachment, key) in &keys {
+        for k in crate::media::preview::keys_with_previews(key, *attachment) {
+            state.store.delete(&k).await?;
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    if !db::members::delete(c, actor.church, id).await? {
+        return Err(MemberError::NotFound);
+    }
+    let entry = audit::Entry::by(actor, "member.erase")
+        .subject("member", id.0)
+        .detail(serde_json::json!({ "files": keys.len() }));
+    audit::record(c, entry).await?;
+    tx.commit().await?;
+    if let Some(conversation_id) = conversation {
+        state.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
+    }
+    Ok(keys.len())
+}
+
+/// Everything kept about a member, ready to stream as a ZIP (admins); the export is audited with
+/// the number of files, never the number.
+pub async fn export(state: &AppState, actor: &Actor, id: MemberId) -> Result<export::MemberExport, MemberError> {
+    if !actor.is_admin() {
+        return Err(MemberError::AdminOnly("export a member's data"));
+    }
+    let export = match export::build(state, actor.church, id, clock::now()).await {
+        Ok(Some(export)) => export,
+        Ok(None) => return Err(MemberError::NotFound),
+        Err(export::ExportError::Db(e)) => return Err(e.into()),
+        Err(export::ExportError::Crypto(e)) => return Err(e.into()),
+    };
+    let mut pooled = state.db.acquire().await?;
+    let entry = audit::Entry::by(actor, "member.export")
+        .subject("member", id.0)
+        .detail(serde_json::json!({ "files": export.media.len() }));
+    audit::record(&mut pooled.conn(), entry).await?;
+    Ok(export)
+}

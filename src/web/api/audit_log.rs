@@ -9,13 +9,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{next_page, page_limit};
+use super::page_limit;
 use crate::app::AppState;
-use crate::db;
 use crate::domain::AttachmentId;
 use crate::flows::audit;
 use crate::web::api::views::AttachmentView;
-use crate::web::auth::{ClientAddr, Leader};
+use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiError, ApiResult, Envelope};
 use crate::web::extract::{AppJson, AppPath, AppQuery};
 use crate::web::openapi::{
@@ -97,14 +96,11 @@ async fn list_audit(
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     let limit = page_limit(q.limit)?;
-    let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(c) => Some(c.parse::<uuid::Uuid>().map_err(|_| ApiError::bad_request("invalid cursor"))?),
-        None => None,
-    };
-    let mut pooled = state.db.acquire().await?;
-    let mut rows = db::audit::page_with_actor(&mut pooled.conn(), leader.church, before, limit + 1).await?;
-    let next = next_page(&mut rows, limit, |(r, _)| r.id.to_string());
-    let entries: Vec<EntryView> = rows
+    let page = audit::page(&state, leader.church, q.cursor.as_deref(), limit)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("invalid cursor"))?;
+    let entries: Vec<EntryView> = page
+        .items
         .into_iter()
         .map(|(r, email)| EntryView {
             id: r.id,
@@ -119,7 +115,7 @@ async fn list_audit(
             created_at: super::views::timestamp(r.created_at),
         })
         .collect();
-    Ok(ok(StatusCode::OK, AuditPage { entries, next_cursor: next }))
+    Ok(ok(StatusCode::OK, AuditPage { entries, next_cursor: page.next_cursor }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -152,17 +148,9 @@ pub struct KeepBody {
 async fn keep(
     State(state): State<AppState>,
     leader: Leader,
-    addr: ClientAddr,
     AppPath(id): AppPath<AttachmentId>,
     AppJson(body): AppJson<KeepBody>,
 ) -> ApiResult<Response> {
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    if !db::attachments::set_keep(c, leader.church, id, body.keep).await? {
-        return Err(ApiError::NotFound);
-    }
-    let action = if body.keep { "media.keep" } else { "media.unkeep" };
-    audit::record(c, audit::Entry::leader(leader.church, leader.id, action, addr).subject("attachment", id.0)).await?;
-    let row = db::attachments::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
+    let row = crate::flows::library::keep(&state, &leader.actor(), id, body.keep).await?;
     Ok(ok(StatusCode::OK, super::views::attachment(&row)))
 }

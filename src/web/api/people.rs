@@ -10,13 +10,12 @@ use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
-use crate::clock;
-use crate::db::{self, UniqueExt};
+use crate::db;
 use crate::domain::{ChurchId, LeaderId, MemberId};
-use crate::flows::audit;
+use crate::flows::{accounts, members};
 use crate::web::api::auth::Empty;
-use crate::web::auth::{ClientAddr, Leader};
-use crate::web::error::{ok, ApiError, ApiResult, Envelope, ErrorBody};
+use crate::web::auth::Leader;
+use crate::web::error::{ok, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::{AppJson, AppPath};
 use crate::web::openapi::{
     BadRequest, Busy, FileBytes, Forbidden, NotFound, PayloadTooLarge, ServerError, Unauthorized, UnsupportedMediaType,
@@ -39,17 +38,6 @@ pub struct NameBody {
     first_name: Option<String>,
     /// At most 100 characters, no control characters.
     last_name: Option<String>,
-}
-
-fn clean_name(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
-    let Some(v) = value else { return Ok(None) };
-    let v = v.trim();
-    if v.chars().count() > 100 || v.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{field} must be at most 100 characters, without control characters"
-        )));
-    }
-    Ok((!v.is_empty()).then(|| v.to_owned()))
 }
 
 /// Name a member
@@ -77,21 +65,8 @@ async fn name_member(
     AppPath(id): AppPath<MemberId>,
     AppJson(body): AppJson<NameBody>,
 ) -> ApiResult<Response> {
-    let first = clean_name("firstName", body.first_name)?;
-    let last = clean_name("lastName", body.last_name)?;
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    if !db::members::set_name(c, leader.church, id, first.as_deref(), last.as_deref(), clock::now()).await? {
-        return Err(ApiError::NotFound);
-    }
-    let member = db::members::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
-    drop(pooled);
-    if let Some(conversation) = {
-        let mut pooled = state.db.acquire().await?;
-        db::conversations::find_for_member(&mut pooled.conn(), leader.church, id).await?
-    } {
-        state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id: conversation }).await;
-    }
+    let member =
+        members::name(&state, &leader.actor(), id, body.first_name.as_deref(), body.last_name.as_deref()).await?;
     Ok(ok(StatusCode::OK, views::member_row(&member)))
 }
 
@@ -124,49 +99,10 @@ pub struct Erased {
 async fn erase_member(
     State(state): State<AppState>,
     leader: Leader,
-    addr: ClientAddr,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
-    let files_deleted = erase(&state, &leader, addr, id).await?;
+    let files_deleted = members::erase(&state, &leader.actor(), id).await?;
     Ok(ok(StatusCode::OK, Erased { files_deleted }))
-}
-
-/// The erasure itself, shared by the API and the dashboard; returns how many files went.
-pub async fn erase(state: &AppState, leader: &Leader, addr: ClientAddr, id: MemberId) -> ApiResult<usize> {
-    if !leader.is_admin {
-        return Err(ApiError::Status(StatusCode::FORBIDDEN, "only an admin of the church can erase a member".into()));
-    }
-    let keys = {
-        let mut pooled = state.db.acquire().await?;
-        let c = &mut pooled.conn();
-        db::members::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
-        db::attachments::keys_of_member(c, leader.church, id).await?
-    };
-    // Files first (with their previews): if the store fails, nothing is erased yet and the
-    // request can be repeated.
-    for (attachment, key) in &keys {
-        for k in crate::media::preview::keys_with_previews(key, *attachment) {
-            state.store.delete(&k).await.map_err(|e| ApiError::Internal(e.into()))?;
-        }
-    }
-    let conversation = {
-        let mut pooled = state.db.acquire().await?;
-        db::conversations::find_for_member(&mut pooled.conn(), leader.church, id).await?
-    };
-    let mut tx = state.db.begin().await?;
-    let c = &mut tx.conn();
-    if !db::members::delete(c, leader.church, id).await? {
-        return Err(ApiError::NotFound);
-    }
-    let entry = audit::Entry::leader(leader.church, leader.id, "member.erase", addr)
-        .subject("member", id.0)
-        .detail(serde_json::json!({ "files": keys.len() }));
-    audit::record(c, entry).await?;
-    tx.commit().await?;
-    if let Some(conversation_id) = conversation {
-        state.live.publish(leader.church, crate::live::Event::Conversation { conversation_id }).await;
-    }
-    Ok(keys.len())
 }
 
 /// A leader of the church.
@@ -201,14 +137,6 @@ fn leader_view(l: &db::leaders::LeaderRow) -> LeaderView {
     }
 }
 
-fn admin_only(leader: &Leader) -> ApiResult<()> {
-    if leader.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::Status(StatusCode::FORBIDDEN, "only an admin of the church can manage its leaders".into()))
-    }
-}
-
 /// The church's leaders (admins)
 #[utoipa::path(
     get,
@@ -223,9 +151,7 @@ fn admin_only(leader: &Leader) -> ApiResult<()> {
     security(("bearer" = []), ("session" = []))
 )]
 async fn list_leaders(State(state): State<AppState>, leader: Leader) -> ApiResult<Response> {
-    admin_only(&leader)?;
-    let mut pooled = state.db.acquire().await?;
-    let rows = db::leaders::list(&mut pooled.conn(), leader.church).await?;
+    let rows = accounts::leaders(&state, &leader.actor()).await?;
     let leaders: Vec<LeaderView> = rows.iter().map(leader_view).collect();
     Ok(ok(StatusCode::OK, LeaderList { leaders }))
 }
@@ -262,32 +188,9 @@ pub struct NewLeader {
 async fn add_leader(
     State(state): State<AppState>,
     leader: Leader,
-    addr: ClientAddr,
     AppJson(body): AppJson<NewLeader>,
 ) -> ApiResult<Response> {
-    admin_only(&leader)?;
-    let email = crate::ops::cli::normalise_email(&body.email)
-        .map_err(|_| ApiError::bad_request("email is not an email address"))?;
-    crate::crypto::password::check_strength(&body.password)
-        .map_err(|e| ApiError::bad_request(format!("password: {e}")))?;
-    let hash = state.passwords.hash(&body.password).await?;
-    let row = db::leaders::LeaderRow {
-        id: LeaderId::new(),
-        church_id: leader.church,
-        email: email.clone(),
-        password_hash: hash,
-        is_admin: body.admin,
-        token_version: 0,
-        created_at: clock::now(),
-        last_login_at: None,
-    };
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    db::leaders::insert(c, &row)
-        .await
-        .on_unique(|| ApiError::Conflict(format!("{email} is already a leader of this church")))?;
-    audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.add", addr).subject("leader", row.id.0))
-        .await?;
+    let row = accounts::add_leader(&state, &leader.actor(), &body.email, &body.password, body.admin).await?;
     Ok(ok(StatusCode::CREATED, leader_view(&row)))
 }
 
@@ -312,20 +215,9 @@ async fn add_leader(
 async fn remove_leader(
     State(state): State<AppState>,
     leader: Leader,
-    addr: ClientAddr,
     AppPath(id): AppPath<LeaderId>,
 ) -> ApiResult<Response> {
-    admin_only(&leader)?;
-    let mut tx = state.db.begin().await?;
-    let c = &mut tx.conn();
-    let target = db::leaders::get(c, leader.church, id).await?.ok_or(ApiError::NotFound)?;
-    if target.is_admin && db::leaders::count_admins(c, leader.church).await? <= 1 {
-        return Err(ApiError::Conflict("the church's last admin cannot be removed".into()));
-    }
-    db::leaders::delete(c, leader.church, id).await?;
-    audit::record(c, audit::Entry::leader(leader.church, leader.id, "leader.remove", addr).subject("leader", id.0))
-        .await?;
-    tx.commit().await?;
+    accounts::remove_leader(&state, &leader.actor(), id).await?;
     Ok(ok(StatusCode::OK, Empty {}))
 }
 
@@ -363,32 +255,10 @@ pub struct ResetPassword {
 async fn reset_password(
     State(state): State<AppState>,
     leader: Leader,
-    addr: ClientAddr,
     AppPath(id): AppPath<LeaderId>,
     AppJson(body): AppJson<ResetPassword>,
 ) -> ApiResult<Response> {
-    admin_only(&leader)?;
-    {
-        let mut pooled = state.db.acquire().await?;
-        db::leaders::get(&mut pooled.conn(), leader.church, id).await?.ok_or(ApiError::NotFound)?;
-    }
-    if id == leader.id {
-        return Err(ApiError::bad_request(
-            "change your own password with POST /api/auth/password (it asks for the current one)",
-        ));
-    }
-    crate::crypto::password::check_strength(&body.new)
-        .map_err(|e| ApiError::bad_request(format!("new password: {e}")))?;
-    let hash = state.passwords.hash(&body.new).await?;
-    let mut tx = state.db.begin().await?;
-    let c = &mut tx.conn();
-    db::leaders::set_password(c, leader.church, id, &hash).await?.ok_or(ApiError::NotFound)?;
-    audit::record(
-        c,
-        audit::Entry::leader(leader.church, leader.id, "leader.password_reset", addr).subject("leader", id.0),
-    )
-    .await?;
-    tx.commit().await?;
+    accounts::reset_password(&state, &leader.actor(), id, &body.new).await?;
     Ok(ok(StatusCode::OK, Empty {}))
 }
 
@@ -415,29 +285,9 @@ async fn reset_password(
 async fn export_member(
     State(state): State<AppState>,
     leader: Leader,
-    addr: ClientAddr,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
-    if !leader.is_admin {
-        return Err(ApiError::Status(
-            StatusCode::FORBIDDEN,
-            "only an admin of the church can export a member's data".into(),
-        ));
-    }
-    let export = crate::flows::members::export::build(&state, leader.church, id, clock::now())
-        .await
-        .map_err(|e| match e {
-            crate::flows::members::export::ExportError::Db(e) => ApiError::Database(e),
-            e => ApiError::Internal(e.into()),
-        })?
-        .ok_or(ApiError::NotFound)?;
-    {
-        let mut pooled = state.db.acquire().await?;
-        let entry = audit::Entry::leader(leader.church, leader.id, "member.export", addr)
-            .subject("member", id.0)
-            .detail(serde_json::json!({ "files": export.media.len() }));
-        audit::record(&mut pooled.conn(), entry).await?;
-    }
+    let export = members::export(&state, &leader.actor(), id).await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.file_name))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"koinonia-member.zip\""));
     let body = axum::body::Body::from_stream(crate::media::export::stream_with(

@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 
 use super::views;
 use crate::app::AppState;
-use crate::db;
 use crate::domain::{AttachmentId, ConversationId, Phone};
-use crate::flows::outbound::{self, Recorded, Reply, ReplyError, Upload};
+use crate::flows::inbox;
+use crate::flows::outbound::{self, Recorded, Reply, Upload};
 use crate::media::ingest::{self, IngestError};
 use crate::media::names;
 use crate::web::auth::Leader;
@@ -38,21 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 }
 
-impl From<ReplyError> for ApiError {
-    fn from(e: ReplyError) -> Self {
-        match e {
-            ReplyError::NotFound => ApiError::NotFound,
-            ReplyError::OptedOut | ReplyError::Unreachable(_) => ApiError::Conflict(e.to_string()),
-            ReplyError::Invalid(msg) => ApiError::BadRequest(msg),
-            ReplyError::Db(e) => ApiError::Database(e),
-            other => ApiError::Internal(other.into()),
-        }
-    }
-}
-
 fn recorded_view(r: &Recorded) -> views::MessageView {
-    let refs: Vec<&db::attachments::AttachmentRow> = r.attachments.iter().collect();
-    views::message(&r.message, &refs)
+    views::message(&r.message, &r.attachments)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -97,7 +84,7 @@ async fn reply(
     limit(state.limits.reply(leader.id), "reply")?;
     let recorded = outbound::reply(
         &state,
-        &leader,
+        &leader.actor(),
         id,
         Reply { content: body.content, upload: None, force: body.force, ..Reply::default() },
     )
@@ -148,13 +135,11 @@ async fn start(
 ) -> ApiResult<Response> {
     limit(state.limits.reply(leader.id), "reply")?;
     let phone = Phone::parse(&body.phone).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
-    let (conversation, recorded) = outbound::start_conversation(&state, &leader, &phone, &body.content).await?;
-    let mut pooled = state.db.acquire().await?;
-    let row =
-        db::conversations::get(&mut pooled.conn(), leader.church, conversation).await?.ok_or(ApiError::NotFound)?;
+    let (conversation, recorded) = outbound::start_conversation(&state, &leader.actor(), &phone, &body.content).await?;
+    let conversation = inbox::conversation(&state, leader.church, conversation, true).await?;
     Ok(ok(
         StatusCode::CREATED,
-        Started { conversation: views::conversation(&row, &state.phone, true), message: recorded_view(&recorded) },
+        Started { conversation: views::conversation(&conversation), message: recorded_view(&recorded) },
     ))
 }
 
@@ -246,14 +231,14 @@ async fn reply_with_media(
                     return Err(ApiError::bad_request("one file per reply"));
                 }
                 if !checked {
-                    outbound::precheck(&state, &leader, id, force).await?;
+                    outbound::precheck(&state, &leader.actor(), id, force).await?;
                     checked = true;
                 }
                 let original = field.file_name().map(names::display_name).unwrap_or_else(|| "file".to_owned());
                 let attachment = AttachmentId::new();
                 let key = state.store.key_for(leader.church, id, attachment, &names::safe_name(&original));
                 let max = state.config.max_media_size_bytes;
-                let body = field.map_err(IngestError::Upload).boxed();
+                let body = field.map_err(upload_broke).boxed();
                 let ingested = ingest::stream_into_store(&state.store, max, body, &key, &original, id, None)
                     .await
                     .map_err(|e| upload_error(&state, e))?;
@@ -271,9 +256,13 @@ async fn reply_with_media(
     let Some(upload) = upload else {
         return Err(ApiError::bad_request("a file is required (multipart field \"file\")"));
     };
-    let recorded =
-        outbound::reply(&state, &leader, id, Reply { content: caption, upload: Some(upload), force, large_image })
-            .await?;
+    let recorded = outbound::reply(
+        &state,
+        &leader.actor(),
+        id,
+        Reply { content: caption, upload: Some(upload), force, large_image },
+    )
+    .await?;
     uncommitted.keep();
     Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
 }
@@ -297,12 +286,18 @@ fn multipart_error(state: &AppState, e: axum::extract::multipart::MultipartError
     ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
 }
 
+/// A body that broke off while the file streamed, as the media pipeline reports it.
+fn upload_broke(e: axum::extract::multipart::MultipartError) -> IngestError {
+    IngestError::Upload { too_large: e.status() == StatusCode::PAYLOAD_TOO_LARGE, message: e.body_text() }
+}
+
 fn upload_error(state: &AppState, e: IngestError) -> ApiError {
     match e {
         IngestError::TooLarge(_) => too_large(state),
         IngestError::NotAllowed(t) => ApiError::UnsupportedMediaType(format!("File type {t} is not allowed")),
         IngestError::Rejected(reason) => ApiError::UnsupportedMediaType(format!("File not accepted: {reason}")),
-        IngestError::Upload(e) => multipart_error(state, e),
+        IngestError::Upload { too_large: true, .. } => too_large(state),
+        IngestError::Upload { message, .. } => ApiError::bad_request(format!("invalid multipart body: {message}")),
         other => ApiError::Internal(other.into()),
     }
 }

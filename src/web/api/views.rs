@@ -3,14 +3,14 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::crypto::phone::PhoneCrypto;
 use crate::db::attachments::AttachmentRow;
 use crate::db::conversations::InboxRow;
 use crate::db::messages::MessageRow;
 use crate::domain::{
     mask_last4, AttachmentId, AttachmentStatus, ConversationId, DeliveryStatus, Direction, MediaKind, MemberId,
-    MessageId,
+    MessageId, Phone,
 };
+use crate::flows::inbox;
 
 /// A congregation member. `phone` is masked to its last four digits (`•••-•••-1234`) everywhere
 /// but the leader's own thread header.
@@ -116,25 +116,14 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A member as a leader sees it: the number masked, or in full (`full_phone`) in the thread
-/// header only.
-pub fn member(row: &InboxRow, crypto: &PhoneCrypto, full_phone: bool) -> MemberView {
-    let phone = if full_phone {
-        match crypto.decrypt(&row.phone_ciphertext) {
-            Ok(p) => p.as_str().to_owned(),
-            Err(e) => {
-                tracing::error!(member = %row.member_id, error = %e, "cannot decrypt a member's number");
-                mask_last4(&row.phone_last4)
-            }
-        }
-    } else {
-        mask_last4(&row.phone_last4)
-    };
+/// A member as a leader sees it: the number masked, or in full where the flow gave it (the
+/// thread header only).
+pub fn member(row: &InboxRow, phone: Option<&Phone>) -> MemberView {
     MemberView {
         id: row.member_id,
         first_name: row.first_name.clone(),
         last_name: row.last_name.clone(),
-        phone,
+        phone: phone.map_or_else(|| mask_last4(&row.phone_last4), |p| p.as_str().to_owned()),
         opted_out: row.opted_out,
         unreachable: row.unreachable,
     }
@@ -152,10 +141,20 @@ pub fn member_row(m: &crate::db::members::MemberRow) -> MemberView {
     }
 }
 
-pub fn conversation(row: &InboxRow, crypto: &PhoneCrypto, full_phone: bool) -> ConversationView {
+/// A conversation of the inbox list (number masked).
+pub fn conversation_row(row: &InboxRow) -> ConversationView {
+    conversation_with(row, None)
+}
+
+/// A conversation as the flow gave it (with the full number when it did).
+pub fn conversation(c: &inbox::Conversation) -> ConversationView {
+    conversation_with(&c.row, c.phone.as_ref())
+}
+
+fn conversation_with(row: &InboxRow, phone: Option<&Phone>) -> ConversationView {
     ConversationView {
         id: row.id,
-        member: member(row, crypto, full_phone),
+        member: member(row, phone),
         last_message_at: timestamp(row.last_message_at),
         last_message_preview: row.last_message_preview.clone(),
         unread_count: row.unread_count,
@@ -188,7 +187,12 @@ pub fn attachment(a: &AttachmentRow) -> AttachmentView {
     }
 }
 
-pub fn message(m: &MessageRow, attachments: &[&AttachmentRow]) -> MessageView {
+/// A message of a thread, with its files.
+pub fn thread_message(t: &inbox::ThreadMessage) -> MessageView {
+    message(&t.message, &t.files)
+}
+
+pub fn message(m: &MessageRow, attachments: &[AttachmentRow]) -> MessageView {
     MessageView {
         id: m.id,
         conversation_id: m.conversation_id,
@@ -199,7 +203,7 @@ pub fn message(m: &MessageRow, attachments: &[&AttachmentRow]) -> MessageView {
         likely_opt_out: m.likely_opt_out,
         provider_message_id: m.provider_message_id.clone(),
         created_at: timestamp(m.created_at),
-        media: attachments.iter().map(|a| attachment(a)).collect(),
+        media: attachments.iter().map(attachment).collect(),
     }
 }
 

@@ -7,18 +7,17 @@ use askama_web::WebTemplate;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use serde::Deserialize;
 
 use super::page_headers;
 use super::session::PageSession;
 use crate::app::AppState;
-use crate::db;
 use crate::domain::AttachmentId;
-use crate::web::api::conversations::load_inbox;
-use crate::web::api::media::{export_zip, library_filter, member_labels, parse_id, ExportRequest, LibraryQuery};
+use crate::flows::library;
+use crate::web::api::media::{export_zip, LibraryQuery};
 use crate::web::api::views::{self, AttachmentView};
-use crate::web::auth::{cookie, ClientAddr, SESSION_COOKIE};
+use crate::web::csrf::CsrfForm;
 use crate::web::error::ApiError;
 
 /// Tiles per page (one screen on a desktop, several on a phone).
@@ -132,13 +131,14 @@ async fn page(State(state): State<AppState>, session: PageSession, Query(q): Que
         Err(ApiError::BadRequest(msg)) => (Vec::new(), None, Some(msg)),
         Err(e) => return e.into_response(),
     };
-    let members = match load_inbox(&state, church, None, None, MEMBERS_IN_FILTER).await {
-        Ok(inbox) => inbox
-            .conversations
-            .into_iter()
+    let members = match crate::flows::inbox::list(&state, church, None, None, MEMBERS_IN_FILTER).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .map(views::conversation_row)
             .map(|c| MemberOption { id: c.member.id.to_string(), label: c.display_name() })
             .collect(),
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let page = LibraryPage {
         church_name: session.church_name,
@@ -170,15 +170,11 @@ async fn load_tiles(
     church: crate::domain::ChurchId,
     q: &LibraryQuery,
 ) -> Result<(Vec<Tile>, Option<String>), ApiError> {
-    let filter = library_filter(q)?;
     let limit = crate::web::api::page_limit(Some(q.limit.unwrap_or(PAGE)))?;
-    let before = parse_id("cursor", q.cursor.as_deref())?.map(AttachmentId);
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    let mut rows = db::attachments::library(c, church, &filter, before, limit + 1).await?;
-    let next = crate::web::api::next_page(&mut rows, limit, |a| a.id.to_string());
-    let members = member_labels(c, church, &rows).await?;
-    let tiles = rows
+    let page = library::list(state, church, &q.filter(), q.cursor.as_deref(), limit).await?;
+    let members = library::member_labels(state, church, &page.items).await?;
+    let tiles = page
+        .items
         .iter()
         .map(|a| Tile {
             file: views::attachment(a),
@@ -187,14 +183,12 @@ async fn load_tiles(
             date: a.created_at.format("%b %-d, %Y").to_string(),
         })
         .collect();
-    Ok((tiles, next))
+    Ok((tiles, page.next_cursor))
 }
 
 /// The download button's form: the chosen ids (comma-separated), or `all` with the filter.
 #[derive(Deserialize)]
 struct ExportForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     ids: String,
     #[serde(default)]
@@ -214,27 +208,17 @@ struct ExportForm {
 async fn export(
     State(state): State<AppState>,
     session: PageSession,
-    addr: ClientAddr,
-    headers: axum::http::HeaderMap,
-    Form(form): Form<ExportForm>,
+    CsrfForm(form): CsrfForm<ExportForm>,
 ) -> Result<Response, ApiError> {
-    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if !state.csrf.verify(&[&token], &form.csrf) {
-        return Err(ApiError::Status(axum::http::StatusCode::FORBIDDEN, "invalid CSRF token; reload the page".into()));
-    }
-    let req = if form.all == "1" {
-        ExportRequest {
-            ids: None,
-            filter: Some(LibraryQuery {
-                kind: form.kind,
-                from: form.from,
-                to: form.to,
-                member_id: form.member_id,
-                conversation_id: form.conversation_id,
-                cursor: None,
-                limit: None,
-            }),
-        }
+    let filter = library::FilterInput {
+        kind: form.kind.as_deref(),
+        from: form.from.as_deref(),
+        to: form.to.as_deref(),
+        member_id: form.member_id.as_deref(),
+        conversation_id: form.conversation_id.as_deref(),
+    };
+    let selection = if form.all == "1" {
+        library::Selection::Filter(filter)
     } else {
         let ids = form
             .ids
@@ -242,7 +226,7 @@ async fn export(
             .filter(|s| !s.trim().is_empty())
             .map(|s| s.trim().parse().map(AttachmentId).map_err(|_| ApiError::bad_request("ids must be file ids")))
             .collect::<Result<Vec<_>, _>>()?;
-        ExportRequest { ids: Some(ids), filter: None }
+        library::Selection::Ids(ids)
     };
-    export_zip(&state, &session.leader, addr, req).await
+    export_zip(&state, &session.leader, selection).await
 }

@@ -13,13 +13,15 @@ use serde::Deserialize;
 use super::page_headers;
 use super::session::PageSession;
 use crate::app::AppState;
-use crate::db;
+use crate::domain::ClientAddr;
 use crate::domain::{ConversationId, MessageId};
+use crate::flows::accounts;
+use crate::flows::inbox;
 use crate::media::mime::ALLOWED;
-use crate::web::api::auth::{authenticate, session_cookie};
-use crate::web::api::conversations::{load_inbox, load_thread, mark_conversation_read, parse_before};
+use crate::web::api::auth::session_cookie;
 use crate::web::api::views::{self, ConversationView, MessageView};
-use crate::web::auth::{cookie, ClientAddr, SESSION_COOKIE};
+use crate::web::auth::{cookie, SESSION_COOKIE};
+use crate::web::csrf::{CsrfForm, NoFields};
 use crate::web::error::ApiError;
 
 const THREAD_PAGE: i64 = 30;
@@ -78,13 +80,8 @@ impl IntoResponse for PageError {
 
 type PageResult = Result<Response, PageError>;
 
-async fn church_count(state: &AppState) -> Result<i64, sqlx::Error> {
-    let mut pooled = state.db.acquire().await?;
-    db::churches::count(&mut pooled.conn()).await
-}
-
 async fn root(State(state): State<AppState>) -> PageResult {
-    if church_count(&state).await? == 0 {
+    if !accounts::is_set_up(&state).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/setup").into_response());
     }
     Ok(Redirect::to("/inbox").into_response())
@@ -119,7 +116,7 @@ pub struct SetupForm {
 }
 
 async fn setup_form(State(state): State<AppState>) -> PageResult {
-    if church_count(&state).await? > 0 {
+    if accounts::is_set_up(&state).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/login").into_response());
     }
     let page = SetupPage {
@@ -133,57 +130,37 @@ async fn setup_form(State(state): State<AppState>) -> PageResult {
 }
 
 async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<SetupForm>) -> PageResult {
-    if church_count(&state).await? > 0 {
+    if accounts::is_set_up(&state).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/login").into_response());
     }
-    let again = |error: String| {
-        let page = SetupPage {
-            error: Some(error),
-            needs_code: state.setup_code.is_some(),
-            church_name: form.church_name.clone(),
-            church_number: form.church_number.clone(),
-            email: form.email.clone(),
-        };
-        Ok((StatusCode::BAD_REQUEST, page_headers(&state), page).into_response())
+    let setup = accounts::Setup {
+        code: &form.code,
+        church_name: &form.church_name,
+        church_number: &form.church_number,
+        email: &form.email,
+        password: &form.password,
+        password_confirm: &form.password_confirm,
     };
-    if let Some(code) = &state.setup_code {
-        let given = form.code.trim();
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), code.as_bytes())) {
-            return again("The setup code is not right. It is printed by `koinonia serve` when it starts.".into());
-        }
-    }
-    if form.password != form.password_confirm {
-        return again("The two passwords differ.".into());
-    }
-    if let Err(e) = crate::crypto::password::check_strength(&form.password) {
-        return again(format!("Password: {e}."));
-    }
-    let email = match crate::ops::cli::normalise_email(&form.email) {
-        Ok(e) => e,
-        Err(_) => return again("That email address does not look right.".into()),
-    };
-    let created = crate::ops::cli::first_run(
-        &state.db,
-        &state.passwords,
-        &form.church_name,
-        &form.church_number,
-        &email,
-        &form.password,
-    )
-    .await;
-    match created {
-        Ok(Some(_)) => {}
+    match accounts::setup(&state, setup, addr).await {
+        Ok(Some(signed_in)) => signed_in_page(&state, &signed_in.token),
         // Another request finished setup first.
-        Ok(None) => return Ok(Redirect::to("/login").into_response()),
-        Err(e) => return again(e.to_string().replace("--name", "Church name").replace("--number", "Church number")),
+        Ok(None) => Ok(Redirect::to("/login").into_response()),
+        Err(accounts::AccountError::Invalid(error)) => {
+            let page = SetupPage {
+                error: Some(error),
+                needs_code: state.setup_code.is_some(),
+                church_name: form.church_name.clone(),
+                church_number: form.church_number.clone(),
+                email: form.email.clone(),
+            };
+            Ok((StatusCode::BAD_REQUEST, page_headers(&state), page).into_response())
+        }
+        Err(e) => Err(ApiError::from(e).into()),
     }
-    tracing::info!("first-run setup created the church and its first leader");
-    let (token, _) = authenticate(&state, &email, &form.password, addr).await?;
-    signed_in(&state, &token)
 }
 
 /// Sets the session cookie and goes to the inbox.
-fn signed_in(state: &AppState, token: &str) -> PageResult {
+fn signed_in_page(state: &AppState, token: &str) -> PageResult {
     let mut res = Redirect::to("/inbox").into_response();
     let cookie = session_cookie(state, token, crate::crypto::session::SESSION_HOURS * 3600);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -210,49 +187,36 @@ pub struct LoginForm {
 }
 
 async fn login_form(State(state): State<AppState>) -> PageResult {
-    if church_count(&state).await? == 0 {
+    if !accounts::is_set_up(&state).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/setup").into_response());
     }
     Ok((page_headers(&state), LoginPage { error: None, email: String::new() }).into_response())
 }
 
 async fn login(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<LoginForm>) -> PageResult {
-    match authenticate(&state, &form.email, &form.password, addr).await {
-        Ok((token, _)) => signed_in(&state, &token),
-        Err(e @ (ApiError::Unauthorized(_) | ApiError::BadRequest(_) | ApiError::RateLimited(_))) => {
-            let status = e.status();
-            let error = match &e {
-                ApiError::Unauthorized(_) => "Invalid email or password.".to_owned(),
-                ApiError::RateLimited(secs) => format!("Too many attempts. Try again in {secs} seconds."),
-                _ => "Enter your email and password.".to_owned(),
-            };
-            Ok((status, page_headers(&state), LoginPage { error: Some(error), email: form.email }).into_response())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf: String,
+    let error = match accounts::login(&state, &form.email, &form.password, addr).await {
+        Ok(signed_in) => return signed_in_page(&state, &signed_in.token),
+        Err(e) => ApiError::from(e),
+    };
+    let message = match &error {
+        ApiError::Unauthorized(_) => "Invalid email or password.".to_owned(),
+        ApiError::RateLimited(secs) => format!("Too many attempts. Try again in {secs} seconds."),
+        ApiError::BadRequest(_) => "Enter your email and password.".to_owned(),
+        _ => return Err(error.into()),
+    };
+    let page = LoginPage { error: Some(message), email: form.email };
+    Ok((error.status(), page_headers(&state), page).into_response())
 }
 
 async fn logout(
     State(state): State<AppState>,
+    addr: ClientAddr,
     headers: axum::http::HeaderMap,
-    Form(form): Form<LogoutForm>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> PageResult {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        if !state.csrf.verify(&[&token], &form.csrf) {
-            return Err(ApiError::Status(StatusCode::FORBIDDEN, "invalid CSRF token; reload the page".into()).into());
-        }
         // The token is refused from now on, not only forgotten by this browser.
-        if let Ok(claims) = state.sessions.verify(&token) {
-            let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(crate::clock::now);
-            let mut pooled = state.db.acquire().await?;
-            db::leaders::revoke_session(&mut pooled.conn(), claims.jti, expires).await?;
-        }
+        accounts::logout_token(&state, &token, addr).await.map_err(ApiError::from)?;
     }
     let mut res = Redirect::to("/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
@@ -323,22 +287,26 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
     let church = session.leader.church;
     let thread = match selected {
         Some(id) => {
-            let t = load_thread(state, church, id, None, THREAD_PAGE).await?;
+            let t = inbox::thread(state, church, id, None, THREAD_PAGE).await.map_err(ApiError::from)?;
             // Opening a thread marks it read for the church.
-            mark_conversation_read(state, church, id).await?;
-            Some(ThreadView { conversation: t.conversation, messages: t.messages, older: t.next_cursor })
+            inbox::mark_read(state, church, id).await.map_err(ApiError::from)?;
+            Some(ThreadView {
+                conversation: views::conversation(&t.conversation),
+                messages: t.messages.iter().map(views::thread_message).collect(),
+                older: t.next_cursor,
+            })
         }
         None => None,
     };
-    let inbox = load_inbox(state, church, None, None, LIST_PAGE).await?;
+    let list = inbox::list(state, church, None, None, LIST_PAGE).await.map_err(ApiError::from)?;
     let page = InboxPage {
         church_name: session.church_name,
         email: session.leader.email,
         csrf: session.csrf,
         sandbox: state.carrier.is_sandbox(),
         is_admin: session.leader.is_admin,
-        conversations: inbox.conversations,
-        next_cursor: inbox.next_cursor,
+        conversations: list.items.iter().map(views::conversation_row).collect(),
+        next_cursor: list.next_cursor,
         selected: selected.map(|s| s.to_string()),
         thread,
         limits: Limits::of(state),
@@ -384,9 +352,11 @@ async fn list_fragment(
     session: PageSession,
     Query(q): Query<ListFragmentQuery>,
 ) -> PageResult {
-    let inbox = load_inbox(&state, session.leader.church, q.cursor.as_deref(), q.q.as_deref(), LIST_PAGE).await?;
-    Ok(ListFragment { conversations: inbox.conversations, next_cursor: inbox.next_cursor, selected: q.selected }
-        .into_response())
+    let list = inbox::list(&state, session.leader.church, q.cursor.as_deref(), q.q.as_deref(), LIST_PAGE)
+        .await
+        .map_err(ApiError::from)?;
+    let conversations = list.items.iter().map(views::conversation_row).collect();
+    Ok(ListFragment { conversations, next_cursor: list.next_cursor, selected: q.selected }.into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -408,9 +378,11 @@ async fn messages_fragment(
     Query(q): Query<MessagesQuery>,
 ) -> PageResult {
     let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let before = parse_before(q.before.as_deref())?;
-    let t = load_thread(&state, session.leader.church, id, before, THREAD_PAGE).await?;
-    Ok(MessagesFragment { messages: t.messages, older: t.next_cursor }.into_response())
+    let t = inbox::thread(&state, session.leader.church, id, q.before.as_deref(), THREAD_PAGE)
+        .await
+        .map_err(ApiError::from)?;
+    let messages = t.messages.iter().map(views::thread_message).collect();
+    Ok(MessagesFragment { messages, older: t.next_cursor }.into_response())
 }
 
 async fn message_fragment(
@@ -420,12 +392,6 @@ async fn message_fragment(
 ) -> PageResult {
     let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
     let message: MessageId = message.parse().map_err(|_| ApiError::NotFound)?;
-    let church = session.leader.church;
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    let m =
-        db::messages::get(c, church, message).await?.filter(|m| m.conversation_id == id).ok_or(ApiError::NotFound)?;
-    let files = db::attachments::for_messages(c, church, id, message, message).await?;
-    let refs: Vec<&db::attachments::AttachmentRow> = files.iter().collect();
-    Ok(MessagesFragment { messages: vec![views::message(&m, &refs)], older: None }.into_response())
+    let m = inbox::message(&state, session.leader.church, id, message).await.map_err(ApiError::from)?;
+    Ok(MessagesFragment { messages: vec![views::thread_message(&m)], older: None }.into_response())
 }

@@ -1,4 +1,5 @@
-//! A signed-in leader on a page: the session cookie, or a redirect to the login page.
+//! A signed-in leader on a page: the session cookie (checked as the API checks it), or a redirect
+//! to the login page.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -6,11 +7,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::app::AppState;
 use crate::db;
-use crate::web::auth::{cookie, csrf_token, SESSION_COOKIE};
+use crate::web::auth::{authenticate, Carrier, Leader};
 
 /// The leader behind a page request, with what the page needs to make further requests.
 pub struct PageSession {
-    pub leader: crate::web::auth::Leader,
+    pub leader: Leader,
     pub church_name: String,
     /// Sent back in forms and in the `x-csrf-token` header of the page's requests.
     pub csrf: String,
@@ -21,20 +22,13 @@ impl FromRequestParts<AppState> for PageSession {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let to_login = || Redirect::to("/login").into_response();
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(to_login()) };
-        let Ok(Some((leader, claims))) = crate::web::auth::session_leader(state, &token).await else {
-            return Err(to_login());
-        };
+        let Ok((leader, token)) = authenticate(parts, state, Carrier::Cookie).await else { return Err(to_login()) };
         let church = async {
             let mut pooled = state.db.acquire().await.ok()?;
-            db::churches::get(&mut pooled.conn(), claims.church).await.ok()?
+            db::churches::get(&mut pooled.conn(), leader.church).await.ok()?
         }
         .await;
         let Some(church) = church else { return Err(to_login()) };
-        Ok(PageSession {
-            leader: crate::web::auth::Leader::of_session(leader, &claims),
-            church_name: church.name,
-            csrf: csrf_token(state, &token),
-        })
+        Ok(PageSession { leader, church_name: church.name, csrf: crate::web::csrf::token(state, &token) })
     }
 }

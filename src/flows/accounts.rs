@@ -1,0 +1,408 @@
+//! Accounts: a church and its first admin at first run, leaders' sign-in and sign-out, password
+//! changes and resets, and the leaders an admin manages. Every change is audited in the same
+//! transaction as the change itself.
+
+use crate::app::AppState;
+use crate::clock;
+use crate::crypto::password::{self, PasswordError};
+use crate::crypto::session::Claims;
+use crate::db::leaders::LeaderRow;
+use crate::db::{self, Db, UniqueExt};
+use crate::domain::{Actor, ChurchId, ClientAddr, LeaderId, Phone};
+use crate::flows::audit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// What was given is not acceptable; the sentence says why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("invalid email or password")]
+    WrongPassword,
+    #[error("the current password is not right")]
+    WrongCurrentPassword,
+    /// Too many attempts from this address (or at this account): wait this many seconds.
+    #[error("too many attempts; try again in {0} seconds")]
+    RateLimited(u64),
+    #[error("only an admin of the church can manage its leaders")]
+    AdminOnly,
+    /// No such leader (or church) here.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("cannot issue a session: {0}")]
+    Session(#[from] crate::crypto::session::SessionError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// A new session: its token and the leader it belongs to.
+pub struct SignedIn {
+    pub token: String,
+    pub leader: LeaderRow,
+}
+
+/// Lower-cased, trimmed, and shaped like an address.
+pub fn normalise_email(email: &str) -> Result<String, AccountError> {
+    let e = email.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        });
+    if !valid {
+        return Err(AccountError::Invalid(format!("{email:?} is not an email address")));
+    }
+    Ok(e)
+}
+
+/// A new church's row, its name and number checked.
+fn church_row(
+    name: &str,
+    number: &str,
+    messaging_profile_id: Option<&str>,
+) -> Result<db::churches::ChurchRow, AccountError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AccountError::Invalid("the church name must be 1 to 200 characters".into()));
+    }
+    let phone = Phone::parse(number).map_err(|e| AccountError::Invalid(format!("church number: {e}")))?;
+    Ok(db::churches::ChurchRow {
+        id: ChurchId::new(),
+        name: name.to_owned(),
+        phone_number: phone.as_str().to_owned(),
+        messaging_profile_id: messaging_profile_id.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned),
+        created_at: clock::now(),
+    })
+}
+
+async fn insert_church(c: &mut db::Conn<'_>, row: &db::churches::ChurchRow) -> Result<(), AccountError> {
+    db::churches::insert(c, row)
+        .await
+        .on_unique(|| AccountError::Conflict(format!("a church with number {} already exists", row.phone_number)))
+}
+
+fn leader_row(church: ChurchId, email: &str, password_hash: String, admin: bool) -> LeaderRow {
+    LeaderRow {
+        id: LeaderId::new(),
+        church_id: church,
+        email: email.to_owned(),
+        password_hash,
+        is_admin: admin,
+        token_version: 0,
+        created_at: clock::now(),
+        last_login_at: None,
+    }
+}
+
+/// Creates a church owning `number` (an operator's command); returns its id.
+pub async fn create_church(
+    db: &Db,
+    name: &str,
+    number: &str,
+    messaging_profile_id: Option<&str>,
+) -> Result<ChurchId, AccountError> {
+    let row = church_row(name, number, messaging_profile_id)?;
+    let mut tx = db.begin().await?;
+    insert_church(&mut tx.conn(), &row).await?;
+    tx.commit().await?;
+    Ok(row.id)
+}
+
+/// Creates a leader of `church` (an operator's command); returns its id.
+pub async fn create_leader(
+    db: &Db,
+    passwords: &password::Hasher,
+    church: ChurchId,
+    email: &str,
+    password_text: &str,
+    admin: bool,
+) -> Result<LeaderId, AccountError> {
+    let email = normalise_email(email)?;
+    let hash = passwords.hash(password_text).await?;
+    let mut tx = db.begin().await?;
+    let c = &mut tx.conn();
+    if db::churches::get(c, church).await?.is_none() {
+        return Err(AccountError::Invalid(format!("no church with id {church}")));
+    }
+    let row = leader_row(church, &email, hash, admin);
+    db::leaders::insert(c, &row)
+        .await
+        .on_unique(|| AccountError::Conflict(format!("a leader with email {email} already exists")))?;
+    tx.commit().await?;
+    Ok(row.id)
+}
+
+/// First-run setup: the first church and its first (admin) leader, in one transaction that claims
+/// setup, so concurrent attempts create exactly one church. `None`: setup was done already.
+pub async fn first_run(
+    db: &Db,
+    passwords: &password::Hasher,
+    church_name: &str,
+    church_number: &str,
+    email: &str,
+    password_text: &str,
+) -> Result<Option<(ChurchId, LeaderId)>, AccountError> {
+    let church = church_row(church_name, church_number, None)?;
+    let email = normalise_email(email)?;
+    // Hashed before the transaction: no connection is held while argon2 runs.
+    let hash = passwords.hash(password_text).await?;
+    let leader = leader_row(church.id, &email, hash, true);
+    let mut tx = db.begin().await?;
+    let c = &mut tx.conn();
+    if !db::churches::claim_first_run(c, church.id, church.created_at).await? || db::churches::count(c).await? > 0 {
+        return Ok(None);
+    }
+    insert_church(c, &church).await?;
+    db::leaders::insert(c, &leader)
+        .await
+        .on_unique(|| AccountError::Conflict(format!("{email} is already a leader of this church")))?;
+    tx.commit().await?;
+    Ok(Some((church.id, leader.id)))
+}
+
+/// What `/setup` asks for.
+pub struct Setup<'a> {
+    /// The one-time code `serve` printed (asked for when koinonia listens beyond loopback).
+    pub code: &'a str,
+    pub church_name: &'a str,
+    pub church_number: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub password_confirm: &'a str,
+}
+
+/// Whether any church exists yet (before one does, `/setup` is open).
+pub async fn is_set_up(state: &AppState) -> Result<bool, AccountError> {
+    let mut pooled = state.db.acquire().await?;
+    Ok(db::churches::count(&mut pooled.conn()).await? > 0)
+}
+
+/// First-run setup from the dashboard: checks the one-time code and the form, creates the church
+/// and its admin, and signs them in. `None`: another request finished setup first.
+pub async fn setup(state: &AppState, form: Setup<'_>, client: ClientAddr) -> Result<Option<SignedIn>, AccountError> {
+    if let Some(code) = &state.setup_code {
+        let given = form.code.trim();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), code.as_bytes())) {
+            return Err(AccountError::Invalid(
+                "The setup code is not right. It is printed by `koinonia serve` when it starts.".into(),
+            ));
+        }
+    }
+    if form.password != form.password_confirm {
+        return Err(AccountError::Invalid("The two passwords differ.".into()));
+    }
+    password::check_strength(form.password).map_err(|e| AccountError::Invalid(format!("Password: {e}.")))?;
+    let email = normalise_email(form.email)
+        .map_err(|_| AccountError::Invalid("That email address does not look right.".into()))?;
+    let created =
+        first_run(&state.db, &state.passwords, form.church_name, form.church_number, &email, form.password).await;
+    match created {
+        Ok(Some(_)) => {}
+        Ok(None) => return Ok(None),
+        Err(AccountError::Invalid(e) | AccountError::Conflict(e)) => {
+            let mut e = e;
+            if let Some(first) = e.get(..1) {
+                e = first.to_uppercase() + &e[1..];
+            }
+            return Err(AccountError::Invalid(e));
+        }
+        Err(e) => return Err(e),
+    }
+    tracing::info!("first-run setup created the church and its first leader");
+    login(state, &email, form.password, client).await.map(Some)
+}
+
+/// Checks a leader's email and password; on success a new session (the login is audited).
+/// The same answer, after the same work, for an unknown email and a wrong password.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password_text: &str,
+    client: ClientAddr,
+) -> Result<SignedIn, AccountError> {
+    let email = email.trim().to_lowercase();
+    if email.is_empty() || password_text.is_empty() {
+        return Err(AccountError::Invalid("email and password are required".into()));
+    }
+    guessing_allowed(state, &email, client).await?;
+    let accounts = {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::find_by_email(&mut pooled.conn(), &email).await?
+    };
+    // One email may lead in several churches (each its own account and password): the password
+    // says which. With no account, a dummy hash is checked, so timing does not tell.
+    let mut signed_in = None;
+    if accounts.is_empty() {
+        state.passwords.verify(password_text, None).await?;
+    }
+    for account in accounts {
+        if state.passwords.verify(password_text, Some(&account.password_hash)).await? {
+            signed_in = Some(account);
+            break;
+        }
+    }
+    let Some(leader) = signed_in else {
+        metrics::counter!("koinonia_logins_total", "outcome" => "failed").increment(1);
+        tracing::info!("login refused");
+        return Err(AccountError::WrongPassword);
+    };
+    let now = clock::now();
+    let (token, _) = state.sessions.issue(leader.id, leader.church_id, leader.token_version, now)?;
+    {
+        let actor = Actor::leader(leader.church_id, leader.id, leader.is_admin, client);
+        let mut tx = state.db.begin().await?;
+        let c = &mut tx.conn();
+        db::leaders::record_login(c, leader.id, now).await?;
+        audit::record(c, audit::Entry::by(&actor, "leader.login")).await?;
+        tx.commit().await?;
+    }
+    metrics::counter!("koinonia_logins_total", "outcome" => "ok").increment(1);
+    Ok(SignedIn { token, leader })
+}
+
+/// The login limits for one attempt to check `email`'s password from `client`: refused when this
+/// address (or this address for this account) tried too often; delayed when the account is
+/// being tried from many addresses.
+async fn guessing_allowed(state: &AppState, email: &str, client: ClientAddr) -> Result<(), AccountError> {
+    match state.limits.login(email, client.0) {
+        Ok(permit) => {
+            if !permit.delay.is_zero() {
+                metrics::counter!("koinonia_login_slowed_total").increment(1);
+                tokio::time::sleep(permit.delay).await;
+            }
+            Ok(())
+        }
+        Err(wait) => {
+            metrics::counter!("koinonia_rate_limited_total", "what" => "login").increment(1);
+            Err(AccountError::RateLimited(crate::limits::retry_after_secs(wait)))
+        }
+    }
+}
+
+/// Ends one session: its token is refused from now on (audited).
+pub async fn logout(state: &AppState, actor: &Actor, jti: uuid::Uuid, expires_at: i64) -> Result<(), AccountError> {
+    let expires = chrono::DateTime::from_timestamp(expires_at, 0).unwrap_or_else(clock::now);
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    db::leaders::revoke_session(c, jti, expires).await?;
+    audit::record(c, audit::Entry::by(actor, "leader.logout")).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends the session of a token, if it is one (a page's sign-out, whatever state the session is in).
+pub async fn logout_token(state: &AppState, token: &str, client: ClientAddr) -> Result<(), AccountError> {
+    let Ok(Claims { sub, church, jti, exp, .. }) = state.sessions.verify(token) else { return Ok(()) };
+    let actor = Actor::leader(church, sub, false, client);
+    logout(state, &actor, jti, exp).await
+}
+
+/// Changes the acting leader's own password, checking the current one (limited like a login):
+/// every session of theirs ends; the new token is returned.
+pub async fn change_password(
+    state: &AppState,
+    actor: &Actor,
+    current: &str,
+    new: &str,
+) -> Result<String, AccountError> {
+    let me = actor.leader_id().ok_or(AccountError::NotFound)?;
+    password::check_strength(new).map_err(|e| AccountError::Invalid(format!("new password: {e}")))?;
+    let row = {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::get(&mut pooled.conn(), actor.church, me).await?.ok_or(AccountError::NotFound)?
+    };
+    guessing_allowed(state, &row.email, actor.client).await?;
+    if !state.passwords.verify(current, Some(&row.password_hash)).await? {
+        return Err(AccountError::WrongCurrentPassword);
+    }
+    let hash = state.passwords.hash(new).await?;
+    let version = {
+        let mut tx = state.db.begin().await?;
+        let c = &mut tx.conn();
+        let version = db::leaders::set_password(c, actor.church, me, &hash).await?.ok_or(AccountError::NotFound)?;
+        audit::record(c, audit::Entry::by(actor, "leader.password")).await?;
+        tx.commit().await?;
+        version
+    };
+    let (token, _) = state.sessions.issue(me, actor.church, version, clock::now())?;
+    Ok(token)
+}
+
+fn admin_only(actor: &Actor) -> Result<(), AccountError> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(AccountError::AdminOnly)
+    }
+}
+
+/// The church's leaders (admins).
+pub async fn leaders(state: &AppState, actor: &Actor) -> Result<Vec<LeaderRow>, AccountError> {
+    admin_only(actor)?;
+    let mut pooled = state.db.acquire().await?;
+    Ok(db::leaders::list(&mut pooled.conn(), actor.church).await?)
+}
+
+/// Adds a leader to the church (admins); the leader and the audit row are one transaction.
+pub async fn add_leader(
+    state: &AppState,
+    actor: &Actor,
+    email: &str,
+    password_text: &str,
+    admin: bool,
+) -> Result<LeaderRow, AccountError> {
+    admin_only(actor)?;
+    let email = normalise_email(email).map_err(|_| AccountError::Invalid("email is not an email address".into()))?;
+    password::check_strength(password_text).map_err(|e| AccountError::Invalid(format!("password: {e}")))?;
+    let hash = state.passwords.hash(password_text).await?;
+    let row = leader_row(actor.church, &email, hash, admin);
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    db::leaders::insert(c, &row)
+        .await
+        .on_unique(|| AccountError::Conflict(format!("{email} is already a leader of this church")))?;
+    audit::record(c, audit::Entry::by(actor, "leader.add").subject("leader", row.id.0)).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Removes a leader (admins); the church's last admin cannot be removed.
+pub async fn remove_leader(state: &AppState, actor: &Actor, id: LeaderId) -> Result<(), AccountError> {
+    admin_only(actor)?;
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    let target = db::leaders::get(c, actor.church, id).await?.ok_or(AccountError::NotFound)?;
+    if target.is_admin && db::leaders::count_admins(c, actor.church).await? <= 1 {
+        return Err(AccountError::Conflict("the church's last admin cannot be removed".into()));
+    }
+    db::leaders::delete(c, actor.church, id).await?;
+    audit::record(c, audit::Entry::by(actor, "leader.remove").subject("leader", id.0)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets another leader's password (admins, for forgotten passwords): every session of that
+/// leader ends. Audited without the password.
+pub async fn reset_password(state: &AppState, actor: &Actor, id: LeaderId, new: &str) -> Result<(), AccountError> {
+    admin_only(actor)?;
+    {
+        let mut pooled = state.db.acquire().await?;
+        db::leaders::get(&mut pooled.conn(), actor.church, id).await?.ok_or(AccountError::NotFound)?;
+    }
+    if actor.leader_id() == Some(id) {
+        return Err(AccountError::Invalid(
+            "change your own password with POST /api/auth/password (it asks for the current one)".into(),
+        ));
+    }
+    password::check_strength(new).map_err(|e| AccountError::Invalid(format!("new password: {e}")))?;
+    let hash = state.passwords.hash(new).await?;
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    db::leaders::set_password(c, actor.church, id, &hash).await?.ok_or(AccountError::NotFound)?;
+    audit::record(c, audit::Entry::by(actor, "leader.password_reset").subject("leader", id.0)).await?;
+    tx.commit().await?;
+    Ok(())
+}

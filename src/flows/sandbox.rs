@@ -1,0 +1,179 @@
+//! The phone simulator (sandbox carrier only): someone plays a member. Their files are staged
+//! in the store and announced like a carrier's, so the message goes through the same inbound
+//! flow and the same download job a Telnyx webhook takes; they read the church's replies and
+//! open its files as a member would.
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::app::AppState;
+use crate::db;
+use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, ClientAddr, ConversationId, Phone};
+use crate::flows::audit;
+use crate::flows::inbound::{self, AnnouncedFile, InboundMessage};
+use crate::media::ingest::{format_size, SANDBOX_PREFIX, SANDBOX_SCHEME};
+use crate::media::names;
+use crate::media::store::{ObjectInfo, Uncommitted};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// There is no simulator: the carrier is not the sandbox.
+    #[error("not found")]
+    Unavailable,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("File too large (max {0})")]
+    TooLarge(String),
+    #[error("the media store failed: {0}")]
+    Store(#[from] crate::media::store::StoreError),
+    #[error("cannot record the message: {0}")]
+    Inbound(#[from] inbound::InboundError),
+    #[error("the media link failed: {0}")]
+    Link(#[from] crate::flows::library::LibraryError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Whether the simulator exists here.
+pub fn available(state: &AppState) -> Result<(), SandboxError> {
+    if state.carrier.is_sandbox() {
+        Ok(())
+    } else {
+        Err(SandboxError::Unavailable)
+    }
+}
+
+/// The churches a member can text: (number, name).
+pub async fn churches(state: &AppState) -> Result<Vec<(String, String)>, SandboxError> {
+    available(state)?;
+    let mut pooled = state.db.acquire().await?;
+    let rows = db::churches::all(&mut pooled.conn()).await?;
+    Ok(rows.into_iter().map(|c| (c.phone_number, c.name)).collect())
+}
+
+/// The member's conversation with the church of that number, if they have one.
+pub async fn conversation_of(
+    state: &AppState,
+    phone: &str,
+    church: &str,
+) -> Result<Option<(ChurchId, ConversationId)>, SandboxError> {
+    available(state)?;
+    let phone = Phone::parse(phone).map_err(|e| SandboxError::Invalid(format!("phone: {e}")))?;
+    let church_number = Phone::parse(church).map_err(|e| SandboxError::Invalid(format!("church: {e}")))?;
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let Some(church) = db::churches::find_by_number(c, church_number.as_str()).await? else { return Ok(None) };
+    let Some(member) = db::members::find_by_hash(c, church.id, &state.phone.blind_index(&phone)).await? else {
+        return Ok(None);
+    };
+    let conversation = db::conversations::find_for_member(c, church.id, member.id).await?;
+    Ok(conversation.map(|id| (church.id, id)))
+}
+
+/// The member opens a stored file of their own conversation (audited as theirs).
+pub async fn open_file(state: &AppState, phone: &str, church: &str, id: AttachmentId) -> Result<String, SandboxError> {
+    let (church, conversation) = conversation_of(state, phone, church).await?.ok_or(SandboxError::NotFound)?;
+    let a = {
+        let mut pooled = state.db.acquire().await?;
+        db::attachments::get(&mut pooled.conn(), church, id).await?
+    };
+    let a = a
+        .filter(|a| a.conversation_id == conversation && a.status == AttachmentStatus::Stored.as_str())
+        .ok_or(SandboxError::NotFound)?;
+    let entry = audit::Entry::member(church, "media.sandbox_open", ClientAddr::default());
+    Ok(crate::flows::library::presign_audited(state, &a, entry).await?)
+}
+
+/// A message being composed on the simulated phone: its files are staged in the store as they
+/// arrive and deleted again unless the message is recorded.
+pub struct Outgoing {
+    files: Vec<AnnouncedFile>,
+    staged: Uncommitted,
+}
+
+impl Outgoing {
+    pub fn new(state: &AppState) -> Result<Self, SandboxError> {
+        available(state)?;
+        Ok(Self { files: Vec::new(), staged: Uncommitted::new(&state.store) })
+    }
+
+    /// Stages one file, streamed into the store up to `MAX_MEDIA_SIZE_BYTES`; `body` yields its
+    /// chunks or why the upload broke off.
+    pub async fn attach(
+        &mut self,
+        state: &AppState,
+        name: &str,
+        declared_type: Option<String>,
+        mut body: BoxStream<'_, Result<Bytes, String>>,
+    ) -> Result<(), SandboxError> {
+        let name = names::display_name(name);
+        let key = format!("{SANDBOX_PREFIX}{}_{}", uuid::Uuid::new_v4().simple(), names::safe_name(&name));
+        let info = ObjectInfo {
+            content_type: declared_type.as_deref().unwrap_or("application/octet-stream"),
+            original_filename: &name,
+            conversation_id: ConversationId::new(),
+            uploaded_at: crate::clock::now(),
+        };
+        let max = state.config.max_media_size_bytes;
+        let mut writer = state.store.writer(&key, &info).await?;
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(SandboxError::Invalid(format!("multipart: {e}")));
+                }
+            };
+            size += chunk.len() as u64;
+            if size > max {
+                writer.abort().await;
+                return Err(SandboxError::TooLarge(format_size(max)));
+            }
+            writer.write(&chunk).await?;
+        }
+        writer.finish().await?;
+        self.staged.add(&key);
+        self.files.push(AnnouncedFile {
+            url: format!("{SANDBOX_SCHEME}{key}"),
+            declared_type,
+            declared_size: Some(size),
+            declared_sha256: None,
+            name: Some(name),
+        });
+        Ok(())
+    }
+
+    /// Sends the message from `phone` to the church numbered `church`, as a carrier would
+    /// announce it; returns how many files it carried.
+    pub async fn send(self, state: &AppState, phone: &str, church: &str, text: &str) -> Result<usize, SandboxError> {
+        let (Ok(from), Ok(to)) = (Phone::parse(phone), Phone::parse(church)) else {
+            return Err(SandboxError::Invalid("phone and church must be phone numbers".into()));
+        };
+        if text.trim().is_empty() && self.files.is_empty() {
+            return Err(SandboxError::Invalid("write something or attach a file".into()));
+        }
+        let count = self.files.len();
+        let msg = InboundMessage {
+            event_id: Some(format!("sandbox-{}", uuid::Uuid::new_v4())),
+            event_type: "message.received".into(),
+            from,
+            to: vec![to],
+            cc: Vec::new(),
+            text: text.trim().to_owned(),
+            files: self.files,
+            autoresponse_type: None,
+        };
+        match inbound::record(state, msg).await? {
+            inbound::Outcome::Recorded { .. } => {
+                // The fetch job reads each staged file into place and then deletes it.
+                self.staged.keep();
+                Ok(count)
+            }
+            _ => Err(SandboxError::Invalid("no church has that number".into())),
+        }
+    }
+}
