@@ -24,8 +24,3 @@ pub async fn insert_if_new(
         .await
         .map(|r| r.rows_affected() == 1))
 }
-
-/// Forgets an event whose processing failed, so the carrier's retry is processed anew.
-pub async fn forget(c: &mut Conn<'_>, id: &str) -> Result<()> {
-    run!(c, |q| sqlx::query("DELETE FROM webhook_events WHERE id = $1").bind(id).execute(&mut **q).await.map(|_| ()))
-}

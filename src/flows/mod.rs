@@ -12,6 +12,7 @@ pub mod orphans;
 pub mod outbound;
 pub mod retention;
 pub mod sandbox;
+pub mod webhooks;
 
 /// A page of a list and the cursor of the next one (none on the last page).
 pub struct Page<T> {

@@ -574,6 +574,9 @@ fn report_status(telnyx_status: &str) -> Option<(&'static str, u8)> {
 /// A delivery report from the carrier.
 #[derive(Debug, Clone)]
 pub struct DeliveryReport {
+    /// The carrier's event id and type, for deduplication (none for a report without one).
+    pub event_id: Option<String>,
+    pub event_type: String,
     /// koinonia's message id, from the `webhook_url`'s `m` parameter, when present.
     pub message: Option<MessageId>,
     pub provider_id: String,
@@ -584,16 +587,27 @@ pub struct DeliveryReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportOutcome {
     Applied,
+    /// The event was seen before: nothing changed.
+    Duplicate,
     UnknownMessage,
 }
 
-/// Moves a message's status forward from a delivery report (never backward).
+/// Moves a message's status forward from a delivery report (never backward). The event id, the
+/// new status and what it says about the member are one transaction: a report that fails is
+/// not recorded as seen, so the carrier's retry is applied.
 pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<ReportOutcome, sqlx::Error> {
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
+    let now = clock::now();
+    let mut tx = state.db.begin().await?;
+    let c = &mut tx.conn();
+    if let Some(event_id) = &report.event_id {
+        if !db::webhook_events::insert_if_new(c, event_id, &report.event_type, None, now).await? {
+            return Ok(ReportOutcome::Duplicate);
+        }
+    }
     let by_hint = match report.message {
         Some(id) => db::messages::get_for_job(c, id).await?.filter(|m| {
-            m.direction == "outbound" && m.provider_message_id.as_deref().is_none_or(|p| p == report.provider_id)
+            m.direction == Direction::Outbound.as_str()
+                && m.provider_message_id.as_deref().is_none_or(|p| p == report.provider_id)
         }),
         None => None,
     };
@@ -601,13 +615,15 @@ pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<R
         Some(m) => Some(m),
         None => db::messages::find_by_provider_id(c, &report.provider_id).await?,
     };
-    let Some(message) = message else { return Ok(ReportOutcome::UnknownMessage) };
+    let Some(message) = message else {
+        tx.commit().await?;
+        return Ok(ReportOutcome::UnknownMessage);
+    };
     let status = report_status(&report.status);
     if status.is_none() {
         tracing::warn!(status = %report.status, message = %message.id, "unknown delivery status recorded as is");
     }
     let reason = telnyx_api::delivery_failure_reason(&report.errors);
-    let now = clock::now();
     db::messages::apply_delivery_report(
         c,
         message.id,
@@ -618,17 +634,18 @@ pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<R
         now,
     )
     .await?;
-    let event = crate::live::Event::Message { conversation_id: message.conversation_id, message_id: message.id };
-    state.live.publish(message.church_id, event).await;
     let codes: Vec<&str> = report.errors.iter().map(|e| e.code.as_str()).collect();
     if codes.contains(&telnyx_api::CODE_OPTED_OUT) {
         db::members::set_opted_out(c, message.church_id, message.member_id, true, now).await?;
-    } else if status.is_some_and(|s| s.0 == "failed") && codes.iter().any(|c| telnyx_api::CODES_UNREACHABLE.contains(c))
+    } else if status.is_some_and(|s| s.0 == DeliveryStatus::Failed.as_str())
+        && codes.iter().any(|c| telnyx_api::CODES_UNREACHABLE.contains(c))
     {
         let why = reason.as_deref().unwrap_or("the carrier could not deliver to this number");
         db::members::set_unreachable(c, message.church_id, message.member_id, why, now).await?;
-    } else if status.is_some_and(|s| s.0 == "delivered") {
+    } else if status.is_some_and(|s| s.0 == DeliveryStatus::Delivered.as_str()) {
         db::members::clear_unreachable(c, message.church_id, message.member_id, now).await?;
     }
+    tx.commit().await?;
+    announce(state, &message).await;
     Ok(ReportOutcome::Applied)
 }

@@ -257,3 +257,19 @@ impl From<crate::flows::sandbox::SandboxError> for ApiError {
         }
     }
 }
+
+impl From<crate::flows::webhooks::WebhookError> for ApiError {
+    fn from(e: crate::flows::webhooks::WebhookError) -> Self {
+        use crate::flows::webhooks::WebhookError;
+        match e {
+            WebhookError::RateLimited(secs) => Self::RateLimited(secs),
+            WebhookError::BadSignature => Self::Unauthorized("invalid webhook signature"),
+            WebhookError::Unreadable(msg) => Self::BadRequest(msg.to_owned()),
+            WebhookError::Db(e) => Self::Database(e),
+            e @ WebhookError::Inbound(_) => {
+                // Not acknowledged: Telnyx will deliver it again.
+                Self::Internal(e.into())
+            }
+        }
+    }
+}
