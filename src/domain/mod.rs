@@ -8,6 +8,7 @@ mod status;
 pub use actor::{Actor, ClientAddr, Role};
 pub use ids::*;
 pub use phone::{mask_last4, Phone, PhoneError};
+pub(crate) use status::text_enum;
 pub use status::*;
 
 pub use crate::media::mime::MediaKind;

@@ -406,3 +406,51 @@ pub async fn reset_password(state: &AppState, actor: &Actor, id: LeaderId, new: 
     tx.commit().await?;
     Ok(())
 }
+
+/// The leader a session token belongs to and its claims, while the session holds: signature and
+/// expiry, the leader's token version (raised by a password change or removal) and the list of
+/// revoked sessions (logout). The one check of the API, the pages and the live stream.
+pub async fn session(state: &AppState, token: &str) -> Result<Option<(LeaderRow, Claims)>, sqlx::Error> {
+    let Ok(claims) = state.sessions.verify(token) else { return Ok(None) };
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    let Some(leader) = db::leaders::get(c, claims.church, claims.sub).await?.filter(|l| l.token_version == claims.ver)
+    else {
+        return Ok(None);
+    };
+    if db::leaders::is_revoked(c, claims.jti).await? {
+        return Ok(None);
+    }
+    Ok(Some((leader, claims)))
+}
+
+/// Whether a session checked earlier still holds (for long-lived requests such as the live
+/// stream): not expired, not revoked, issued under the leader's current token version. A
+/// database hiccup does not end anyone's stream.
+pub async fn session_holds(
+    state: &AppState,
+    church: ChurchId,
+    leader: LeaderId,
+    jti: uuid::Uuid,
+    expires_at: i64,
+    version: i64,
+) -> bool {
+    if expires_at < chrono::Utc::now().timestamp() {
+        return false;
+    }
+    let Ok(mut pooled) = state.db.acquire().await else { return true };
+    let c = &mut pooled.conn();
+    let current = db::leaders::get(c, church, leader).await;
+    let revoked = db::leaders::is_revoked(c, jti).await;
+    match (current, revoked) {
+        (Ok(Some(l)), Ok(false)) => l.token_version == version,
+        (Ok(_), Ok(_)) => false,
+        _ => true,
+    }
+}
+
+/// A church's name, if it exists.
+pub async fn church_name(state: &AppState, church: ChurchId) -> Result<Option<String>, sqlx::Error> {
+    let mut pooled = state.db.acquire().await?;
+    Ok(db::churches::get(&mut pooled.conn(), church).await?.map(|c| c.name))
+}

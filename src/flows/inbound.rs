@@ -195,8 +195,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
         jobs::enqueue(
             c,
             NewJob {
-                kind: jobs::kind::MEDIA_FETCH,
-                payload: serde_json::json!(jobs::MediaFetch { attachment_id: id }),
+                job: jobs::Job::MediaFetch { attachment_id: id },
                 church: Some(church.id),
                 max_attempts: state.config.media_fetch_max_attempts,
                 priority: 0,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod contacts;
+pub mod files;
 pub mod inbound;
 pub mod inbox;
 pub mod library;

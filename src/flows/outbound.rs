@@ -359,7 +359,7 @@ async fn record(
             preview_state: None,
         };
         db::attachments::insert(c, &row).await?;
-        if let Some(kind) = row.media_type.as_deref() {
+        if let Some(kind) = row.media_type.as_deref().and_then(crate::domain::MediaKind::parse) {
             jobs::enqueue_preview(c, actor.church, row.id, kind, now).await?;
         }
         attachments.push(row);
@@ -367,8 +367,7 @@ async fn record(
     jobs::enqueue(
         c,
         NewJob {
-            kind: jobs::kind::MESSAGE_SEND,
-            payload: serde_json::json!(jobs::MessageSend { message_id: message.id }),
+            job: jobs::Job::MessageSend { message_id: message.id },
             church: Some(actor.church),
             max_attempts: SEND_MAX_ATTEMPTS,
             priority: 1,
@@ -477,11 +476,18 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
     outcome
 }
 
+/// The send job is dead: the message is failed with the reason.
+pub async fn give_up(state: &AppState, id: MessageId, reason: &str) -> Result<(), sqlx::Error> {
+    let mut pooled = state.db.acquire().await?;
+    let why = format!("could not be handed to the carrier: {reason}");
+    db::messages::mark_send_failed(&mut pooled.conn(), id, &why, clock::now()).await.map(|_| ())
+}
+
 /// A presigned URL of the MMS-sized preview of a large photo, made now if the preview job has
 /// not made it yet; `None` (the link alone goes) when no preview can be made or it does not fit.
 async fn preview_url(state: &AppState, a: &db::attachments::AttachmentRow) -> Result<Option<String>, JobError> {
-    use crate::media::preview::{self, PreviewError};
-    let (key, bytes) = match preview::ensure(state, a).await {
+    use crate::media::preview::PreviewError;
+    let (key, bytes) = match crate::flows::files::ensure_previews(state, a).await {
         Ok(made) => made,
         Err(PreviewError::Transient(e)) => return Err(JobError::retry(format!("making the preview: {e}"))),
         Err(e) => {

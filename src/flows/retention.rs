@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::AppState;
 use crate::clock;
 use crate::db;
+use crate::domain::Actor;
 use crate::flows::audit;
 
 const PAGE: i64 = 200;
@@ -57,16 +58,9 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
                 let c = &mut pooled.conn();
                 let won = db::attachments::mark_deleted(c, a.id, &reason, clock::now()).await?;
                 if won {
-                    let entry = audit::Entry {
-                        church: Some(a.church_id),
-                        actor_type: "system",
-                        actor_id: None,
-                        action: "media.delete",
-                        subject: None,
-                        client: crate::domain::ClientAddr(None),
-                        detail: Some(serde_json::json!({ "reason": "retention", "days": days, "name": a.name })),
-                    }
-                    .subject("attachment", a.id.0);
+                    let entry = audit::Entry::by(&Actor::system(a.church_id), "media.delete")
+                        .subject("attachment", a.id.0)
+                        .detail(serde_json::json!({ "reason": "retention", "days": days, "name": a.name }));
                     audit::record(c, entry).await?;
                 }
                 won

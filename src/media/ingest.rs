@@ -12,13 +12,7 @@ use futures::StreamExt;
 
 use super::fetch::FetchError;
 use super::inspect::{Inspection, Inspector};
-use super::names;
 use super::store::{MediaStore, MediaWriter, ObjectInfo, StoreError};
-use crate::app::AppState;
-use crate::clock;
-use crate::db;
-use crate::domain::{AttachmentId, AttachmentStatus};
-use crate::jobs::JobError;
 
 /// Source URLs of files staged by the phone simulator: `sandbox:{store key}`.
 pub const SANDBOX_SCHEME: &str = "sandbox:";
@@ -72,16 +66,13 @@ impl IngestError {
         }
     }
 
-    fn into_job_error(self) -> JobError {
-        let retryable = match &self {
+    /// Whether another attempt may succeed (a network hiccup, the store) or cannot (the file
+    /// itself is refused).
+    pub fn is_retryable(&self) -> bool {
+        match self {
             Self::Fetch(f) => f.is_retryable(),
             Self::HashMismatch | Self::Store(_) => true,
             Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) | Self::Upload { .. } => false,
-        };
-        if retryable {
-            JobError::retry(self.leader_reason())
-        } else {
-            JobError::fatal(self.leader_reason())
         }
     }
 }
@@ -151,7 +142,7 @@ pub async fn stream_into_store(
         content_type,
         original_filename: info_name,
         conversation_id: conversation,
-        uploaded_at: clock::now(),
+        uploaded_at: crate::clock::now(),
     };
     let mut writer = store.writer(key, &info).await?;
     let result = async {
@@ -233,128 +224,6 @@ mod staged_tests {
 /// `500.0 MB` (decimal megabytes with one decimal, as the API's messages show).
 pub fn format_size(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_048_576.0)
-}
-
-/// Job body of `media.fetch`: download one inbound attachment and store it.
-pub async fn fetch_and_store(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(), JobError> {
-    let row = {
-        let mut pooled = state.db.acquire().await?;
-        db::attachments::get_for_job(&mut pooled.conn(), id).await?
-    };
-    let Some(row) = row else { return Ok(()) };
-    if row.status != AttachmentStatus::Pending.as_str() {
-        return Ok(());
-    }
-    let Some(url) = row.source_url.clone() else {
-        return Err(JobError::fatal("attachment has no source URL"));
-    };
-    let outcome = async {
-        let staged = staged_key(&url, state.carrier.is_sandbox());
-        if staged.is_none() && url.starts_with(SANDBOX_SCHEME) {
-            return Err(IngestError::Rejected("not a file the phone simulator staged".into()));
-        }
-        let body = match staged {
-            // The phone simulator staged the file in the store; everything after the download
-            // is the same path a carrier's file takes.
-            Some(staged) => state.store.read(staged).await?.1.map(|r| r.map_err(IngestError::from)).boxed(),
-            None => {
-                let bearer = state.config.telnyx_api_key.as_ref().map(secrecy::ExposeSecret::expose_secret);
-                let download = state.fetcher.get(&url, bearer).await?;
-                download.into_stream().map(|r| r.map_err(IngestError::from)).boxed()
-            }
-        };
-        let safe = names::safe_name(&row.name);
-        let key = state.store.key_for(row.church_id, row.conversation_id, row.id, &safe);
-        let ingested = stream_into_store(
-            &state.store,
-            state.config.max_media_size_bytes,
-            body,
-            &key,
-            &row.name,
-            row.conversation_id,
-            row.declared_sha256.as_deref(),
-        )
-        .await?;
-        Ok::<_, IngestError>((key, ingested))
-    }
-    .await;
-
-    match outcome {
-        Ok((key, ingested)) => {
-            let i = &ingested.inspection;
-            let (Some(mime), Some(kind)) = (i.mime_type, i.kind) else {
-                return Err(JobError::fatal("inspection lost the type"));
-            };
-            let stored = db::attachments::Stored {
-                storage_key: key,
-                media_type: kind.as_str().to_owned(),
-                mime_type: mime.to_owned(),
-                name: with_extension(&row.name, mime),
-                size_bytes: i64::try_from(ingested.bytes).unwrap_or(i64::MAX),
-                width: i.width.and_then(|w| i32::try_from(w).ok()),
-                height: i.height.and_then(|h| i32::try_from(h).ok()),
-                duration_seconds: i.duration_seconds,
-                sha256: i.sha256.clone(),
-            };
-            {
-                let now = clock::now();
-                let mut tx = state.db.begin().await?;
-                let c = &mut tx.conn();
-                if db::attachments::mark_stored(c, row.id, &stored, now).await? {
-                    crate::jobs::enqueue_preview(c, row.church_id, row.id, &stored.media_type, now)
-                        .await
-                        .map_err(|e| JobError::retry(e.to_string()))?;
-                }
-                tx.commit().await?;
-            }
-            state.jobs.wake();
-            let event =
-                crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
-            state.live.publish(row.church_id, event).await;
-            if let Some(staged) = staged_key(&url, state.carrier.is_sandbox()) {
-                let _ = state.store.delete(staged).await;
-            }
-            metrics::counter!("koinonia_media_stored_total", "direction" => "inbound").increment(1);
-            metrics::counter!("koinonia_media_bytes_stored_total").increment(ingested.bytes);
-            tracing::info!(attachment = %row.id, bytes = ingested.bytes, mime, "inbound file stored");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::info!(attachment = %row.id, attempt, error = %e, "inbound file not stored");
-            let job_error = e.into_job_error();
-            match &job_error {
-                JobError::Retry { error, .. } => {
-                    if let Ok(mut pooled) = state.db.acquire().await {
-                        let _ = db::attachments::note_problem(&mut pooled.conn(), row.id, error).await;
-                    }
-                }
-                // A simulator's staged file that will never be stored is not kept either.
-                _ => {
-                    if let Some(staged) = staged_key(&url, state.carrier.is_sandbox()) {
-                        let _ = state.store.delete(staged).await;
-                    }
-                }
-            }
-            Err(job_error)
-        }
-    }
-}
-
-/// Called when the fetch job is dead: the attachment is `failed` with the reason; the message
-/// text is untouched.
-pub async fn give_up(state: &AppState, id: AttachmentId, reason: &str) -> Result<(), sqlx::Error> {
-    let row = {
-        let mut pooled = state.db.acquire().await?;
-        let c = &mut pooled.conn();
-        db::attachments::mark_failed(c, id, reason).await?;
-        db::attachments::get_for_job(c, id).await?
-    };
-    if let Some(row) = row {
-        let event = crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
-        state.live.publish(row.church_id, event).await;
-    }
-    metrics::counter!("koinonia_media_failed_total", "direction" => "inbound").increment(1);
-    Ok(())
 }
 
 /// Adds the type's extension to a name that has none (`image-1` → `image-1.jpg`).

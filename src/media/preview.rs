@@ -23,10 +23,6 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use crate::app::AppState;
-use crate::clock;
-use crate::db::{self, attachments::AttachmentRow};
-use crate::jobs::JobError;
 use crate::media::store::{MediaStore, ObjectInfo};
 
 /// Longest side of the small preview (lists, the library grid).
@@ -103,78 +99,45 @@ pub struct Encoded {
     pub height: u32,
 }
 
-/// Job body of `media.preview`.
-pub async fn run_job(state: &AppState, id: crate::domain::AttachmentId) -> Result<(), JobError> {
-    let row = {
-        let mut pooled = state.db.acquire().await?;
-        db::attachments::get_for_job(&mut pooled.conn(), id).await?
-    };
-    let Some(row) = row else { return Ok(()) };
-    if row.status != "stored" || row.preview_state.as_deref() == Some("ready") {
-        return Ok(());
-    }
-    match ensure(state, &row).await {
-        Ok(_) => Ok(()),
-        Err(PreviewError::Transient(e)) => Err(JobError::retry(e)),
-        Err(e) => {
-            let state_word = if matches!(e, PreviewError::Unavailable(_)) { "unavailable" } else { "failed" };
-            tracing::info!(attachment = %row.id, reason = %e, "no preview for this file");
-            let mut pooled = state.db.acquire().await?;
-            db::attachments::set_preview_state(&mut pooled.conn(), row.id, state_word).await?;
-            Ok(())
-        }
-    }
+/// The previews of a stored original, made and stored beside it.
+pub struct Stored {
+    pub small_key: String,
+    pub large_key: String,
+    pub large_bytes: u64,
 }
 
-/// Makes and stores the previews of a stored file unless they exist; returns the large
-/// preview's key and size in bytes.
-pub async fn ensure(state: &AppState, row: &AttachmentRow) -> Result<(String, u64), PreviewError> {
-    if let (Some(key), Some(bytes)) = (&row.preview_large_key, row.preview_large_bytes) {
-        return Ok((key.clone(), u64::try_from(bytes).unwrap_or(0)));
-    }
-    let Some(original) = row.storage_key.as_deref() else {
-        return Err(PreviewError::Unavailable("the file is not stored".into()));
-    };
-    let mime = row.mime_type.as_deref().unwrap_or_default();
-    let fit = state.config.mms_max_attachment_bytes;
+/// What is needed to make the previews of one stored original.
+pub struct Original<'a> {
+    pub id: crate::domain::AttachmentId,
+    pub conversation_id: crate::domain::ConversationId,
+    pub key: &'a str,
+    pub mime: &'a str,
+    pub size: Option<i64>,
+}
+
+/// Makes both previews of an original (one decode at a time in this process) and stores them
+/// beside it; the large one fits `large_max_bytes`.
+pub async fn render_and_store(
+    store: &MediaStore,
+    original: &Original<'_>,
+    large_max_bytes: u64,
+) -> Result<Stored, PreviewError> {
     let made = {
         let _permit = DECODES.acquire().await.map_err(|_| PreviewError::Transient("shutting down".into()))?;
-        make(&state.store, original, mime, row.size_bytes, fit).await?
+        make(store, original.key, original.mime, original.size, large_max_bytes).await?
     };
-    let small_key = key_for(original, row.id, Size::Small);
-    let large_key = key_for(original, row.id, Size::Large);
+    let small_key = key_for(original.key, original.id, Size::Small);
+    let large_key = key_for(original.key, original.id, Size::Large);
     for (key, enc) in [(&small_key, &made.small), (&large_key, &made.large)] {
         let info = ObjectInfo {
             content_type: "image/jpeg",
-            original_filename: &format!("preview-{}.jpg", row.id),
-            conversation_id: row.conversation_id,
-            uploaded_at: clock::now(),
+            original_filename: &format!("preview-{}.jpg", original.id),
+            conversation_id: original.conversation_id,
+            uploaded_at: crate::clock::now(),
         };
-        put(&state.store, key, &info, &enc.jpeg).await?;
+        put(store, key, &info, &enc.jpeg).await?;
     }
-    let large_bytes = made.large.jpeg.len() as u64;
-    let recorded = {
-        let mut pooled = state.db.acquire().await.map_err(|e| PreviewError::Transient(e.to_string()))?;
-        db::attachments::set_previews(
-            &mut pooled.conn(),
-            row.id,
-            &small_key,
-            &large_key,
-            i64::try_from(large_bytes).unwrap_or(i64::MAX),
-        )
-        .await
-        .map_err(|e| PreviewError::Transient(e.to_string()))?
-    };
-    if !recorded {
-        // Deleted or erased meanwhile: the previews must not outlive their original.
-        let _ = state.store.delete(&small_key).await;
-        let _ = state.store.delete(&large_key).await;
-        return Err(PreviewError::Unavailable("the file was removed while its preview was made".into()));
-    }
-    metrics::counter!("koinonia_previews_made_total").increment(1);
-    let event = crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
-    state.live.publish(row.church_id, event).await;
-    Ok((large_key, large_bytes))
+    Ok(Stored { small_key, large_key, large_bytes: made.large.jpeg.len() as u64 })
 }
 
 /// The keys to delete with a stored original: its previews first, then itself. Derived from the

@@ -1,7 +1,7 @@
 //! `koinonia bench ingest`: the inbound media path measured against a plain copy.
 //!
 //! A generated WAV file of the requested size is served over loopback HTTP and taken through the
-//! real path (`media::ingest::fetch_and_store`: streaming download, inspection, SHA-256, local
+//! real path (`flows::files::fetch`: streaming download, inspection, SHA-256, local
 //! store, database update). The baseline is the same file copied and hashed in one pass in this
 //! process, so the ratio says what koinonia's pipeline costs over the disk and hash themselves.
 
@@ -85,9 +85,7 @@ pub async fn ingest(size_mb: u64, work_dir: &Path) -> anyhow::Result<IngestRepor
 
     let rss_before_kib = reset_peak_rss();
     let started = Instant::now();
-    crate::media::ingest::fetch_and_store(&state, attachment, 1)
-        .await
-        .map_err(|e| anyhow::anyhow!("ingest failed: {e:?}"))?;
+    crate::flows::files::fetch(&state, attachment, 1).await.map_err(|e| anyhow::anyhow!("ingest failed: {e:?}"))?;
     let koinonia = started.elapsed();
     let rss_peak_kib = proc_status_kib("VmHWM");
     let (_, second) = timed_copy(&source, &copy)?;

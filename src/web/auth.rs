@@ -9,7 +9,6 @@ use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::db;
 use crate::domain::{Actor, ChurchId, ClientAddr, LeaderId};
 
 /// Name of the dashboard's session cookie.
@@ -39,42 +38,11 @@ pub struct Session {
     pub version: i64,
 }
 
-/// The leader a session token belongs to and its claims, while the session holds: signature and
-/// expiry, the leader's token version (raised by a password change or removal) and the list of
-/// revoked sessions (logout). The one check of the API, the pages and the live stream.
-pub async fn session_leader(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<(db::leaders::LeaderRow, crate::crypto::session::Claims)>, ApiError> {
-    let Ok(claims) = state.sessions.verify(token) else { return Ok(None) };
-    let mut pooled = state.db.acquire().await?;
-    let c = &mut pooled.conn();
-    let Some(leader) = db::leaders::get(c, claims.church, claims.sub).await?.filter(|l| l.token_version == claims.ver)
-    else {
-        return Ok(None);
-    };
-    if db::leaders::is_revoked(c, claims.jti).await? {
-        return Ok(None);
-    }
-    Ok(Some((leader, claims)))
-}
-
 /// Whether `leader`'s session still holds (for long-lived requests such as the live stream).
 pub async fn still_signed_in(state: &AppState, leader: &Leader) -> bool {
     let Some(session) = leader.session else { return true };
-    if session.exp < chrono::Utc::now().timestamp() {
-        return false;
-    }
-    let Ok(mut pooled) = state.db.acquire().await else { return true };
-    let c = &mut pooled.conn();
-    let current = db::leaders::get(c, leader.church, leader.id).await;
-    let revoked = db::leaders::is_revoked(c, session.jti).await;
-    match (current, revoked) {
-        (Ok(Some(l)), Ok(false)) => l.token_version == session.version,
-        (Ok(_), Ok(_)) => false,
-        // A database hiccup does not end anyone's stream.
-        _ => true,
-    }
+    crate::flows::accounts::session_holds(state, leader.church, leader.id, session.jti, session.exp, session.version)
+        .await
 }
 
 /// How a request may carry its session.
@@ -104,8 +72,9 @@ pub async fn authenticate(parts: &Parts, state: &AppState, carrier: Carrier) -> 
         let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
         crate::web::csrf::verify(state, &token, sent)?;
     }
-    let (leader, claims) =
-        session_leader(state, &token).await?.ok_or(ApiError::Unauthorized("invalid or expired session"))?;
+    let (leader, claims) = crate::flows::accounts::session(state, &token)
+        .await?
+        .ok_or(ApiError::Unauthorized("invalid or expired session"))?;
     Ok((Leader::of_session(leader, &claims, client_addr(parts, state)), token))
 }
 
@@ -119,7 +88,7 @@ impl FromRequestParts<AppState> for Leader {
 
 impl Leader {
     pub fn of_session(
-        leader: db::leaders::LeaderRow,
+        leader: crate::db::leaders::LeaderRow,
         claims: &crate::crypto::session::Claims,
         client: ClientAddr,
     ) -> Self {

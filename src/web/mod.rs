@@ -131,20 +131,7 @@ async fn record_latency(req: axum::extract::Request, next: axum::middleware::Nex
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
 )]
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    // The queue's state is read from the database at scrape time, so every instance reports
-    // the shared queue.
-    if let Ok(mut pooled) = state.db.acquire().await {
-        let c = &mut pooled.conn();
-        for s in ["queued", "running", "failed"] {
-            if let Ok(n) = crate::db::jobs::count_by_state(c, s).await {
-                metrics::gauge!("koinonia_jobs", "state" => s).set(n as f64);
-            }
-        }
-        if let Ok(oldest) = crate::db::jobs::oldest_queued(c).await {
-            let age = oldest.map_or(0.0, |t| (crate::clock::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
-            metrics::gauge!("koinonia_jobs_oldest_queued_age_seconds").set(age);
-        }
-    }
+    crate::jobs::record_gauges(&state.db).await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 

@@ -98,7 +98,7 @@ pub async fn build(
 }
 
 fn iso(t: DateTime<Utc>) -> String {
-    crate::web::api::views::timestamp(t)
+    crate::clock::iso8601(t)
 }
 
 fn pretty(v: &Value) -> Bytes {

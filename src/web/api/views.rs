@@ -113,7 +113,7 @@ pub struct MessageView {
 
 /// ISO-8601 UTC with milliseconds, as JavaScript's `Date` prints it.
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::clock::iso8601(t)
 }
 
 /// A member as a leader sees it: the number masked, or in full where the flow gave it (the

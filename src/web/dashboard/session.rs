@@ -6,7 +6,6 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::app::AppState;
-use crate::db;
 use crate::web::auth::{authenticate, Carrier, Leader};
 
 /// The leader behind a page request, with what the page needs to make further requests.
@@ -23,12 +22,9 @@ impl FromRequestParts<AppState> for PageSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let to_login = || Redirect::to("/login").into_response();
         let Ok((leader, token)) = authenticate(parts, state, Carrier::Cookie).await else { return Err(to_login()) };
-        let church = async {
-            let mut pooled = state.db.acquire().await.ok()?;
-            db::churches::get(&mut pooled.conn(), leader.church).await.ok()?
-        }
-        .await;
-        let Some(church) = church else { return Err(to_login()) };
-        Ok(PageSession { leader, church_name: church.name, csrf: crate::web::csrf::token(state, &token) })
+        let Ok(Some(church_name)) = crate::flows::accounts::church_name(state, leader.church).await else {
+            return Err(to_login());
+        };
+        Ok(PageSession { leader, church_name, csrf: crate::web::csrf::token(state, &token) })
     }
 }

@@ -1,0 +1,282 @@
+//! The workers inside `serve`: a pool per kind of job, each with its own slots and a share per
+//! church; claim with a lease, run with a heartbeat, record the outcome; a dead job's subject is
+//! marked failed with the reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::queue::{backoff, Job, JobError, JobKind};
+use crate::app::AppState;
+use crate::clock;
+use crate::db;
+use crate::domain::ChurchId;
+
+/// The workers of one kind of job: their own slots (a send never waits behind a download, a
+/// preview never holds a send), and a share per church (one church's backlog, or one slow media
+/// host, cannot take every slot from the others).
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    pub kind: JobKind,
+    pub slots: usize,
+    pub per_church: usize,
+}
+
+/// The pools of a process with `concurrency` job slots per kind.
+pub fn pools(concurrency: usize) -> [Pool; 3] {
+    let n = concurrency.max(1);
+    [
+        Pool { kind: JobKind::MessageSend, slots: n, per_church: n },
+        Pool { kind: JobKind::MediaFetch, slots: n, per_church: (n / 2).max(1) },
+        Pool { kind: JobKind::MediaPreview, slots: (n / 2).max(1), per_church: (n / 4).max(1) },
+    ]
+}
+
+/// Runs workers until `shutdown` is cancelled, then lets running jobs finish for up to `drain`.
+pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Duration) {
+    let tuning = state.config.workers.clone();
+    let worker_id = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple());
+    tracing::info!(worker = %worker_id, concurrency = tuning.concurrency, "job workers started");
+    reclaim_dead_leases(&state).await;
+    let running: Vec<_> = pools(tuning.concurrency)
+        .into_iter()
+        .map(|pool| tokio::spawn(run_pool(state.clone(), pool, worker_id.clone(), shutdown.clone(), drain)))
+        .collect();
+    let mut drained = true;
+    for pool in running {
+        drained &= pool.await.unwrap_or(false);
+    }
+    if drained {
+        tracing::info!("job workers stopped");
+    } else {
+        tracing::warn!("job workers stopped with jobs still running; their leases will expire");
+    }
+}
+
+/// One pool's loop; true when its jobs all finished within `drain` after `shutdown`.
+async fn run_pool(
+    state: AppState,
+    pool: Pool,
+    worker_id: String,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> bool {
+    let poll = state.config.workers.poll_interval;
+    let slots = Arc::new(Semaphore::new(pool.slots));
+    let by_church: Arc<std::sync::Mutex<HashMap<ChurchId, usize>>> = Arc::default();
+    let finished = Arc::new(Notify::new());
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let full: Vec<ChurchId> = by_church
+            .lock()
+            .map(|m| m.iter().filter(|(_, n)| **n >= pool.per_church).map(|(c, _)| *c).collect())
+            .unwrap_or_default();
+        match claim(&state, &worker_id, pool.kind.as_str(), &full).await {
+            Ok(Some(job)) => {
+                let church = job.church_id;
+                if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
+                    *m.entry(c).or_insert(0) += 1;
+                }
+                let (state, worker, by_church, finished) =
+                    (state.clone(), worker_id.clone(), by_church.clone(), finished.clone());
+                let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
+                tokio::spawn(
+                    async move {
+                        execute(&state, job, &worker).await;
+                        if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
+                            if let Some(n) = m.get_mut(&c) {
+                                *n -= 1;
+                                if *n == 0 {
+                                    m.remove(&c);
+                                }
+                            }
+                        }
+                        drop(permit);
+                        finished.notify_waiters();
+                    }
+                    .instrument(span),
+                );
+            }
+            Ok(None) => {
+                drop(permit);
+                // With churches at their share, what is due may be theirs: wait for one of this
+                // pool's jobs to end rather than polling for it.
+                let wait = if full.is_empty() { idle_wait(&state, pool.kind.as_str(), poll).await } else { poll };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = state.jobs.notify.notified() => {}
+                    _ = finished.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(error = %e, kind = pool.kind.as_str(), "cannot claim jobs; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+    }
+    // Drain: wait until every slot is free again, or give up and leave the leases to expire.
+    let all = u32::try_from(pool.slots).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(drain, slots.acquire_many(all)).await.is_ok();
+    drained
+}
+
+/// Sleep until the next queued job of `kind` is due, but no longer than the poll interval.
+async fn idle_wait(state: &AppState, kind: &str, poll: Duration) -> Duration {
+    let next = async {
+        let mut pooled = state.db.acquire().await.ok()?;
+        db::jobs::next_due_of(&mut pooled.conn(), kind).await.ok().flatten()
+    }
+    .await;
+    match next {
+        Some(at) => (at - clock::now()).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_millis(5), poll),
+        None => poll,
+    }
+}
+
+async fn claim(
+    state: &AppState,
+    worker: &str,
+    kind: &str,
+    skip_churches: &[ChurchId],
+) -> Result<Option<db::jobs::JobRow>, sqlx::Error> {
+    let now = clock::now();
+    let lease = chrono::Duration::from_std(state.config.workers.lease).unwrap_or(chrono::Duration::minutes(5));
+    let mut pooled = state.db.acquire().await?;
+    let filter = db::jobs::ClaimFilter { kind: Some(kind), skip_churches };
+    db::jobs::claim_where(&mut pooled.conn(), now, now + lease, worker, &filter).await
+}
+
+/// Runs one claimed job with a heartbeat, then records its outcome.
+async fn execute(state: &AppState, job: db::jobs::JobRow, worker: &str) {
+    let heartbeat = {
+        let state = state.clone();
+        let worker = worker.to_owned();
+        let id = job.id;
+        tokio::spawn(async move {
+            let lease = state.config.workers.lease;
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = clock::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+                if let Ok(mut pooled) = state.db.acquire().await {
+                    if let Ok(false) = db::jobs::extend_lease(&mut pooled.conn(), id, &worker, until).await {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let result = dispatch(state, &job).await;
+    heartbeat.abort();
+    if let Err(e) = record_outcome(state, &job, worker, result).await {
+        tracing::error!(error = %e, "cannot record job outcome; the lease will expire and the job run again");
+    }
+}
+
+async fn dispatch(state: &AppState, row: &db::jobs::JobRow) -> Result<(), JobError> {
+    match Job::of_row(row).map_err(JobError::fatal)? {
+        Job::MediaFetch { attachment_id } => crate::flows::files::fetch(state, attachment_id, row.attempts).await,
+        Job::MessageSend { message_id } => crate::flows::outbound::send(state, message_id).await,
+        Job::MediaPreview { attachment_id } => crate::flows::files::make_previews(state, attachment_id).await,
+    }
+}
+
+/// What happens to a job's subject when the job is dead.
+async fn on_dead(state: &AppState, row: &db::jobs::JobRow, reason: &str) -> Result<(), sqlx::Error> {
+    match Job::of_row(row) {
+        Ok(Job::MediaFetch { attachment_id }) => crate::flows::files::give_up(state, attachment_id, reason).await,
+        Ok(Job::MessageSend { message_id }) => crate::flows::outbound::give_up(state, message_id, reason).await,
+        Ok(Job::MediaPreview { attachment_id }) => crate::flows::files::previews_failed(state, attachment_id).await,
+        Err(_) => Ok(()),
+    }
+}
+
+async fn record_outcome(
+    state: &AppState,
+    job: &db::jobs::JobRow,
+    worker: &str,
+    result: Result<(), JobError>,
+) -> Result<(), sqlx::Error> {
+    let now = clock::now();
+    let mut pooled = state.db.acquire().await?;
+    let c = &mut pooled.conn();
+    match result {
+        Ok(()) => {
+            db::jobs::complete(c, job.id, worker).await?;
+            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "done").increment(1);
+        }
+        Err(JobError::Defer(delay)) => {
+            let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+            db::jobs::defer(c, job.id, worker, run_at, now).await?;
+        }
+        Err(JobError::Retry { error, after }) if job.attempts < job.max_attempts => {
+            let attempts = u32::try_from(job.attempts).unwrap_or(1);
+            let base = match JobKind::parse(&job.kind) {
+                Some(JobKind::MediaFetch) => state.config.workers.fetch_backoff_base,
+                _ => state.config.workers.send_backoff_base,
+            };
+            let delay = after.unwrap_or_else(|| backoff(base, attempts));
+            let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+            tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "job will be retried");
+            db::jobs::retry(c, job.id, worker, run_at, &error, now).await?;
+            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "retry").increment(1);
+        }
+        Err(JobError::Retry { error, .. }) | Err(JobError::Fatal(error)) => {
+            tracing::warn!(error = %error, attempts = job.attempts, "job failed for good");
+            if db::jobs::fail(c, job.id, worker, &error, now).await? {
+                drop(pooled);
+                on_dead(state, job, &error).await?;
+            }
+            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed").increment(1);
+        }
+    }
+    Ok(())
+}
+
+/// Jobs leased by an earlier process on this host that is no longer running (killed, crashed)
+/// are made claimable at once instead of after their leases run out. A worker id is
+/// `{host}-{pid}-{uuid}`; a process that still runs keeps its leases.
+async fn reclaim_dead_leases(state: &AppState) {
+    let prefix = format!("{}-", hostname());
+    let own = std::process::id();
+    let holders = match state.db.acquire().await {
+        Ok(mut pooled) => db::jobs::lease_holders(&mut pooled.conn(), &prefix).await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    for holder in holders {
+        let pid =
+            holder.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid == own || process_alive(pid) {
+            continue;
+        }
+        if let Ok(mut pooled) = state.db.acquire().await {
+            if let Ok(n) = db::jobs::expire_leases(&mut pooled.conn(), &holder, clock::now()).await {
+                tracing::info!(worker = %holder, jobs = n, "took over the jobs of a stopped process on this host");
+            }
+        }
+    }
+}
+
+/// Whether a process with this id exists (signal 0 checks without sending anything).
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "koinonia".to_owned())
+}
