@@ -160,6 +160,7 @@ impl App {
         let router = crate::web::router(state.clone());
         let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(25)));
         tokio::spawn(state.live.clone().run_listener(shutdown.clone()));
+        tokio::spawn(crate::jobs::wake::run_listener(state.db.clone(), state.jobs.clone(), shutdown.clone()));
         tokio::spawn(crate::flows::retention::run_daily(state.clone(), shutdown.clone()));
         tokio::spawn(crate::limits::run_pruning(state.limits.clone(), shutdown.clone()));
         let served = crate::web::server::serve(

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::db::Db;
+use crate::db::{self, Db};
 use crate::domain::{ChurchId, ConversationId, MessageId};
 
 const CHANNEL: &str = "koinonia_live";
@@ -43,18 +43,19 @@ impl Live {
 
     /// Publishes an event to the church's leaders, on every instance.
     pub async fn publish(&self, church: ChurchId, event: Event) {
-        match &self.db {
-            Db::Postgres(pool) => {
-                let payload = serde_json::to_string(&Envelope { church, event: event.clone() }).unwrap_or_default();
-                let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(pool).await;
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e, "live update not sent through NOTIFY; delivering locally");
-                    let _ = self.tx.send((church, event));
-                }
-            }
-            Db::Sqlite(_) => {
-                let _ = self.tx.send((church, event));
-            }
+        if !db::notify::shared(&self.db) {
+            let _ = self.tx.send((church, event));
+            return;
+        }
+        let payload = serde_json::to_string(&Envelope { church, event: event.clone() }).unwrap_or_default();
+        let sent = async {
+            let mut pooled = self.db.acquire().await?;
+            db::notify::notify(&mut pooled.conn(), CHANNEL, &payload).await
+        }
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "live update not sent through NOTIFY; delivering locally");
+            let _ = self.tx.send((church, event));
         }
     }
 
@@ -64,38 +65,12 @@ impl Live {
 
     /// On PostgreSQL: listens for other instances' (and this one's) events until `shutdown`.
     pub async fn run_listener(self, shutdown: tokio_util::sync::CancellationToken) {
-        let Db::Postgres(pool) = &self.db else { return };
-        loop {
-            let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "live updates: cannot connect the listener; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => continue,
-                    }
-                }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "live updates: LISTEN failed; retrying");
-                continue;
+        let tx = self.tx.clone();
+        db::notify::listen(&self.db, CHANNEL, shutdown, move |payload| {
+            if let Ok(env) = serde_json::from_str::<Envelope>(payload) {
+                let _ = tx.send((env.church, env.event));
             }
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.recv() => match n {
-                        Ok(n) => {
-                            if let Ok(env) = serde_json::from_str::<Envelope>(n.payload()) {
-                                let _ = self.tx.send((env.church, env.event));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "live updates: listener lost; reconnecting");
-                            break;
-                        }
-                    }
-                }
-            }
-        }
+        })
+        .await;
     }
 }

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod leaders;
 pub mod members;
 pub mod messages;
+pub mod notify;
 pub mod phone_ciphertexts;
 pub mod webhook_events;
 pub mod webhook_rejections;

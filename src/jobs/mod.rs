@@ -9,6 +9,7 @@
 //! `LISTEN/NOTIFY` ([`wake`]), with a slow poll as the safety net.
 
 pub mod queue;
+pub mod wake;
 pub mod workers;
 
 pub use queue::{

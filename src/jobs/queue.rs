@@ -118,6 +118,8 @@ pub async fn enqueue(c: &mut Conn<'_>, new: NewJob, now: DateTime<Utc>) -> Resul
         },
     )
     .await?;
+    // Idle workers of other instances hear of it when the transaction commits.
+    db::notify::notify(c, super::wake::CHANNEL, new.job.kind().as_str()).await?;
     Ok(id)
 }
 

@@ -21,4 +21,5 @@ mod previews;
 mod process;
 mod read_api;
 mod store;
+mod wakeups;
 mod webhook_security;

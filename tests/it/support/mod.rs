@@ -46,6 +46,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Abuse limits other than the defaults.
     pub limits: Option<koinonia::limits::LimitSettings>,
+    /// The workers' safety-net poll (100 ms unless a test needs it out of the way).
+    pub poll_ms: u64,
 }
 
 impl Default for Options {
@@ -53,7 +55,7 @@ impl Default for Options {
         let mut vars = HashMap::new();
         vars.insert("MEDIA_FETCH_ALLOW_PRIVATE".into(), "true".into());
         vars.insert("MEDIA_FETCH_MAX_ATTEMPTS".into(), "4".into());
-        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000, database_url: None, limits: None }
+        Self { vars, reconcile_ms: 60_000, telnyx_timeout_ms: 5_000, database_url: None, limits: None, poll_ms: 100 }
     }
 }
 
@@ -174,7 +176,7 @@ impl TestApp {
         vars.entry("SEND_RATE_PER_NUMBER".into()).or_insert_with(|| "1000".into());
         vars.entry("SEND_RATE_ACCOUNT".into()).or_insert_with(|| "1000".into());
         let mut config = Config::from_vars(&vars).expect("test configuration");
-        config.workers.poll_interval = Duration::from_millis(100);
+        config.workers.poll_interval = Duration::from_millis(options.poll_ms);
         config.workers.fetch_backoff_base = Duration::from_millis(20);
         config.workers.send_backoff_base = Duration::from_millis(20);
         config.workers.send_reconcile = Duration::from_millis(options.reconcile_ms);
