@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{run, Conn, Result};
-use crate::domain::{AttachmentId, ChurchId, ConversationId, MessageId};
+use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, ConversationId, MediaKind, MessageId, PreviewState};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttachmentRow {
@@ -12,12 +12,12 @@ pub struct AttachmentRow {
     pub conversation_id: ConversationId,
     pub message_id: MessageId,
     pub position: i32,
-    pub status: String,
+    pub status: AttachmentStatus,
     pub source_url: Option<String>,
     pub declared_type: Option<String>,
     pub declared_size: Option<i64>,
     pub declared_sha256: Option<String>,
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaKind>,
     pub mime_type: Option<String>,
     pub name: String,
     pub storage_key: Option<String>,
@@ -38,7 +38,7 @@ pub struct AttachmentRow {
     pub preview_large_key: Option<String>,
     pub preview_large_bytes: Option<i64>,
     /// NULL until tried, then `ready`, `unavailable` or `failed`.
-    pub preview_state: Option<String>,
+    pub preview_state: Option<PreviewState>,
 }
 
 const INSERTED: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
@@ -61,12 +61,12 @@ pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
         .bind(a.conversation_id)
         .bind(a.message_id)
         .bind(a.position)
-        .bind(&a.status)
+        .bind(a.status)
         .bind(&a.source_url)
         .bind(&a.declared_type)
         .bind(a.declared_size)
         .bind(&a.declared_sha256)
-        .bind(&a.media_type)
+        .bind(a.media_type)
         .bind(&a.mime_type)
         .bind(&a.name)
         .bind(&a.storage_key)
@@ -280,7 +280,7 @@ pub async fn set_previews(
 }
 
 /// Records that a file has no preview (`unavailable` or `failed`).
-pub async fn set_preview_state(c: &mut Conn<'_>, id: AttachmentId, state: &str) -> Result<()> {
+pub async fn set_preview_state(c: &mut Conn<'_>, id: AttachmentId, state: PreviewState) -> Result<()> {
     run!(c, |q| {
         sqlx::query(
         "UPDATE attachments SET preview_state = $2 WHERE id = $1 AND (preview_state IS NULL OR preview_state <> 'ready')"

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::{run, Conn, Result};
-use crate::domain::{ChurchId, JobId};
+use crate::domain::{ChurchId, JobId, JobState};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
@@ -14,7 +14,7 @@ pub struct JobRow {
     pub kind: String,
     pub payload: Json<serde_json::Value>,
     pub church_id: Option<ChurchId>,
-    pub state: String,
+    pub state: JobState,
     pub priority: i32,
     pub run_at: DateTime<Utc>,
     pub attempts: i32,
@@ -37,7 +37,7 @@ pub async fn insert(c: &mut Conn<'_>, j: &JobRow) -> Result<()> {
         .bind(&j.kind)
         .bind(&j.payload)
         .bind(j.church_id)
-        .bind(&j.state)
+        .bind(j.state)
         .bind(j.priority)
         .bind(j.run_at)
         .bind(j.attempts)
@@ -194,7 +194,7 @@ pub async fn extend_lease(c: &mut Conn<'_>, id: JobId, worker: &str, lease_until
 }
 
 /// Jobs per state, for metrics and tests.
-pub async fn count_by_state(c: &mut Conn<'_>, state: &str) -> Result<i64> {
+pub async fn count_by_state(c: &mut Conn<'_>, state: JobState) -> Result<i64> {
     run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state = $1")
         .bind(state)
         .fetch_one(&mut **q)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{run, Conn, Result};
-use crate::domain::{ChurchId, ConversationId, LeaderId, MemberId, MessageId};
+use crate::domain::{ChurchId, ConversationId, DeliveryStatus, Direction, LeaderId, MemberId, MessageId, SendState};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
@@ -12,18 +12,18 @@ pub struct MessageRow {
     pub conversation_id: ConversationId,
     pub member_id: MemberId,
     pub leader_id: Option<LeaderId>,
-    pub direction: String,
+    pub direction: Direction,
     pub content: String,
     pub keyword: Option<String>,
     pub likely_opt_out: bool,
-    pub delivery_status: Option<String>,
+    pub delivery_status: Option<DeliveryStatus>,
     pub failure_reason: Option<String>,
     pub provider_message_id: Option<String>,
     pub cc_ciphertext: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Outbound only: the exactly-once marker (`pending` → `in_flight` → `accepted` | `failed`).
-    pub send_state: Option<String>,
+    pub send_state: Option<SendState>,
     pub send_started_at: Option<DateTime<Utc>>,
     /// The carrier's own last status word, kept as received (also unknown future values).
     pub provider_status: Option<String>,
@@ -48,17 +48,17 @@ pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
         .bind(m.conversation_id)
         .bind(m.member_id)
         .bind(m.leader_id)
-        .bind(&m.direction)
+        .bind(m.direction)
         .bind(&m.content)
         .bind(&m.keyword)
         .bind(m.likely_opt_out)
-        .bind(&m.delivery_status)
+        .bind(m.delivery_status)
         .bind(&m.failure_reason)
         .bind(&m.provider_message_id)
         .bind(&m.cc_ciphertext)
         .bind(m.created_at)
         .bind(m.updated_at)
-        .bind(&m.send_state)
+        .bind(m.send_state)
         .bind(m.send_started_at)
         .bind(&m.provider_status)
         .bind(&m.send_mode)
@@ -154,7 +154,7 @@ pub async fn mark_accepted(
     c: &mut Conn<'_>,
     id: MessageId,
     provider_id: &str,
-    status: Option<(&str, u8)>,
+    status: Option<DeliveryStatus>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let sql = format!(
@@ -166,8 +166,8 @@ pub async fn mark_accepted(
     run!(c, |q| sqlx::query(&sql)
         .bind(id)
         .bind(provider_id)
-        .bind(status.map(|s| s.0))
-        .bind(status.map_or(0, |s| i32::from(s.1)))
+        .bind(status)
+        .bind(status.map_or(0, |s| i32::from(s.rank())))
         .bind(now)
         .execute(&mut **q)
         .await
@@ -196,7 +196,7 @@ pub async fn apply_delivery_report(
     id: MessageId,
     provider_id: &str,
     provider_status: &str,
-    status: Option<(&str, u8)>,
+    status: Option<DeliveryStatus>,
     failure_reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
@@ -214,8 +214,8 @@ pub async fn apply_delivery_report(
         .bind(id)
         .bind(provider_id)
         .bind(provider_status)
-        .bind(status.map(|s| s.0))
-        .bind(status.map_or(0, |s| i32::from(s.1)))
+        .bind(status)
+        .bind(status.map_or(0, |s| i32::from(s.rank())))
         .bind(failure_reason)
         .bind(now)
         .execute(&mut **q)

@@ -63,12 +63,11 @@ impl Actor {
         }
     }
 
-    /// How the audit log names the kind of actor.
+    /// How the audit log names the kind of actor (an operator's commands are the system's).
     pub fn kind(&self) -> &'static str {
         match self.role {
             Role::Leader { .. } => "leader",
-            Role::Operator => "operator",
-            Role::System => "system",
+            Role::Operator | Role::System => "system",
         }
     }
 }

@@ -10,5 +10,3 @@ pub use ids::*;
 pub use phone::{mask_last4, Phone, PhoneError};
 pub(crate) use status::text_enum;
 pub use status::*;
-
-pub use crate::media::mime::MediaKind;

@@ -1,4 +1,5 @@
-//! Statuses stored as TEXT with CHECK constraints, in both databases.
+//! Statuses stored as TEXT with CHECK constraints, in both databases, and read back typed: each
+//! enum is a `sqlx` type on either database (a value koinonia did not write fails to decode).
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,53 @@ macro_rules! text_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        /// Compares with the stored spelling (templates compare with literals).
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            &'q str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, DB>>::decode(value)?;
+                Self::parse(text).ok_or_else(|| format!("{text:?} is not a {}", stringify!($name)).into())
             }
         }
     };
@@ -60,4 +108,24 @@ impl DeliveryStatus {
 text_enum!(
     /// Where a file stands.
     AttachmentStatus { Pending = "pending", Stored = "stored", Failed = "failed", Deleted = "deleted" }
+);
+
+text_enum!(
+    /// The four kinds of attachment the dashboard renders differently.
+    MediaKind { Image = "image", Video = "video", Audio = "audio", Document = "document" }
+);
+
+text_enum!(
+    /// Where the sending of an outbound message stands (see `flows::outbound`).
+    SendState { Pending = "pending", InFlight = "in_flight", Accepted = "accepted", Failed = "failed" }
+);
+
+text_enum!(
+    /// Whether a stored file's previews were made (none yet: still to try).
+    PreviewState { Ready = "ready", Unavailable = "unavailable", Failed = "failed" }
+);
+
+text_enum!(
+    /// Where a job stands in the queue.
+    JobState { Queued = "queued", Running = "running", Done = "done", Failed = "failed" }
 );

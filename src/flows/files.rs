@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::clock;
 use crate::db;
 use crate::db::attachments::AttachmentRow;
-use crate::domain::{AttachmentId, AttachmentStatus};
+use crate::domain::{AttachmentId, AttachmentStatus, PreviewState};
 use crate::jobs::JobError;
 use crate::media::ingest::{self, IngestError, SANDBOX_SCHEME};
 use crate::media::names;
@@ -31,7 +31,7 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
         db::attachments::get_for_job(&mut pooled.conn(), id).await?
     };
     let Some(row) = row else { return Ok(()) };
-    if row.status != AttachmentStatus::Pending.as_str() {
+    if row.status != AttachmentStatus::Pending {
         return Ok(());
     }
     let Some(url) = row.source_url.clone() else {
@@ -150,14 +150,18 @@ pub async fn make_previews(state: &AppState, id: AttachmentId) -> Result<(), Job
         db::attachments::get_for_job(&mut pooled.conn(), id).await?
     };
     let Some(row) = row else { return Ok(()) };
-    if row.status != AttachmentStatus::Stored.as_str() || row.preview_state.as_deref() == Some("ready") {
+    if row.status != AttachmentStatus::Stored || row.preview_state == Some(PreviewState::Ready) {
         return Ok(());
     }
     match ensure_previews(state, &row).await {
         Ok(_) => Ok(()),
         Err(PreviewError::Transient(e)) => Err(JobError::retry(e)),
         Err(e) => {
-            let state_word = if matches!(e, PreviewError::Unavailable(_)) { "unavailable" } else { "failed" };
+            let state_word = if matches!(e, PreviewError::Unavailable(_)) {
+                PreviewState::Unavailable
+            } else {
+                PreviewState::Failed
+            };
             tracing::info!(attachment = %row.id, reason = %e, "no preview for this file");
             let mut pooled = state.db.acquire().await?;
             db::attachments::set_preview_state(&mut pooled.conn(), row.id, state_word).await?;
@@ -169,7 +173,7 @@ pub async fn make_previews(state: &AppState, id: AttachmentId) -> Result<(), Job
 /// The preview job is dead: the file shows an icon.
 pub async fn previews_failed(state: &AppState, id: AttachmentId) -> Result<(), sqlx::Error> {
     let mut pooled = state.db.acquire().await?;
-    db::attachments::set_preview_state(&mut pooled.conn(), id, "failed").await
+    db::attachments::set_preview_state(&mut pooled.conn(), id, PreviewState::Failed).await
 }
 
 /// Makes and stores the previews of a stored file unless they exist; returns the large

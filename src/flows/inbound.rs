@@ -125,7 +125,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
             conversation_id: conversation.id,
             member_id: member.id,
             leader_id: None,
-            direction: Direction::Inbound.as_str().to_owned(),
+            direction: Direction::Inbound,
             content: msg.text.clone(),
             keyword: keyword.map(|k| k.as_str().to_owned()),
             likely_opt_out: keyword.is_none() && keywords::likely_opt_out(&msg.text),
@@ -159,15 +159,12 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
                 conversation_id: conversation.id,
                 message_id,
                 position: i32::try_from(position).unwrap_or(i32::MAX),
-                status: AttachmentStatus::Pending.as_str().to_owned(),
+                status: AttachmentStatus::Pending,
                 source_url: Some(file.url.clone()),
                 declared_type: declared_type.clone(),
                 declared_size: file.declared_size.and_then(|s| i64::try_from(s).ok()),
                 declared_sha256: file.declared_sha256.clone(),
-                media_type: declared_type
-                    .as_deref()
-                    .and_then(crate::media::mime::kind_of)
-                    .map(|k| k.as_str().to_owned()),
+                media_type: declared_type.as_deref().and_then(crate::media::mime::kind_of),
                 mime_type: None,
                 name: match &file.name {
                     Some(n) => names::display_name(n),

@@ -173,7 +173,7 @@ pub async fn export(state: &AppState, actor: &Actor, selection: Selection<'_>) -
                     }
                     return Err(LibraryError::NotFound);
                 };
-                if a.status != AttachmentStatus::Stored.as_str() {
+                if a.status != AttachmentStatus::Stored {
                     return Err(LibraryError::NotStored(format!("file {id} is not stored (it is {})", a.status)));
                 }
                 files.push(a);
@@ -221,14 +221,14 @@ pub async fn open(state: &AppState, actor: &Actor, id: AttachmentId) -> Result<S
         let mut pooled = state.db.acquire().await?;
         db::attachments::get(&mut pooled.conn(), actor.church, id).await?.ok_or(LibraryError::NotFound)?
     };
-    match AttachmentStatus::parse(&a.status) {
-        Some(AttachmentStatus::Stored) => {}
-        Some(AttachmentStatus::Pending) => return Err(LibraryError::NotYet),
-        Some(AttachmentStatus::Deleted) => {
+    match a.status {
+        AttachmentStatus::Stored => {}
+        AttachmentStatus::Pending => return Err(LibraryError::NotYet),
+        AttachmentStatus::Deleted => {
             let why = a.failure_reason.clone().unwrap_or_else(|| "media removed".into());
             return Err(LibraryError::Gone(format!("this file is gone: {why}")));
         }
-        Some(AttachmentStatus::Failed) | None => {
+        AttachmentStatus::Failed => {
             let reason = a.failure_reason.as_deref().unwrap_or("unknown reason");
             return Err(LibraryError::Missing(format!("this file could not be stored: {reason}")));
         }
@@ -245,10 +245,10 @@ pub async fn open_link(state: &AppState, token: &str, client: ClientAddr) -> Res
         let mut pooled = state.db.acquire().await?;
         db::attachments::find_by_link_token(&mut pooled.conn(), token).await?.ok_or(LibraryError::NotFound)?
     };
-    match AttachmentStatus::parse(&a.status) {
-        Some(AttachmentStatus::Stored) => {}
-        Some(AttachmentStatus::Deleted) => return Err(LibraryError::Gone("this file has been removed".into())),
-        _ => return Err(LibraryError::NotFound),
+    match a.status {
+        AttachmentStatus::Stored => {}
+        AttachmentStatus::Deleted => return Err(LibraryError::Gone("this file has been removed".into())),
+        AttachmentStatus::Pending | AttachmentStatus::Failed => return Err(LibraryError::NotFound),
     }
     let entry = audit::Entry::member(a.church_id, "media.link_open", client);
     presign_audited(state, &a, entry).await
@@ -287,7 +287,7 @@ pub async fn preview(
         crate::media::preview::Size::Large => a.preview_large_key.as_deref(),
     };
     let no_preview = || LibraryError::Missing("this file has no preview".into());
-    let Some(key) = key.filter(|_| a.status == AttachmentStatus::Stored.as_str()) else { return Err(no_preview()) };
+    let Some(key) = key.filter(|_| a.status == AttachmentStatus::Stored) else { return Err(no_preview()) };
     match state.store.read(key).await {
         Ok(found) => Ok(found),
         Err(crate::media::store::StoreError::Store(object_store::Error::NotFound { .. })) => Err(no_preview()),

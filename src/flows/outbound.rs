@@ -15,7 +15,10 @@ use chrono::{DateTime, Utc};
 use crate::app::AppState;
 use crate::clock;
 use crate::db::{self, Conn};
-use crate::domain::{Actor, AttachmentId, ConversationId, DeliveryStatus, Direction, MemberId, MessageId, Phone};
+use crate::domain::{
+    Actor, AttachmentId, AttachmentStatus, ConversationId, DeliveryStatus, Direction, MediaKind, MemberId, MessageId,
+    Phone, SendState,
+};
 use crate::jobs::{self, JobError, NewJob};
 use crate::media::ingest::Ingested;
 use crate::sms;
@@ -99,7 +102,7 @@ pub struct Upload {
     pub name: String,
     pub ingested_size: u64,
     pub mime_type: String,
-    pub media_type: String,
+    pub media_type: MediaKind,
     pub width: Option<i32>,
     pub height: Option<i32>,
     pub duration_seconds: Option<f64>,
@@ -114,7 +117,7 @@ impl Upload {
             name,
             ingested_size: i.bytes,
             mime_type: i.inspection.mime_type?.to_owned(),
-            media_type: i.inspection.kind?.as_str().to_owned(),
+            media_type: i.inspection.kind?,
             width: i.inspection.width.and_then(|w| i32::try_from(w).ok()),
             height: i.inspection.height.and_then(|h| i32::try_from(h).ok()),
             duration_seconds: i.inspection.duration_seconds,
@@ -269,7 +272,7 @@ fn choose_mode(
     };
     match upload {
         Some(u) if domestic && u.ingested_size <= state.config.mms_max_attachment_bytes => Ok(SendMode::Mms),
-        Some(u) if domestic && u.media_type == "image" && large_image == LargeImage::Preview => {
+        Some(u) if domestic && u.media_type == MediaKind::Image && large_image == LargeImage::Preview => {
             Ok(SendMode::PreviewLink)
         }
         Some(_) => {
@@ -306,19 +309,17 @@ async fn record(
         conversation_id: conversation,
         member_id: member,
         leader_id: actor.leader_id(),
-        direction: Direction::Outbound.as_str().to_owned(),
+        direction: Direction::Outbound,
         content,
         keyword: None,
         likely_opt_out: false,
-        delivery_status: Some(
-            if mode == SendMode::Link { DeliveryStatus::LinkSent } else { DeliveryStatus::Queued }.as_str().to_owned(),
-        ),
+        delivery_status: Some(if mode == SendMode::Link { DeliveryStatus::LinkSent } else { DeliveryStatus::Queued }),
         failure_reason: None,
         provider_message_id: None,
         cc_ciphertext: None,
         created_at: now,
         updated_at: now,
-        send_state: Some("pending".into()),
+        send_state: Some(SendState::Pending),
         send_started_at: None,
         provider_status: None,
         send_mode: Some(mode.stored().to_owned()),
@@ -333,7 +334,7 @@ async fn record(
             conversation_id: conversation,
             message_id: message.id,
             position: 0,
-            status: "stored".into(),
+            status: AttachmentStatus::Stored,
             source_url: None,
             declared_type: None,
             declared_size: None,
@@ -359,7 +360,7 @@ async fn record(
             preview_state: None,
         };
         db::attachments::insert(c, &row).await?;
-        if let Some(kind) = row.media_type.as_deref().and_then(crate::domain::MediaKind::parse) {
+        if let Some(kind) = row.media_type {
             jobs::enqueue_preview(c, actor.church, row.id, kind, now).await?;
         }
         attachments.push(row);
@@ -395,10 +396,10 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
         let mut pooled = state.db.acquire().await?;
         let c = &mut pooled.conn();
         let Some(message) = db::messages::get_for_job(c, id).await? else { return Ok(()) };
-        match message.send_state.as_deref() {
-            Some("pending") => {}
-            Some("in_flight") => return reconcile(state, c, &message).await,
-            _ => return Ok(()),
+        match message.send_state {
+            Some(SendState::Pending) => {}
+            Some(SendState::InFlight) => return reconcile(state, c, &message).await,
+            Some(SendState::Accepted | SendState::Failed) | None => return Ok(()),
         }
         let ctx =
             db::messages::send_context(c, id).await?.ok_or_else(|| JobError::fatal("church or member is gone"))?;
@@ -572,9 +573,8 @@ async fn reconcile(state: &AppState, c: &mut Conn<'_>, message: &db::messages::M
 }
 
 /// koinonia's status and its rank for a carrier status word.
-fn report_status(telnyx_status: &str) -> Option<(&'static str, u8)> {
-    let s = telnyx_api::delivery_status(telnyx_status)?;
-    DeliveryStatus::parse(s).map(|d| (d.as_str(), d.rank()))
+fn report_status(telnyx_status: &str) -> Option<DeliveryStatus> {
+    telnyx_api::delivery_status(telnyx_status)
 }
 
 /// A delivery report from the carrier.
@@ -612,7 +612,7 @@ pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<R
     }
     let by_hint = match report.message {
         Some(id) => db::messages::get_for_job(c, id).await?.filter(|m| {
-            m.direction == Direction::Outbound.as_str()
+            m.direction == Direction::Outbound
                 && m.provider_message_id.as_deref().is_none_or(|p| p == report.provider_id)
         }),
         None => None,
@@ -643,12 +643,11 @@ pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<R
     let codes: Vec<&str> = report.errors.iter().map(|e| e.code.as_str()).collect();
     if codes.contains(&telnyx_api::CODE_OPTED_OUT) {
         db::members::set_opted_out(c, message.church_id, message.member_id, true, now).await?;
-    } else if status.is_some_and(|s| s.0 == DeliveryStatus::Failed.as_str())
-        && codes.iter().any(|c| telnyx_api::CODES_UNREACHABLE.contains(c))
+    } else if status == Some(DeliveryStatus::Failed) && codes.iter().any(|c| telnyx_api::CODES_UNREACHABLE.contains(c))
     {
         let why = reason.as_deref().unwrap_or("the carrier could not deliver to this number");
         db::members::set_unreachable(c, message.church_id, message.member_id, why, now).await?;
-    } else if status.is_some_and(|s| s.0 == DeliveryStatus::Delivered.as_str()) {
+    } else if status == Some(DeliveryStatus::Delivered) {
         db::members::clear_unreachable(c, message.church_id, message.member_id, now).await?;
     }
     tx.commit().await?;

@@ -81,7 +81,7 @@ pub async fn open_file(state: &AppState, phone: &str, church: &str, id: Attachme
         db::attachments::get(&mut pooled.conn(), church, id).await?
     };
     let a = a
-        .filter(|a| a.conversation_id == conversation && a.status == AttachmentStatus::Stored.as_str())
+        .filter(|a| a.conversation_id == conversation && a.status == AttachmentStatus::Stored)
         .ok_or(SandboxError::NotFound)?;
     let entry = audit::Entry::member(church, "media.sandbox_open", ClientAddr::default());
     Ok(crate::flows::library::presign_audited(state, &a, entry).await?)

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use crate::clock;
 use crate::db::{self, Conn};
-use crate::domain::{AttachmentId, ChurchId, JobId, MediaKind, MessageId};
+use crate::domain::{AttachmentId, ChurchId, JobId, JobState, MediaKind, MessageId};
 
 crate::domain::text_enum!(
     /// Kinds of job, as stored in `jobs.kind`: the one place they are named.
@@ -105,7 +105,7 @@ pub async fn enqueue(c: &mut Conn<'_>, new: NewJob, now: DateTime<Utc>) -> Resul
             kind: new.job.kind().as_str().to_owned(),
             payload: Json(new.job.payload()),
             church_id: new.church,
-            state: "queued".into(),
+            state: JobState::Queued,
             priority: new.priority,
             run_at: now,
             attempts: 0,
@@ -189,9 +189,9 @@ impl From<sqlx::Error> for JobError {
 pub async fn record_gauges(db: &db::Db) {
     let Ok(mut pooled) = db.acquire().await else { return };
     let c = &mut pooled.conn();
-    for s in ["queued", "running", "failed"] {
+    for s in [JobState::Queued, JobState::Running, JobState::Failed] {
         if let Ok(n) = db::jobs::count_by_state(c, s).await {
-            metrics::gauge!("koinonia_jobs", "state" => s).set(n as f64);
+            metrics::gauge!("koinonia_jobs", "state" => s.as_str()).set(n as f64);
         }
     }
     if let Ok(oldest) = db::jobs::oldest_queued(c).await {
@@ -235,7 +235,7 @@ mod tests {
                 kind: job.kind().as_str().to_owned(),
                 payload: Json(job.payload()),
                 church_id: None,
-                state: "queued".into(),
+                state: JobState::Queued,
                 priority: 0,
                 run_at: now,
                 attempts: 0,
@@ -255,7 +255,7 @@ mod tests {
             kind: "media.fetch".into(),
             payload: Json(serde_json::json!({ "attachment_id": id })),
             church_id: None,
-            state: "queued".into(),
+            state: JobState::Queued,
             priority: 0,
             run_at: now,
             attempts: 0,

@@ -1,46 +1,7 @@
 //! The media types koinonia accepts (docs/api.md, "Allowed media types"), spelled exactly as
 //! that table lists them, with the kind each belongs to and its file extension.
 
-use serde::{Deserialize, Serialize};
-
-/// The four kinds of attachment the dashboard renders differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    Image,
-    Video,
-    Audio,
-    Document,
-}
-
-impl MediaKind {
-    /// The lowercase name used in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Audio => "audio",
-            MediaKind::Document => "document",
-        }
-    }
-
-    /// Parses the lowercase name written by [`MediaKind::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "image" => Some(MediaKind::Image),
-            "video" => Some(MediaKind::Video),
-            "audio" => Some(MediaKind::Audio),
-            "document" => Some(MediaKind::Document),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for MediaKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::MediaKind;
 
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";

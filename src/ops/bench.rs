@@ -93,7 +93,7 @@ pub async fn ingest(size_mb: u64, work_dir: &Path) -> anyhow::Result<IngestRepor
 
     let mut pooled = state.db.acquire().await?;
     let row = db::attachments::get_for_job(&mut pooled.conn(), attachment).await?.context("attachment vanished")?;
-    if row.status != "stored" || row.sha256.as_deref() != Some(baseline_sha.as_str()) {
+    if row.status != crate::domain::AttachmentStatus::Stored || row.sha256.as_deref() != Some(baseline_sha.as_str()) {
         bail!("the stored file does not match the source (status {}, reason {:?})", row.status, row.failure_reason);
     }
     drop(pooled);

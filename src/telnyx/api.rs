@@ -23,6 +23,7 @@
 //! too. Logs carry the endpoint without query string, statuses, error codes
 //! and message ids — never phone numbers, message text or media URLs.
 
+use crate::domain::DeliveryStatus;
 use std::fmt;
 use std::time::Duration;
 
@@ -326,13 +327,13 @@ impl SendError {
 /// koinonia's `deliveryStatus`; `None` for a status koinonia does not know.
 /// `delivery_unconfirmed` (no receipt from the carrier) is not a failure: it
 /// stays `sent`. For `failed`, [`delivery_failure_reason`] gives the reason.
-pub fn delivery_status(telnyx_status: &str) -> Option<&'static str> {
+pub fn delivery_status(telnyx_status: &str) -> Option<DeliveryStatus> {
     match telnyx_status {
-        "queued" => Some("queued"),
-        "sending" => Some("sending"),
-        "sent" | "delivery_unconfirmed" => Some("sent"),
-        "delivered" => Some("delivered"),
-        "sending_failed" | "delivery_failed" | "expired" => Some("failed"),
+        "queued" => Some(DeliveryStatus::Queued),
+        "sending" => Some(DeliveryStatus::Sending),
+        "sent" | "delivery_unconfirmed" => Some(DeliveryStatus::Sent),
+        "delivered" => Some(DeliveryStatus::Delivered),
+        "sending_failed" | "delivery_failed" | "expired" => Some(DeliveryStatus::Failed),
         _ => None,
     }
 }
@@ -1117,7 +1118,7 @@ mod tests {
             ("delivery_failed", "failed"),
             ("expired", "failed"),
         ] {
-            assert_eq!(delivery_status(telnyx), Some(ours), "{telnyx}");
+            assert_eq!(delivery_status(telnyx).map(DeliveryStatus::as_str), Some(ours), "{telnyx}");
         }
         for unknown in ["", "webhook_delivered", "received", "DELIVERED", "failed"] {
             assert_eq!(delivery_status(unknown), None, "{unknown}");

@@ -118,7 +118,7 @@ async fn story(db: Db) {
         conversation_id: conv.id,
         member_id: m1.id,
         leader_id: None,
-        direction: "inbound".into(),
+        direction: Direction::Inbound,
         content: "hello".into(),
         keyword: None,
         likely_opt_out: false,
@@ -135,12 +135,24 @@ async fn story(db: Db) {
         send_preview: false,
     };
     db::messages::insert(c, &msg).await.expect("message");
-    let bad = db::messages::insert(
-        c,
-        &db::messages::MessageRow { id: MessageId::new(), direction: "sideways".into(), ..msg.clone() },
-    )
-    .await;
+    // Statuses are typed in Rust; the CHECK constraints still refuse what no enum spells, and a
+    // value koinonia never wrote does not decode.
+    const SIDEWAYS: &str = "UPDATE messages SET direction = 'sideways' WHERE id = $1";
+    let bad = match &mut *c {
+        db::Conn::Postgres(q) => sqlx::query(SIDEWAYS).bind(msg.id).execute(&mut **q).await.map(|_| ()),
+        db::Conn::Sqlite(q) => sqlx::query(SIDEWAYS).bind(msg.id).execute(&mut **q).await.map(|_| ()),
+    };
     assert!(bad.is_err(), "CHECK constraints hold");
+    let unknown = match &mut *c {
+        db::Conn::Postgres(q) => sqlx::query_scalar::<_, Direction>("SELECT 'sideways'").fetch_one(&mut **q).await,
+        db::Conn::Sqlite(q) => sqlx::query_scalar::<_, Direction>("SELECT 'sideways'").fetch_one(&mut **q).await,
+    };
+    assert!(unknown.is_err(), "{unknown:?}");
+    let known = match &mut *c {
+        db::Conn::Postgres(q) => sqlx::query_scalar::<_, Direction>("SELECT 'outbound'").fetch_one(&mut **q).await,
+        db::Conn::Sqlite(q) => sqlx::query_scalar::<_, Direction>("SELECT 'outbound'").fetch_one(&mut **q).await,
+    };
+    assert_eq!(known.expect("decodes"), Direction::Outbound);
     let page = db::messages::page(c, church.id, conv.id, None, 10).await.expect("page");
     assert_eq!(page.len(), 1);
     assert!(db::messages::page(c, church.id, conv.id, Some(msg.id), 10).await.expect("page").is_empty());
@@ -153,12 +165,12 @@ async fn story(db: Db) {
         conversation_id: conv.id,
         message_id: msg.id,
         position: 0,
-        status: "pending".into(),
+        status: AttachmentStatus::Pending,
         source_url: Some("https://x/y.jpg".into()),
         declared_type: Some("image/jpeg".into()),
         declared_size: Some(10),
         declared_sha256: None,
-        media_type: Some("image".into()),
+        media_type: Some(MediaKind::Image),
         mime_type: None,
         name: "y.jpg".into(),
         storage_key: None,
@@ -202,18 +214,13 @@ async fn story(db: Db) {
     assert_eq!(many.iter().map(|a| a.id).collect::<Vec<_>>(), vec![att.id], "the church's, and only those that exist");
     assert!(db::attachments::get_many(c, ChurchId::new(), &[att.id]).await.expect("many").is_empty());
     assert_eq!(db::attachments::for_messages(c, church.id, conv.id, msg.id, msg.id).await.expect("for").len(), 1);
-    db::attachments::set_preview_state(c, att.id, "failed").await.expect("preview state");
+    db::attachments::set_preview_state(c, att.id, PreviewState::Failed).await.expect("preview state");
     assert!(db::attachments::set_previews(c, att.id, "p/s.jpg", "p/l.jpg", 1234).await.expect("previews"));
-    db::attachments::set_preview_state(c, att.id, "unavailable").await.expect("ready stays ready");
+    db::attachments::set_preview_state(c, att.id, PreviewState::Unavailable).await.expect("ready stays ready");
     let a = db::attachments::get(c, church.id, att.id).await.expect("get").expect("some");
     assert_eq!(
-        (
-            a.preview_small_key.as_deref(),
-            a.preview_large_key.as_deref(),
-            a.preview_large_bytes,
-            a.preview_state.as_deref()
-        ),
-        (Some("p/s.jpg"), Some("p/l.jpg"), Some(1234), Some("ready"))
+        (a.preview_small_key.as_deref(), a.preview_large_key.as_deref(), a.preview_large_bytes, a.preview_state),
+        (Some("p/s.jpg"), Some("p/l.jpg"), Some(1234), Some(PreviewState::Ready))
     );
     let keys = db::attachments::keys_of_member(c, church.id, member.id).await.expect("keys");
     assert_eq!(keys, vec![(att.id, "k".to_owned())]);
@@ -226,7 +233,7 @@ async fn story(db: Db) {
         kind: "media.fetch".into(),
         payload: Json(serde_json::json!({"attachment_id": att.id})),
         church_id: Some(church.id),
-        state: "queued".into(),
+        state: JobState::Queued,
         priority: 0,
         run_at: now,
         attempts: 0,
@@ -252,11 +259,11 @@ async fn story(db: Db) {
     assert_eq!(stolen.map(|j| (j.attempts, j.leased_by)), Some((2, Some("w2".to_owned()))));
     assert!(!db::jobs::complete(c, job.id, "w1").await.expect("complete"), "only the holder finishes");
     assert!(db::jobs::retry(c, job.id, "w2", now, "boom", now).await.expect("retry"));
-    assert_eq!(db::jobs::count_by_state(c, "queued").await.expect("count"), 1);
+    assert_eq!(db::jobs::count_by_state(c, JobState::Queued).await.expect("count"), 1);
     let again = db::jobs::claim(c, now, lease, "w3").await.expect("claim").expect("due again");
     assert_eq!(again.last_error.as_deref(), Some("boom"));
     assert!(db::jobs::fail(c, job.id, "w3", "dead", now).await.expect("fail"));
-    assert_eq!(db::jobs::count_by_state(c, "failed").await.expect("count"), 1);
+    assert_eq!(db::jobs::count_by_state(c, JobState::Failed).await.expect("count"), 1);
     assert!(
         db::jobs::claim(c, now + Duration::days(1), lease, "w4").await.expect("claim").is_none(),
         "dead jobs stay dead"

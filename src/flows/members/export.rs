@@ -16,7 +16,7 @@ use crate::db;
 use crate::db::attachments::AttachmentRow;
 use crate::db::members::MemberRow;
 use crate::db::messages::MessageRow;
-use crate::domain::{AttachmentId, ChurchId, MemberId, MessageId};
+use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, Direction, MediaKind, MemberId, MessageId};
 use crate::media::export::{Entry, Inline};
 use crate::media::names;
 
@@ -139,7 +139,7 @@ fn media_entries(files: &[AttachmentRow]) -> Vec<(AttachmentId, Entry)> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     files
         .iter()
-        .filter(|a| a.status == "stored")
+        .filter(|a| a.status == AttachmentStatus::Stored)
         .filter_map(|a| {
             let key = a.storage_key.clone()?;
             let base = format!("media/{} {}", a.created_at.format("%Y-%m-%d"), names::display_name(&a.name));
@@ -206,7 +206,7 @@ fn transcript(
         out.push_str("\n(no messages)\n");
     }
     for m in messages {
-        let from = if m.direction == "outbound" { "Church" } else { member_label };
+        let from = if m.direction == Direction::Outbound { "Church" } else { member_label };
         out.push_str(&format!("\n{}  {from}", m.created_at.format("%Y-%m-%d %H:%M")));
         if let Some(status) = &m.delivery_status {
             out.push_str(&format!(" [{status}]"));
@@ -216,13 +216,13 @@ fn transcript(
             out.push_str(&format!("  {line}\n"));
         }
         for a in by_message.get(&m.id).map_or(&[][..], Vec::as_slice) {
-            let kind = a.media_type.as_deref().unwrap_or("file");
+            let kind = a.media_type.map_or("file", MediaKind::as_str);
             match file_of.get(&a.id) {
                 Some(path) => out.push_str(&format!("  [{kind}: {}] {path}\n", a.name)),
                 None => out.push_str(&format!(
                     "  [{kind}: {}] not included: {}\n",
                     a.name,
-                    a.failure_reason.as_deref().unwrap_or(&a.status)
+                    a.failure_reason.as_deref().unwrap_or(a.status.as_str())
                 )),
             }
         }

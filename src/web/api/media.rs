@@ -21,7 +21,7 @@ use crate::web::openapi::{
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list))
+        .routes(routes!(library_page))
         .routes(routes!(export))
         .routes(routes!(open_original))
         .routes(routes!(preview))
@@ -179,6 +179,7 @@ pub struct LibraryPage {
 #[utoipa::path(
     get,
     path = "/api/media",
+    operation_id = "library",
     tag = "media",
     params(LibraryQuery),
     responses(
@@ -189,7 +190,7 @@ pub struct LibraryPage {
     ),
     security(("bearer" = []), ("session" = []))
 )]
-async fn list(
+async fn library_page(
     State(state): State<AppState>,
     leader: Leader,
     crate::web::extract::AppQuery(q): crate::web::extract::AppQuery<LibraryQuery>,

@@ -47,12 +47,11 @@ pub struct ConversationView {
 #[schema(as = Attachment)]
 pub struct AttachmentView {
     pub id: AttachmentId,
-    #[schema(value_type = AttachmentStatus)]
-    pub status: String,
+    pub status: AttachmentStatus,
     pub url: String,
     #[serde(rename = "type")]
-    #[schema(required = true, value_type = Option<MediaKind>)]
-    pub kind: Option<String>,
+    #[schema(required = true)]
+    pub kind: Option<MediaKind>,
     /// One of the allowed types, once the file's bytes were read.
     #[schema(required = true, schema_with = crate::web::openapi::mime_type_or_null)]
     pub mime_type: Option<String>,
@@ -94,12 +93,11 @@ pub struct PreviewsView {
 pub struct MessageView {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    #[schema(value_type = Direction)]
-    pub direction: String,
+    pub direction: Direction,
     pub content: String,
     /// Outbound messages only.
-    #[schema(required = true, value_type = Option<DeliveryStatus>)]
-    pub delivery_status: Option<String>,
+    #[schema(required = true)]
+    pub delivery_status: Option<DeliveryStatus>,
     #[schema(required = true)]
     pub failure_reason: Option<String>,
     /// An inbound text that is not a keyword but probably asks to opt out.
@@ -162,12 +160,12 @@ fn conversation_with(row: &InboxRow, phone: Option<&Phone>) -> ConversationView 
 }
 
 pub fn attachment(a: &AttachmentRow) -> AttachmentView {
-    let stored = a.status == "stored";
+    let stored = a.status == AttachmentStatus::Stored;
     AttachmentView {
         id: a.id,
-        status: a.status.clone(),
+        status: a.status,
         url: format!("/api/media/{}", a.id),
-        kind: a.media_type.clone(),
+        kind: a.media_type,
         mime_type: a.mime_type.clone(),
         name: crate::media::names::display_name(&a.name),
         size_bytes: a.size_bytes.or(if stored { None } else { a.declared_size }),
@@ -183,7 +181,7 @@ pub fn attachment(a: &AttachmentRow) -> AttachmentView {
         }),
         preview_pending: stored
             && a.preview_state.is_none()
-            && matches!(a.media_type.as_deref(), Some("image" | "video")),
+            && matches!(a.media_type, Some(MediaKind::Image | MediaKind::Video)),
     }
 }
 
@@ -196,9 +194,9 @@ pub fn message(m: &MessageRow, attachments: &[AttachmentRow]) -> MessageView {
     MessageView {
         id: m.id,
         conversation_id: m.conversation_id,
-        direction: m.direction.clone(),
+        direction: m.direction,
         content: m.content.clone(),
-        delivery_status: m.delivery_status.clone(),
+        delivery_status: m.delivery_status,
         failure_reason: m.failure_reason.clone(),
         likely_opt_out: m.likely_opt_out,
         provider_message_id: m.provider_message_id.clone(),
@@ -237,7 +235,7 @@ impl ConversationView {
 
 impl MessageView {
     pub fn is_outbound(&self) -> bool {
-        self.direction == "outbound"
+        self.direction == Direction::Outbound
     }
 
     pub fn time_label(&self) -> String {
@@ -246,14 +244,15 @@ impl MessageView {
 
     /// The delivery status as a leader reads it.
     pub fn status_label(&self) -> String {
-        match self.delivery_status.as_deref() {
-            Some("queued") => "Queued".into(),
-            Some("link_sent") => "Sent as a link".into(),
-            Some("sending") => "Sending".into(),
-            Some("sent") => "Sent".into(),
-            Some("delivered") => "Delivered".into(),
-            Some("failed") => format!("Failed: {}", self.failure_reason.as_deref().unwrap_or("unknown reason")),
-            Some(other) => other.to_owned(),
+        match self.delivery_status {
+            Some(DeliveryStatus::Queued) => "Queued".into(),
+            Some(DeliveryStatus::LinkSent) => "Sent as a link".into(),
+            Some(DeliveryStatus::Sending) => "Sending".into(),
+            Some(DeliveryStatus::Sent) => "Sent".into(),
+            Some(DeliveryStatus::Delivered) => "Delivered".into(),
+            Some(DeliveryStatus::Failed) => {
+                format!("Failed: {}", self.failure_reason.as_deref().unwrap_or("unknown reason"))
+            }
             None => String::new(),
         }
     }
@@ -266,7 +265,7 @@ impl AttachmentView {
     }
 
     pub fn is(&self, kind: &str) -> bool {
-        self.kind.as_deref() == Some(kind)
+        self.kind.is_some_and(|k| k == kind)
     }
 
     pub fn size_label(&self) -> String {
@@ -285,12 +284,12 @@ impl AttachmentView {
 
     /// What a placeholder says while the file is not shown.
     pub fn kind_label(&self) -> &'static str {
-        match self.kind.as_deref() {
-            Some("image") => "photo",
-            Some("video") => "video",
-            Some("audio") => "voice note",
-            Some("document") => "document",
-            _ => "file",
+        match self.kind {
+            Some(MediaKind::Image) => "photo",
+            Some(MediaKind::Video) => "video",
+            Some(MediaKind::Audio) => "voice note",
+            Some(MediaKind::Document) => "document",
+            None => "file",
         }
     }
 }
