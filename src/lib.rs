@@ -21,9 +21,11 @@ pub mod net;
 pub mod ops;
 pub mod secrets;
 pub mod sms;
+pub mod state;
 pub mod telemetry;
 pub mod telnyx;
 pub mod web;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::Config;
+pub use state::AppState;

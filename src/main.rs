@@ -181,11 +181,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("--days must be at least 1 (MEDIA_RETENTION_DAYS=0 turns the daily sweep off)");
             }
             let state = koinonia::AppState::build(config).await?;
-            let report = koinonia::flows::retention::sweep(&state, days, koinonia::clock::now()).await?;
+            let report = koinonia::flows::retention::sweep(&state.retention(), days, koinonia::clock::now()).await?;
             let purged = koinonia::flows::retention::purge_revoked_sessions(&state.db, koinonia::clock::now()).await?;
-            let orphans =
-                koinonia::flows::orphans::sweep(&state, koinonia::clock::now(), koinonia::flows::orphans::GRACE)
-                    .await?;
+            let orphans = koinonia::flows::orphans::sweep(
+                &state.retention(),
+                koinonia::clock::now(),
+                koinonia::flows::orphans::GRACE,
+            )
+            .await?;
             println!(
                 "retention: {} files older than {days} days examined, {} deleted, {} failed; {purged} expired session revocations purged; {} unreferenced objects deleted",
                 report.examined, report.deleted, report.failed, orphans.deleted

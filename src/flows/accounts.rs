@@ -2,7 +2,6 @@
 //! changes and resets, and the leaders an admin manages. Every change is audited in the same
 //! transaction as the change itself.
 
-use crate::app::AppState;
 use crate::clock;
 use crate::crypto::password::{self, PasswordError};
 use crate::crypto::session::Claims;
@@ -10,6 +9,16 @@ use crate::db::leaders::LeaderRow;
 use crate::db::{self, Db, UniqueExt};
 use crate::domain::{Actor, ChurchId, ClientAddr, LeaderId, Phone};
 use crate::flows::audit;
+
+/// What accounts need: the database, password hashing, sessions, the login limits and the
+/// one-time setup code.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub passwords: &'a password::Hasher,
+    pub sessions: &'a crate::crypto::session::SessionKeys,
+    pub limits: &'a crate::limits::AbuseLimits,
+    pub setup_code: &'a Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -175,15 +184,15 @@ pub struct Setup<'a> {
 }
 
 /// Whether any church exists yet (before one does, `/setup` is open).
-pub async fn is_set_up(state: &AppState) -> Result<bool, AccountError> {
-    let mut pooled = state.db.acquire().await?;
+pub async fn is_set_up(deps: &Deps<'_>) -> Result<bool, AccountError> {
+    let mut pooled = deps.db.acquire().await?;
     Ok(db::churches::count(&mut pooled.conn()).await? > 0)
 }
 
 /// First-run setup from the dashboard: checks the one-time code and the form, creates the church
 /// and its admin, and signs them in. `None`: another request finished setup first.
-pub async fn setup(state: &AppState, form: Setup<'_>, client: ClientAddr) -> Result<Option<SignedIn>, AccountError> {
-    if let Some(code) = &state.setup_code {
+pub async fn setup(deps: &Deps<'_>, form: Setup<'_>, client: ClientAddr) -> Result<Option<SignedIn>, AccountError> {
+    if let Some(code) = &deps.setup_code {
         let given = form.code.trim();
         if !bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), code.as_bytes())) {
             return Err(AccountError::Invalid(
@@ -197,8 +206,7 @@ pub async fn setup(state: &AppState, form: Setup<'_>, client: ClientAddr) -> Res
     password::check_strength(form.password).map_err(|e| AccountError::Invalid(format!("Password: {e}.")))?;
     let email = normalise_email(form.email)
         .map_err(|_| AccountError::Invalid("That email address does not look right.".into()))?;
-    let created =
-        first_run(&state.db, &state.passwords, form.church_name, form.church_number, &email, form.password).await;
+    let created = first_run(deps.db, deps.passwords, form.church_name, form.church_number, &email, form.password).await;
     match created {
         Ok(Some(_)) => {}
         Ok(None) => return Ok(None),
@@ -212,13 +220,13 @@ pub async fn setup(state: &AppState, form: Setup<'_>, client: ClientAddr) -> Res
         Err(e) => return Err(e),
     }
     tracing::info!("first-run setup created the church and its first leader");
-    login(state, &email, form.password, client).await.map(Some)
+    login(deps, &email, form.password, client).await.map(Some)
 }
 
 /// Checks a leader's email and password; on success a new session (the login is audited).
 /// The same answer, after the same work, for an unknown email and a wrong password.
 pub async fn login(
-    state: &AppState,
+    deps: &Deps<'_>,
     email: &str,
     password_text: &str,
     client: ClientAddr,
@@ -227,19 +235,19 @@ pub async fn login(
     if email.is_empty() || password_text.is_empty() {
         return Err(AccountError::Invalid("email and password are required".into()));
     }
-    guessing_allowed(state, &email, client).await?;
+    guessing_allowed(deps, &email, client).await?;
     let accounts = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::leaders::find_by_email(&mut pooled.conn(), &email).await?
     };
     // One email may lead in several churches (each its own account and password): the password
     // says which. With no account, a dummy hash is checked, so timing does not tell.
     let mut signed_in = None;
     if accounts.is_empty() {
-        state.passwords.verify(password_text, None).await?;
+        deps.passwords.verify(password_text, None).await?;
     }
     for account in accounts {
-        if state.passwords.verify(password_text, Some(&account.password_hash)).await? {
+        if deps.passwords.verify(password_text, Some(&account.password_hash)).await? {
             signed_in = Some(account);
             break;
         }
@@ -250,10 +258,10 @@ pub async fn login(
         return Err(AccountError::WrongPassword);
     };
     let now = clock::now();
-    let (token, _) = state.sessions.issue(leader.id, leader.church_id, leader.token_version, now)?;
+    let (token, _) = deps.sessions.issue(leader.id, leader.church_id, leader.token_version, now)?;
     {
         let actor = Actor::leader(leader.church_id, leader.id, leader.is_admin, client);
-        let mut tx = state.db.begin().await?;
+        let mut tx = deps.db.begin().await?;
         let c = &mut tx.conn();
         db::leaders::record_login(c, leader.id, now).await?;
         audit::record(c, audit::Entry::by(&actor, "leader.login")).await?;
@@ -266,8 +274,8 @@ pub async fn login(
 /// The login limits for one attempt to check `email`'s password from `client`: refused when this
 /// address (or this address for this account) tried too often; delayed when the account is
 /// being tried from many addresses.
-async fn guessing_allowed(state: &AppState, email: &str, client: ClientAddr) -> Result<(), AccountError> {
-    match state.limits.login(email, client.0) {
+async fn guessing_allowed(deps: &Deps<'_>, email: &str, client: ClientAddr) -> Result<(), AccountError> {
+    match deps.limits.login(email, client.0) {
         Ok(permit) => {
             if !permit.delay.is_zero() {
                 metrics::counter!("koinonia_login_slowed_total").increment(1);
@@ -283,9 +291,9 @@ async fn guessing_allowed(state: &AppState, email: &str, client: ClientAddr) -> 
 }
 
 /// Ends one session: its token is refused from now on (audited).
-pub async fn logout(state: &AppState, actor: &Actor, jti: uuid::Uuid, expires_at: i64) -> Result<(), AccountError> {
+pub async fn logout(deps: &Deps<'_>, actor: &Actor, jti: uuid::Uuid, expires_at: i64) -> Result<(), AccountError> {
     let expires = chrono::DateTime::from_timestamp(expires_at, 0).unwrap_or_else(clock::now);
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     db::leaders::revoke_session(c, jti, expires).await?;
     audit::record(c, audit::Entry::by(actor, "leader.logout")).await?;
@@ -294,40 +302,35 @@ pub async fn logout(state: &AppState, actor: &Actor, jti: uuid::Uuid, expires_at
 }
 
 /// Ends the session of a token, if it is one (a page's sign-out, whatever state the session is in).
-pub async fn logout_token(state: &AppState, token: &str, client: ClientAddr) -> Result<(), AccountError> {
-    let Ok(Claims { sub, church, jti, exp, .. }) = state.sessions.verify(token) else { return Ok(()) };
+pub async fn logout_token(deps: &Deps<'_>, token: &str, client: ClientAddr) -> Result<(), AccountError> {
+    let Ok(Claims { sub, church, jti, exp, .. }) = deps.sessions.verify(token) else { return Ok(()) };
     let actor = Actor::leader(church, sub, false, client);
-    logout(state, &actor, jti, exp).await
+    logout(deps, &actor, jti, exp).await
 }
 
 /// Changes the acting leader's own password, checking the current one (limited like a login):
 /// every session of theirs ends; the new token is returned.
-pub async fn change_password(
-    state: &AppState,
-    actor: &Actor,
-    current: &str,
-    new: &str,
-) -> Result<String, AccountError> {
+pub async fn change_password(deps: &Deps<'_>, actor: &Actor, current: &str, new: &str) -> Result<String, AccountError> {
     let me = actor.leader_id().ok_or(AccountError::NotFound)?;
     password::check_strength(new).map_err(|e| AccountError::Invalid(format!("new password: {e}")))?;
     let row = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::leaders::get(&mut pooled.conn(), actor.church, me).await?.ok_or(AccountError::NotFound)?
     };
-    guessing_allowed(state, &row.email, actor.client).await?;
-    if !state.passwords.verify(current, Some(&row.password_hash)).await? {
+    guessing_allowed(deps, &row.email, actor.client).await?;
+    if !deps.passwords.verify(current, Some(&row.password_hash)).await? {
         return Err(AccountError::WrongCurrentPassword);
     }
-    let hash = state.passwords.hash(new).await?;
+    let hash = deps.passwords.hash(new).await?;
     let version = {
-        let mut tx = state.db.begin().await?;
+        let mut tx = deps.db.begin().await?;
         let c = &mut tx.conn();
         let version = db::leaders::set_password(c, actor.church, me, &hash).await?.ok_or(AccountError::NotFound)?;
         audit::record(c, audit::Entry::by(actor, "leader.password")).await?;
         tx.commit().await?;
         version
     };
-    let (token, _) = state.sessions.issue(me, actor.church, version, clock::now())?;
+    let (token, _) = deps.sessions.issue(me, actor.church, version, clock::now())?;
     Ok(token)
 }
 
@@ -340,15 +343,15 @@ fn admin_only(actor: &Actor) -> Result<(), AccountError> {
 }
 
 /// The church's leaders (admins).
-pub async fn leaders(state: &AppState, actor: &Actor) -> Result<Vec<LeaderRow>, AccountError> {
+pub async fn leaders(deps: &Deps<'_>, actor: &Actor) -> Result<Vec<LeaderRow>, AccountError> {
     admin_only(actor)?;
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     Ok(db::leaders::list(&mut pooled.conn(), actor.church).await?)
 }
 
 /// Adds a leader to the church (admins); the leader and the audit row are one transaction.
 pub async fn add_leader(
-    state: &AppState,
+    deps: &Deps<'_>,
     actor: &Actor,
     email: &str,
     password_text: &str,
@@ -357,9 +360,9 @@ pub async fn add_leader(
     admin_only(actor)?;
     let email = normalise_email(email).map_err(|_| AccountError::Invalid("email is not an email address".into()))?;
     password::check_strength(password_text).map_err(|e| AccountError::Invalid(format!("password: {e}")))?;
-    let hash = state.passwords.hash(password_text).await?;
+    let hash = deps.passwords.hash(password_text).await?;
     let row = leader_row(actor.church, &email, hash, admin);
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     db::leaders::insert(c, &row)
         .await
@@ -370,9 +373,9 @@ pub async fn add_leader(
 }
 
 /// Removes a leader (admins); the church's last admin cannot be removed.
-pub async fn remove_leader(state: &AppState, actor: &Actor, id: LeaderId) -> Result<(), AccountError> {
+pub async fn remove_leader(deps: &Deps<'_>, actor: &Actor, id: LeaderId) -> Result<(), AccountError> {
     admin_only(actor)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     let target = db::leaders::get(c, actor.church, id).await?.ok_or(AccountError::NotFound)?;
     if target.is_admin && db::leaders::count_admins(c, actor.church).await? <= 1 {
@@ -386,10 +389,10 @@ pub async fn remove_leader(state: &AppState, actor: &Actor, id: LeaderId) -> Res
 
 /// Sets another leader's password (admins, for forgotten passwords): every session of that
 /// leader ends. Audited without the password.
-pub async fn reset_password(state: &AppState, actor: &Actor, id: LeaderId, new: &str) -> Result<(), AccountError> {
+pub async fn reset_password(deps: &Deps<'_>, actor: &Actor, id: LeaderId, new: &str) -> Result<(), AccountError> {
     admin_only(actor)?;
     {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::leaders::get(&mut pooled.conn(), actor.church, id).await?.ok_or(AccountError::NotFound)?;
     }
     if actor.leader_id() == Some(id) {
@@ -398,8 +401,8 @@ pub async fn reset_password(state: &AppState, actor: &Actor, id: LeaderId, new: 
         ));
     }
     password::check_strength(new).map_err(|e| AccountError::Invalid(format!("new password: {e}")))?;
-    let hash = state.passwords.hash(new).await?;
-    let mut tx = state.db.begin().await?;
+    let hash = deps.passwords.hash(new).await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     db::leaders::set_password(c, actor.church, id, &hash).await?.ok_or(AccountError::NotFound)?;
     audit::record(c, audit::Entry::by(actor, "leader.password_reset").subject("leader", id.0)).await?;
@@ -410,9 +413,9 @@ pub async fn reset_password(state: &AppState, actor: &Actor, id: LeaderId, new: 
 /// The leader a session token belongs to and its claims, while the session holds: signature and
 /// expiry, the leader's token version (raised by a password change or removal) and the list of
 /// revoked sessions (logout). The one check of the API, the pages and the live stream.
-pub async fn session(state: &AppState, token: &str) -> Result<Option<(LeaderRow, Claims)>, sqlx::Error> {
-    let Ok(claims) = state.sessions.verify(token) else { return Ok(None) };
-    let mut pooled = state.db.acquire().await?;
+pub async fn session(deps: &Deps<'_>, token: &str) -> Result<Option<(LeaderRow, Claims)>, sqlx::Error> {
+    let Ok(claims) = deps.sessions.verify(token) else { return Ok(None) };
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let Some(leader) = db::leaders::get(c, claims.church, claims.sub).await?.filter(|l| l.token_version == claims.ver)
     else {
@@ -428,7 +431,7 @@ pub async fn session(state: &AppState, token: &str) -> Result<Option<(LeaderRow,
 /// stream): not expired, not revoked, issued under the leader's current token version. A
 /// database hiccup does not end anyone's stream.
 pub async fn session_holds(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     leader: LeaderId,
     jti: uuid::Uuid,
@@ -438,7 +441,7 @@ pub async fn session_holds(
     if expires_at < chrono::Utc::now().timestamp() {
         return false;
     }
-    let Ok(mut pooled) = state.db.acquire().await else { return true };
+    let Ok(mut pooled) = deps.db.acquire().await else { return true };
     let c = &mut pooled.conn();
     let current = db::leaders::get(c, church, leader).await;
     let revoked = db::leaders::is_revoked(c, jti).await;
@@ -450,7 +453,7 @@ pub async fn session_holds(
 }
 
 /// A church's name, if it exists.
-pub async fn church_name(state: &AppState, church: ChurchId) -> Result<Option<String>, sqlx::Error> {
-    let mut pooled = state.db.acquire().await?;
+pub async fn church_name(deps: &Deps<'_>, church: ChurchId) -> Result<Option<String>, sqlx::Error> {
+    let mut pooled = deps.db.acquire().await?;
     Ok(db::churches::get(&mut pooled.conn(), church).await?.map(|c| c.name))
 }

@@ -70,7 +70,7 @@ pub async fn record(c: &mut Conn<'_>, e: Entry) -> Result<(), sqlx::Error> {
 /// A page of the church's audit log, newest first, each entry with its leader's email;
 /// `None` for a cursor koinonia did not give.
 pub async fn page(
-    state: &crate::app::AppState,
+    db: &db::Db,
     church: ChurchId,
     cursor: Option<&str>,
     limit: i64,
@@ -82,7 +82,7 @@ pub async fn page(
         },
         None => None,
     };
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = db.acquire().await?;
     let rows = db::audit::page_with_actor(&mut pooled.conn(), church, before, limit + 1).await?;
     Ok(Some(super::Page::of(rows, limit, |(r, _)| r.id.to_string())))
 }

@@ -5,15 +5,46 @@
 
 use futures::StreamExt;
 
-use crate::app::AppState;
+use crate::carrier::Carrier;
 use crate::clock;
+use crate::config::Config;
 use crate::db;
 use crate::db::attachments::AttachmentRow;
+use crate::db::Db;
 use crate::domain::{AttachmentId, AttachmentStatus, PreviewState};
 use crate::jobs::JobError;
+use crate::jobs::JobsHandle;
+use crate::live::Live;
+use crate::media::fetch::Fetcher;
 use crate::media::ingest::{self, IngestError, SANDBOX_SCHEME};
 use crate::media::names;
 use crate::media::preview::{self, PreviewError};
+use crate::media::store::MediaStore;
+
+/// What downloading and preparing files needs.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub store: &'a MediaStore,
+    pub fetcher: &'a Fetcher,
+    pub carrier: &'a Carrier,
+    pub jobs: &'a JobsHandle,
+    pub live: &'a Live,
+    pub config: &'a Config,
+}
+
+/// What making previews needs (a reply's send makes one on demand).
+pub struct PreviewDeps<'a> {
+    pub db: &'a Db,
+    pub store: &'a MediaStore,
+    pub live: &'a Live,
+    pub config: &'a Config,
+}
+
+impl Deps<'_> {
+    fn previews(&self) -> PreviewDeps<'_> {
+        PreviewDeps { db: self.db, store: self.store, live: self.live, config: self.config }
+    }
+}
 
 /// The job error an ingest failure is: retried when another attempt may succeed.
 fn job_error(e: &IngestError) -> JobError {
@@ -25,9 +56,9 @@ fn job_error(e: &IngestError) -> JobError {
 }
 
 /// `media.fetch`: downloads one inbound attachment and stores it.
-pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(), JobError> {
+pub async fn fetch(deps: &Deps<'_>, id: AttachmentId, attempt: i32) -> Result<(), JobError> {
     let row = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::attachments::get_for_job(&mut pooled.conn(), id).await?
     };
     let Some(row) = row else { return Ok(()) };
@@ -37,7 +68,7 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
     let Some(url) = row.source_url.clone() else {
         return Err(JobError::fatal("attachment has no source URL"));
     };
-    let staged = ingest::staged_key(&url, state.carrier.is_sandbox());
+    let staged = ingest::staged_key(&url, deps.carrier.is_sandbox());
     let outcome = async {
         if staged.is_none() && url.starts_with(SANDBOX_SCHEME) {
             return Err(IngestError::Rejected("not a file the phone simulator staged".into()));
@@ -45,18 +76,18 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
         let body = match staged {
             // The phone simulator staged the file in the store; everything after the download
             // is the same path a carrier's file takes.
-            Some(staged) => state.store.read(staged).await?.1.map(|r| r.map_err(IngestError::from)).boxed(),
+            Some(staged) => deps.store.read(staged).await?.1.map(|r| r.map_err(IngestError::from)).boxed(),
             None => {
-                let bearer = state.config.telnyx_api_key.as_ref().map(secrecy::ExposeSecret::expose_secret);
-                let download = state.fetcher.get(&url, bearer).await?;
+                let bearer = deps.config.telnyx_api_key.as_ref().map(secrecy::ExposeSecret::expose_secret);
+                let download = deps.fetcher.get(&url, bearer).await?;
                 download.into_stream().map(|r| r.map_err(IngestError::from)).boxed()
             }
         };
         let safe = names::safe_name(&row.name);
-        let key = state.store.key_for(row.church_id, row.conversation_id, row.id, &safe);
+        let key = deps.store.key_for(row.church_id, row.conversation_id, row.id, &safe);
         let ingested = ingest::stream_into_store(
-            &state.store,
-            state.config.max_media_size_bytes,
+            deps.store,
+            deps.config.max_media_size_bytes,
             body,
             &key,
             &row.name,
@@ -75,14 +106,14 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
             let job_error = job_error(&e);
             match &job_error {
                 JobError::Retry { error, .. } => {
-                    if let Ok(mut pooled) = state.db.acquire().await {
+                    if let Ok(mut pooled) = deps.db.acquire().await {
                         let _ = db::attachments::note_problem(&mut pooled.conn(), row.id, error).await;
                     }
                 }
                 // A simulator's staged file that will never be stored is not kept either.
                 _ => {
                     if let Some(staged) = staged {
-                        let _ = state.store.delete(staged).await;
+                        let _ = deps.store.delete(staged).await;
                     }
                 }
             }
@@ -106,7 +137,7 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
     };
     {
         let now = clock::now();
-        let mut tx = state.db.begin().await?;
+        let mut tx = deps.db.begin().await?;
         let c = &mut tx.conn();
         if db::attachments::mark_stored(c, row.id, &stored, now).await? {
             crate::jobs::enqueue_preview(c, row.church_id, row.id, kind, now)
@@ -115,10 +146,10 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
         }
         tx.commit().await?;
     }
-    state.jobs.wake();
-    announce(state, &row).await;
+    deps.jobs.wake();
+    announce(deps.live, &row).await;
     if let Some(staged) = staged {
-        let _ = state.store.delete(staged).await;
+        let _ = deps.store.delete(staged).await;
     }
     metrics::counter!("koinonia_media_stored_total", "direction" => "inbound").increment(1);
     metrics::counter!("koinonia_media_bytes_stored_total").increment(ingested.bytes);
@@ -128,15 +159,15 @@ pub async fn fetch(state: &AppState, id: AttachmentId, attempt: i32) -> Result<(
 
 /// The fetch job is dead: the attachment is `failed` with the reason; the message text is
 /// untouched.
-pub async fn give_up(state: &AppState, id: AttachmentId, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn give_up(deps: &Deps<'_>, id: AttachmentId, reason: &str) -> Result<(), sqlx::Error> {
     let row = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         db::attachments::mark_failed(c, id, reason).await?;
         db::attachments::get_for_job(c, id).await?
     };
     if let Some(row) = row {
-        announce(state, &row).await;
+        announce(deps.live, &row).await;
     }
     metrics::counter!("koinonia_media_failed_total", "direction" => "inbound").increment(1);
     Ok(())
@@ -144,16 +175,16 @@ pub async fn give_up(state: &AppState, id: AttachmentId, reason: &str) -> Result
 
 /// `media.preview`: makes the previews of one stored image or video; a file that cannot have
 /// one is marked so (`unavailable` or `failed`) and the dashboard shows an icon.
-pub async fn make_previews(state: &AppState, id: AttachmentId) -> Result<(), JobError> {
+pub async fn make_previews(deps: &Deps<'_>, id: AttachmentId) -> Result<(), JobError> {
     let row = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::attachments::get_for_job(&mut pooled.conn(), id).await?
     };
     let Some(row) = row else { return Ok(()) };
     if row.status != AttachmentStatus::Stored || row.preview_state == Some(PreviewState::Ready) {
         return Ok(());
     }
-    match ensure_previews(state, &row).await {
+    match ensure_previews(&deps.previews(), &row).await {
         Ok(_) => Ok(()),
         Err(PreviewError::Transient(e)) => Err(JobError::retry(e)),
         Err(e) => {
@@ -163,7 +194,7 @@ pub async fn make_previews(state: &AppState, id: AttachmentId) -> Result<(), Job
                 PreviewState::Failed
             };
             tracing::info!(attachment = %row.id, reason = %e, "no preview for this file");
-            let mut pooled = state.db.acquire().await?;
+            let mut pooled = deps.db.acquire().await?;
             db::attachments::set_preview_state(&mut pooled.conn(), row.id, state_word).await?;
             Ok(())
         }
@@ -171,14 +202,14 @@ pub async fn make_previews(state: &AppState, id: AttachmentId) -> Result<(), Job
 }
 
 /// The preview job is dead: the file shows an icon.
-pub async fn previews_failed(state: &AppState, id: AttachmentId) -> Result<(), sqlx::Error> {
-    let mut pooled = state.db.acquire().await?;
+pub async fn previews_failed(deps: &Deps<'_>, id: AttachmentId) -> Result<(), sqlx::Error> {
+    let mut pooled = deps.db.acquire().await?;
     db::attachments::set_preview_state(&mut pooled.conn(), id, PreviewState::Failed).await
 }
 
 /// Makes and stores the previews of a stored file unless they exist; returns the large
 /// preview's key and size in bytes.
-pub async fn ensure_previews(state: &AppState, row: &AttachmentRow) -> Result<(String, u64), PreviewError> {
+pub async fn ensure_previews(deps: &PreviewDeps<'_>, row: &AttachmentRow) -> Result<(String, u64), PreviewError> {
     if let (Some(key), Some(bytes)) = (&row.preview_large_key, row.preview_large_bytes) {
         return Ok((key.clone(), u64::try_from(bytes).unwrap_or(0)));
     }
@@ -192,9 +223,9 @@ pub async fn ensure_previews(state: &AppState, row: &AttachmentRow) -> Result<(S
         mime: row.mime_type.as_deref().unwrap_or_default(),
         size: row.size_bytes,
     };
-    let made = preview::render_and_store(&state.store, &original, state.config.mms_max_attachment_bytes).await?;
+    let made = preview::render_and_store(deps.store, &original, deps.config.mms_max_attachment_bytes).await?;
     let recorded = {
-        let mut pooled = state.db.acquire().await.map_err(|e| PreviewError::Transient(e.to_string()))?;
+        let mut pooled = deps.db.acquire().await.map_err(|e| PreviewError::Transient(e.to_string()))?;
         db::attachments::set_previews(
             &mut pooled.conn(),
             row.id,
@@ -207,17 +238,17 @@ pub async fn ensure_previews(state: &AppState, row: &AttachmentRow) -> Result<(S
     };
     if !recorded {
         // Deleted or erased meanwhile: the previews must not outlive their original.
-        let _ = state.store.delete(&made.small_key).await;
-        let _ = state.store.delete(&made.large_key).await;
+        let _ = deps.store.delete(&made.small_key).await;
+        let _ = deps.store.delete(&made.large_key).await;
         return Err(PreviewError::Unavailable("the file was removed while its preview was made".into()));
     }
     metrics::counter!("koinonia_previews_made_total").increment(1);
-    announce(state, row).await;
+    announce(deps.live, row).await;
     Ok((made.large_key, made.large_bytes))
 }
 
 /// Tells open dashboards that a file's message changed.
-async fn announce(state: &AppState, row: &AttachmentRow) {
+async fn announce(live: &Live, row: &AttachmentRow) {
     let event = crate::live::Event::Message { conversation_id: row.conversation_id, message_id: row.message_id };
-    state.live.publish(row.church_id, event).await;
+    live.publish(row.church_id, event).await;
 }

@@ -6,14 +6,27 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::AppState;
 use crate::clock;
+use crate::config::Config;
+use crate::crypto::phone::PhoneCrypto;
 use crate::db;
+use crate::db::Db;
 use crate::domain::{AttachmentId, AttachmentStatus, ConversationId, Direction, MessageId, Phone};
+use crate::jobs::JobsHandle;
 use crate::jobs::{self, NewJob};
+use crate::live::Live;
 use crate::media::names;
 
 pub mod keywords;
+
+/// What recording an inbound message needs.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub phone: &'a PhoneCrypto,
+    pub jobs: &'a JobsHandle,
+    pub live: &'a Live,
+    pub config: &'a Config,
+}
 
 /// Most files kept from one message (Telnyx sends at most 10).
 pub const MAX_FILES: usize = 20;
@@ -73,9 +86,9 @@ pub enum InboundError {
 }
 
 /// Records an inbound message (see the module docs).
-pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, InboundError> {
+pub async fn record(deps: &Deps<'_>, msg: InboundMessage) -> Result<Outcome, InboundError> {
     let now = clock::now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
 
     let mut church = None;
@@ -96,7 +109,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
     }
 
     let (member, conversation) =
-        crate::flows::contacts::member_and_conversation(c, &state.phone, church.id, &msg.from, now).await?;
+        crate::flows::contacts::member_and_conversation(c, deps.phone, church.id, &msg.from, now).await?;
 
     let keyword = keywords::classify(&msg.text, msg.autoresponse_type.as_deref());
     match keyword {
@@ -115,7 +128,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
     } else {
         let list: Vec<&str> = msg.cc.iter().map(Phone::as_str).collect();
         let joined = Phone::from_trusted(list.join(","));
-        Some(state.phone.encrypt(&joined)?)
+        Some(deps.phone.encrypt(&joined)?)
     };
     db::messages::insert(
         c,
@@ -194,7 +207,7 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
             NewJob {
                 job: jobs::Job::MediaFetch { attachment_id: id },
                 church: Some(church.id),
-                max_attempts: state.config.media_fetch_max_attempts,
+                max_attempts: deps.config.media_fetch_max_attempts,
                 priority: 0,
             },
             now,
@@ -207,9 +220,9 @@ pub async fn record(state: &AppState, msg: InboundMessage) -> Result<Outcome, In
     tx.commit().await?;
 
     if !files.is_empty() {
-        state.jobs.wake();
+        deps.jobs.wake();
     }
-    state.live.publish(church.id, crate::live::Event::Message { conversation_id: conversation.id, message_id }).await;
+    deps.live.publish(church.id, crate::live::Event::Message { conversation_id: conversation.id, message_id }).await;
     Ok(Outcome::Recorded { message: message_id, conversation: conversation.id, files: files.len() })
 }
 

@@ -8,12 +8,21 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 
 use super::Page;
-use crate::app::AppState;
+use crate::crypto::phone::PhoneCrypto;
 use crate::db;
 use crate::db::attachments::AttachmentRow;
 use crate::db::conversations::{InboxCursor, InboxFilter, InboxRow};
 use crate::db::messages::MessageRow;
+use crate::db::Db;
 use crate::domain::{ChurchId, ConversationId, MessageId, Phone};
+use crate::live::Live;
+
+/// What the inbox reads and whom it tells.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub phone: &'a PhoneCrypto,
+    pub live: &'a Live,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
@@ -51,42 +60,42 @@ pub struct Thread {
 /// A page of the inbox. `q` searches names (substring), the whole number (blind index) and its
 /// last digits; `cursor` is the previous page's `next_cursor`.
 pub async fn list(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     cursor: Option<&str>,
     q: Option<&str>,
     limit: i64,
 ) -> Result<Page<InboxRow>, InboxError> {
     let after = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
-    let filter = search_filter(state, q);
-    let mut pooled = state.db.acquire().await?;
+    let filter = search_filter(deps, q);
+    let mut pooled = deps.db.acquire().await?;
     let rows = db::conversations::list(&mut pooled.conn(), church, after.as_ref(), &filter, limit + 1).await?;
     Ok(Page::of(rows, limit, |r| encode_cursor(r.last_message_at, r.id)))
 }
 
 /// One conversation of the church (`full_phone`: with the member's number decrypted).
 pub async fn conversation(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     id: ConversationId,
     full_phone: bool,
 ) -> Result<Conversation, InboxError> {
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let row = db::conversations::get(&mut pooled.conn(), church, id).await?.ok_or(InboxError::NotFound)?;
-    Ok(with_phone(state, row, full_phone))
+    Ok(with_phone(deps, row, full_phone))
 }
 
 /// A thread page: the conversation with the full number, and its messages older than `before`
 /// (a message id; none for the newest page). 404 for another church's conversation.
 pub async fn thread(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     id: ConversationId,
     before: Option<&str>,
     limit: i64,
 ) -> Result<Thread, InboxError> {
     let before = parse_before(before)?;
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let conversation = db::conversations::get(c, church, id).await?.ok_or(InboxError::NotFound)?;
     let rows = db::messages::page(c, church, id, before, limit + 1).await?;
@@ -98,7 +107,7 @@ pub async fn thread(
     };
     drop(pooled);
     Ok(Thread {
-        conversation: with_phone(state, conversation, true),
+        conversation: with_phone(deps, conversation, true),
         messages: with_files(page.items, files),
         next_cursor: page.next_cursor,
     })
@@ -106,12 +115,12 @@ pub async fn thread(
 
 /// One message of a conversation with its files (the dashboard redraws one bubble at a time).
 pub async fn message(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     conversation: ConversationId,
     id: MessageId,
 ) -> Result<ThreadMessage, InboxError> {
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let message = db::messages::get(c, church, id)
         .await?
@@ -123,22 +132,22 @@ pub async fn message(
 
 /// Marks a conversation read for the whole church (its leaders share one inbox), tells open
 /// dashboards, and gives the conversation back.
-pub async fn mark_read(state: &AppState, church: ChurchId, id: ConversationId) -> Result<InboxRow, InboxError> {
+pub async fn mark_read(deps: &Deps<'_>, church: ChurchId, id: ConversationId) -> Result<InboxRow, InboxError> {
     let row = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         if !db::conversations::mark_read(c, church, id).await? {
             return Err(InboxError::NotFound);
         }
         db::conversations::get(c, church, id).await?.ok_or(InboxError::NotFound)?
     };
-    state.live.publish(church, crate::live::Event::Conversation { conversation_id: id }).await;
+    deps.live.publish(church, crate::live::Event::Conversation { conversation_id: id }).await;
     Ok(row)
 }
 
-fn with_phone(state: &AppState, row: InboxRow, full_phone: bool) -> Conversation {
+fn with_phone(deps: &Deps<'_>, row: InboxRow, full_phone: bool) -> Conversation {
     let phone = if full_phone {
-        match state.phone.decrypt(&row.phone_ciphertext) {
+        match deps.phone.decrypt(&row.phone_ciphertext) {
             Ok(p) => Some(p),
             Err(e) => {
                 // The masked number is shown instead.
@@ -176,7 +185,7 @@ fn parse_before(before: Option<&str>) -> Result<Option<MessageId>, InboxError> {
 }
 
 /// `q` searches names (substring), the whole number (blind index) and its last digits.
-fn search_filter(state: &AppState, q: Option<&str>) -> InboxFilter {
+fn search_filter(deps: &Deps<'_>, q: Option<&str>) -> InboxFilter {
     let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) else {
         return InboxFilter::default();
     };
@@ -185,7 +194,7 @@ fn search_filter(state: &AppState, q: Option<&str>) -> InboxFilter {
     InboxFilter {
         name_like: Some(q.to_lowercase()),
         last_digits: (only_number && (1..=4).contains(&digits.len())).then_some(digits),
-        phone_hash: only_number.then(|| Phone::parse(q).ok()).flatten().map(|p| state.phone.blind_index(&p)),
+        phone_hash: only_number.then(|| Phone::parse(q).ok()).flatten().map(|p| deps.phone.blind_index(&p)),
     }
 }
 

@@ -7,12 +7,21 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::Page;
-use crate::app::AppState;
+use crate::config::Config;
 use crate::db;
 use crate::db::attachments::{AttachmentRow, LibraryFilter};
+use crate::db::Db;
 use crate::domain::{Actor, AttachmentId, AttachmentStatus, ChurchId, ClientAddr, ConversationId, MediaKind, MemberId};
 use crate::flows::audit;
 use crate::media::export::Entry;
+use crate::media::store::MediaStore;
+
+/// What the library reads and writes.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub store: &'a MediaStore,
+    pub config: &'a Config,
+}
 
 /// Most files one export may hold.
 pub const EXPORT_MAX_FILES: usize = 10_000;
@@ -95,7 +104,7 @@ pub fn parse_id(field: &str, v: Option<&str>) -> Result<Option<uuid::Uuid>, Libr
 
 /// A page of the church's stored files, newest first; `cursor` is the previous page's.
 pub async fn list(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     filter: &FilterInput<'_>,
     cursor: Option<&str>,
@@ -103,7 +112,7 @@ pub async fn list(
 ) -> Result<Page<AttachmentRow>, LibraryError> {
     let filter = filter.parse()?;
     let before = parse_id("cursor", cursor)?.map(AttachmentId);
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let rows = db::attachments::library(&mut pooled.conn(), church, &filter, before, limit + 1).await?;
     Ok(Page::of(rows, limit, |a| a.id.to_string()))
 }
@@ -111,11 +120,11 @@ pub async fn list(
 /// How each conversation's member is named in exports and the library: their name, or
 /// "member 1234" (the last four digits) when they have none.
 pub async fn member_labels(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     files: &[AttachmentRow],
 ) -> Result<HashMap<ConversationId, String>, LibraryError> {
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     labels(&mut pooled.conn(), church, files).await
 }
 
@@ -154,8 +163,8 @@ pub struct Export {
 
 /// Chooses the originals of an export (audited with the files it holds). Chosen ids must all be
 /// the church's stored files; a filter may match at most [`EXPORT_MAX_FILES`].
-pub async fn export(state: &AppState, actor: &Actor, selection: Selection<'_>) -> Result<Export, LibraryError> {
-    let mut pooled = state.db.acquire().await?;
+pub async fn export(deps: &Deps<'_>, actor: &Actor, selection: Selection<'_>) -> Result<Export, LibraryError> {
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let files = match selection {
         Selection::Ids(ids) => {
@@ -216,9 +225,9 @@ pub async fn export(state: &AppState, actor: &Actor, selection: Selection<'_>) -
 
 /// A fresh, short-lived URL of a stored original for a leader (`MEDIA_VIEW_TTL_SECONDS`); the
 /// view is audited.
-pub async fn open(state: &AppState, actor: &Actor, id: AttachmentId) -> Result<String, LibraryError> {
+pub async fn open(deps: &Deps<'_>, actor: &Actor, id: AttachmentId) -> Result<String, LibraryError> {
     let a = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::attachments::get(&mut pooled.conn(), actor.church, id).await?.ok_or(LibraryError::NotFound)?
     };
     match a.status {
@@ -233,16 +242,16 @@ pub async fn open(state: &AppState, actor: &Actor, id: AttachmentId) -> Result<S
             return Err(LibraryError::Missing(format!("this file could not be stored: {reason}")));
         }
     }
-    presign_audited(state, &a, audit::Entry::by(actor, "media.view")).await
+    presign_audited(deps, &a, audit::Entry::by(actor, "media.view")).await
 }
 
 /// The same for a member opening their `/m/:token` link (the token is the credential).
-pub async fn open_link(state: &AppState, token: &str, client: ClientAddr) -> Result<String, LibraryError> {
+pub async fn open_link(deps: &Deps<'_>, token: &str, client: ClientAddr) -> Result<String, LibraryError> {
     if token.len() != 22 || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(LibraryError::NotFound);
     }
     let a = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::attachments::find_by_link_token(&mut pooled.conn(), token).await?.ok_or(LibraryError::NotFound)?
     };
     match a.status {
@@ -251,35 +260,35 @@ pub async fn open_link(state: &AppState, token: &str, client: ClientAddr) -> Res
         AttachmentStatus::Pending | AttachmentStatus::Failed => return Err(LibraryError::NotFound),
     }
     let entry = audit::Entry::member(a.church_id, "media.link_open", client);
-    presign_audited(state, &a, entry).await
+    presign_audited(deps, &a, entry).await
 }
 
 /// Audits the access and gives a fresh URL of the stored original, valid for
 /// `MEDIA_VIEW_TTL_SECONDS`.
 pub(crate) async fn presign_audited(
-    state: &AppState,
+    deps: &Deps<'_>,
     a: &AttachmentRow,
     entry: audit::Entry,
 ) -> Result<String, LibraryError> {
     let (Some(key), Some(mime)) = (a.storage_key.as_deref(), a.mime_type.as_deref()) else {
         return Err(LibraryError::Incomplete(a.id));
     };
-    let url = state.store.presign_get(key, state.config.media_view_ttl, mime, &a.name).await?;
+    let url = deps.store.presign_get(key, deps.config.media_view_ttl, mime, &a.name).await?;
     let entry = entry.subject("attachment", a.id.0).detail(serde_json::json!({ "conversationId": a.conversation_id }));
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     audit::record(&mut pooled.conn(), entry).await?;
     Ok(url)
 }
 
 /// A file's derived JPEG as a stream with its length (not audited: a thread shows dozens).
 pub async fn preview(
-    state: &AppState,
+    deps: &Deps<'_>,
     church: ChurchId,
     id: AttachmentId,
     size: crate::media::preview::Size,
 ) -> Result<(u64, crate::media::store::ByteStream), LibraryError> {
     let a = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::attachments::get(&mut pooled.conn(), church, id).await?.ok_or(LibraryError::NotFound)?
     };
     let key = match size {
@@ -288,7 +297,7 @@ pub async fn preview(
     };
     let no_preview = || LibraryError::Missing("this file has no preview".into());
     let Some(key) = key.filter(|_| a.status == AttachmentStatus::Stored) else { return Err(no_preview()) };
-    match state.store.read(key).await {
+    match deps.store.read(key).await {
         Ok(found) => Ok(found),
         Err(crate::media::store::StoreError::Store(object_store::Error::NotFound { .. })) => Err(no_preview()),
         Err(e) => Err(e.into()),
@@ -296,13 +305,8 @@ pub async fn preview(
 }
 
 /// Exempts a file from retention, or not (audited); the file as it is now.
-pub async fn keep(
-    state: &AppState,
-    actor: &Actor,
-    id: AttachmentId,
-    keep: bool,
-) -> Result<AttachmentRow, LibraryError> {
-    let mut tx = state.db.begin().await?;
+pub async fn keep(deps: &Deps<'_>, actor: &Actor, id: AttachmentId, keep: bool) -> Result<AttachmentRow, LibraryError> {
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     if !db::attachments::set_keep(c, actor.church, id, keep).await? {
         return Err(LibraryError::NotFound);

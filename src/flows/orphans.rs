@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use crate::app::AppState;
+use super::retention::Deps;
 use crate::db;
 use crate::domain::AttachmentId;
 use crate::media::ingest::SANDBOX_PREFIX;
@@ -54,23 +54,23 @@ pub fn attachment_of(key: &str, folder: &str) -> Option<AttachmentId> {
 }
 
 /// Deletes unreferenced objects last modified before `now - grace`.
-pub async fn sweep(state: &AppState, now: DateTime<Utc>, grace: Duration) -> Result<OrphanReport, OrphanError> {
+pub async fn sweep(deps: &Deps<'_>, now: DateTime<Utc>, grace: Duration) -> Result<OrphanReport, OrphanError> {
     let cutoff = now - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
     let mut report = OrphanReport::default();
 
     // Staged simulator files are fetched within seconds of being staged.
-    let mut staged = state.store.list(SANDBOX_PREFIX.trim_end_matches('/'));
+    let mut staged = deps.store.list(SANDBOX_PREFIX.trim_end_matches('/'));
     while let Some(item) = staged.next().await {
         let (key, modified) = item?;
         report.examined += 1;
         if modified < cutoff {
-            state.store.delete(&key).await?;
+            deps.store.delete(&key).await?;
             report.deleted += 1;
         }
     }
 
-    let folder = state.store.folder().to_owned();
-    let mut listing = state.store.list(&folder);
+    let folder = deps.store.folder().to_owned();
+    let mut listing = deps.store.list(&folder);
     let mut batch: Vec<(String, AttachmentId)> = Vec::with_capacity(BATCH);
     loop {
         let next = listing.next().await.transpose()?;
@@ -84,13 +84,13 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>, grace: Duration) -> Res
         if batch.len() >= BATCH || (done && !batch.is_empty()) {
             let ids: Vec<AttachmentId> = batch.iter().map(|(_, id)| *id).collect::<HashSet<_>>().into_iter().collect();
             let referenced: HashSet<String> = {
-                let mut pooled = state.db.acquire().await?;
+                let mut pooled = deps.db.acquire().await?;
                 db::attachments::object_keys(&mut pooled.conn(), &ids).await?.into_iter().collect()
             };
             for (key, _) in batch.drain(..) {
                 if !referenced.contains(&key) {
                     tracing::info!(key = %key, "deleting an object no row points to");
-                    state.store.delete(&key).await?;
+                    deps.store.delete(&key).await?;
                     report.deleted += 1;
                 }
             }

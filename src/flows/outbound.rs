@@ -12,17 +12,35 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use crate::app::AppState;
+use crate::carrier::{Carrier, SendLimits};
 use crate::clock;
+use crate::config::Config;
+use crate::crypto::phone::PhoneCrypto;
+use crate::db::Db;
 use crate::db::{self, Conn};
 use crate::domain::{
     Actor, AttachmentId, AttachmentStatus, ConversationId, DeliveryStatus, Direction, MediaKind, MemberId, MessageId,
     Phone, SendState,
 };
+use crate::jobs::JobsHandle;
 use crate::jobs::{self, JobError, NewJob};
+use crate::live::Live;
 use crate::media::ingest::Ingested;
+use crate::media::store::MediaStore;
 use crate::sms;
 use crate::telnyx::api::{self as telnyx_api, ApiErrorDetail, SendError, SendMessage};
+
+/// What replies and their sending need.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub phone: &'a PhoneCrypto,
+    pub jobs: &'a JobsHandle,
+    pub live: &'a Live,
+    pub store: &'a MediaStore,
+    pub carrier: &'a Carrier,
+    pub send_limits: &'a SendLimits,
+    pub config: &'a Config,
+}
 
 /// Most characters of one reply (MMS text is not segment-limited, but a reply is not a letter).
 pub const MAX_REPLY_CHARS: usize = 5000;
@@ -166,12 +184,12 @@ pub struct Recorded {
 /// Cheap checks before an upload is streamed: the conversation exists for this church and its
 /// member may be written to.
 pub async fn precheck(
-    state: &AppState,
+    deps: &Deps<'_>,
     actor: &Actor,
     conversation: ConversationId,
     force: bool,
 ) -> Result<(), ReplyError> {
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let conv = db::conversations::get(c, actor.church, conversation).await?.ok_or(ReplyError::NotFound)?;
     let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
@@ -190,55 +208,61 @@ fn check_member(member: &db::members::MemberRow, force: bool) -> Result<(), Repl
     Ok(())
 }
 
+impl Deps<'_> {
+    fn previews(&self) -> crate::flows::files::PreviewDeps<'_> {
+        crate::flows::files::PreviewDeps { db: self.db, store: self.store, live: self.live, config: self.config }
+    }
+}
+
 /// Records a reply in an existing conversation and queues its sending.
 pub async fn reply(
-    state: &AppState,
+    deps: &Deps<'_>,
     actor: &Actor,
     conversation: ConversationId,
     reply: Reply,
 ) -> Result<Recorded, ReplyError> {
     let content = normalise_content(&reply.content, reply.upload.is_some())?;
     let now = clock::now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     let conv = db::conversations::get(c, actor.church, conversation).await?.ok_or(ReplyError::NotFound)?;
     let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
     check_member(&member, reply.force)?;
-    let phone = state.phone.decrypt(&member.phone_ciphertext)?;
+    let phone = deps.phone.decrypt(&member.phone_ciphertext)?;
     let recorded =
-        record(state, c, actor, conversation, member.id, &phone, content, reply.upload, reply.large_image, now).await?;
+        record(deps, c, actor, conversation, member.id, &phone, content, reply.upload, reply.large_image, now).await?;
     tx.commit().await?;
-    state.jobs.wake();
-    announce(state, &recorded.message).await;
+    deps.jobs.wake();
+    announce(deps.live, &recorded.message).await;
     Ok(recorded)
 }
 
 /// A leader texts a number: the member's conversation is found or created, then as [`reply`].
 pub async fn start_conversation(
-    state: &AppState,
+    deps: &Deps<'_>,
     actor: &Actor,
     phone: &Phone,
     content: &str,
 ) -> Result<(ConversationId, Recorded), ReplyError> {
     let content = normalise_content(content, false)?;
     let now = clock::now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     let (member, conversation) =
-        crate::flows::contacts::member_and_conversation(c, &state.phone, actor.church, phone, now).await?;
+        crate::flows::contacts::member_and_conversation(c, deps.phone, actor.church, phone, now).await?;
     check_member(&member, false)?;
     let recorded =
-        record(state, c, actor, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
+        record(deps, c, actor, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
     tx.commit().await?;
-    state.jobs.wake();
-    announce(state, &recorded.message).await;
+    deps.jobs.wake();
+    announce(deps.live, &recorded.message).await;
     Ok((conversation.id, recorded))
 }
 
 /// Tells open dashboards that a message changed.
-async fn announce(state: &AppState, m: &db::messages::MessageRow) {
+async fn announce(live: &Live, m: &db::messages::MessageRow) {
     let event = crate::live::Event::Message { conversation_id: m.conversation_id, message_id: m.id };
-    state.live.publish(m.church_id, event).await;
+    live.publish(m.church_id, event).await;
 }
 
 fn normalise_content(content: &str, has_file: bool) -> Result<String, ReplyError> {
@@ -257,7 +281,7 @@ fn normalise_content(content: &str, has_file: bool) -> Result<String, ReplyError
 
 /// Decides how the reply travels, refusing what cannot be sent at all.
 fn choose_mode(
-    state: &AppState,
+    deps: &Deps<'_>,
     phone: &Phone,
     content: &str,
     upload: Option<&Upload>,
@@ -271,13 +295,13 @@ fn choose_mode(
         ))
     };
     match upload {
-        Some(u) if domestic && u.ingested_size <= state.config.mms_max_attachment_bytes => Ok(SendMode::Mms),
+        Some(u) if domestic && u.ingested_size <= deps.config.mms_max_attachment_bytes => Ok(SendMode::Mms),
         Some(u) if domestic && u.media_type == MediaKind::Image && large_image == LargeImage::Preview => {
             Ok(SendMode::PreviewLink)
         }
         Some(_) => {
             // The link adds about 60 characters to the text.
-            let with_link = format!("{content}\n{}/m/{}", state.config.public_url(""), "x".repeat(22));
+            let with_link = format!("{content}\n{}/m/{}", deps.config.public_url(""), "x".repeat(22));
             if !domestic && !sms::fits_sms(&with_link) {
                 return Err(too_long());
             }
@@ -291,7 +315,7 @@ fn choose_mode(
 
 #[allow(clippy::too_many_arguments)]
 async fn record(
-    state: &AppState,
+    deps: &Deps<'_>,
     c: &mut Conn<'_>,
     actor: &Actor,
     conversation: ConversationId,
@@ -302,7 +326,7 @@ async fn record(
     large_image: LargeImage,
     now: DateTime<Utc>,
 ) -> Result<Recorded, ReplyError> {
-    let mode = choose_mode(state, phone, &content, upload.as_ref(), large_image)?;
+    let mode = choose_mode(deps, phone, &content, upload.as_ref(), large_image)?;
     let message = db::messages::MessageRow {
         id: MessageId::new(),
         church_id: actor.church,
@@ -391,14 +415,14 @@ fn link_token() -> Result<String, ReplyError> {
 }
 
 /// Job body of `message.send`. No database connection is held across the carrier call.
-pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
+pub async fn send(deps: &Deps<'_>, id: MessageId) -> Result<(), JobError> {
     let (message, ctx, phone, attachments) = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         let Some(message) = db::messages::get_for_job(c, id).await? else { return Ok(()) };
         match message.send_state {
             Some(SendState::Pending) => {}
-            Some(SendState::InFlight) => return reconcile(state, c, &message).await,
+            Some(SendState::InFlight) => return reconcile(deps, c, &message).await,
             Some(SendState::Accepted | SendState::Failed) | None => return Ok(()),
         }
         let ctx =
@@ -407,14 +431,14 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
             db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
             return Ok(());
         }
-        let phone = state.phone.decrypt(&ctx.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?;
+        let phone = deps.phone.decrypt(&ctx.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?;
         let with_files = matches!(message.send_mode.as_deref(), Some("mms" | "link"));
         let attachments = if with_files { db::attachments::of_message(c, id).await? } else { Vec::new() };
         (message, ctx, phone, attachments)
     };
     let mode = SendMode::of(&message);
 
-    if let Err(wait) = state.send_limits.check(&ctx.church_number) {
+    if let Err(wait) = deps.send_limits.check(&ctx.church_number) {
         return Err(JobError::Defer(wait.max(Duration::from_millis(10))));
     }
 
@@ -425,9 +449,9 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
         SendMode::Mms => {
             for a in &attachments {
                 let (Some(key), Some(mime)) = (a.storage_key.as_deref(), a.mime_type.as_deref()) else { continue };
-                let url = state
+                let url = deps
                     .store
-                    .presign_get(key, state.config.media_url_ttl, mime, &a.name)
+                    .presign_get(key, deps.config.media_url_ttl, mime, &a.name)
                     .await
                     .map_err(|e| JobError::retry(format!("presigning media: {e}")))?;
                 media_urls.push(url);
@@ -436,7 +460,7 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
         SendMode::Link | SendMode::PreviewLink => {
             for a in &attachments {
                 if mode == SendMode::PreviewLink {
-                    if let Some(url) = preview_url(state, a).await? {
+                    if let Some(url) = preview_url(deps, a).await? {
                         media_urls.push(url);
                     }
                 }
@@ -444,7 +468,7 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
                     if !text.is_empty() {
                         text.push('\n');
                     }
-                    text.push_str(&state.config.public_url(&format!("/m/{token}")));
+                    text.push_str(&deps.config.public_url(&format!("/m/{token}")));
                 }
             }
         }
@@ -452,7 +476,7 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
     }
     let force_mms =
         mode == SendMode::MmsText || (matches!(mode, SendMode::Link | SendMode::PreviewLink) && !sms::fits_sms(&text));
-    let webhook_url = state.config.public_url(&format!("/api/webhooks/telnyx/status?m={id}"));
+    let webhook_url = deps.config.public_url(&format!("/api/webhooks/telnyx/status?m={id}"));
     let request = SendMessage {
         from: &ctx.church_number,
         to: phone.as_str(),
@@ -463,32 +487,32 @@ pub async fn send(state: &AppState, id: MessageId) -> Result<(), JobError> {
     };
 
     {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         if !db::messages::mark_in_flight(&mut pooled.conn(), id, clock::now()).await? {
             return Ok(()); // someone else took it
         }
     }
     let started = std::time::Instant::now();
-    let result = state.carrier.send(&request).await;
+    let result = deps.carrier.send(&request).await;
     metrics::histogram!("koinonia_send_seconds").record(started.elapsed().as_secs_f64());
     let now = clock::now();
-    let outcome = record_send_outcome(state, &message, &ctx, mode, result, now).await;
-    announce(state, &message).await;
+    let outcome = record_send_outcome(deps, &message, &ctx, mode, result, now).await;
+    announce(deps.live, &message).await;
     outcome
 }
 
 /// The send job is dead: the message is failed with the reason.
-pub async fn give_up(state: &AppState, id: MessageId, reason: &str) -> Result<(), sqlx::Error> {
-    let mut pooled = state.db.acquire().await?;
+pub async fn give_up(deps: &Deps<'_>, id: MessageId, reason: &str) -> Result<(), sqlx::Error> {
+    let mut pooled = deps.db.acquire().await?;
     let why = format!("could not be handed to the carrier: {reason}");
     db::messages::mark_send_failed(&mut pooled.conn(), id, &why, clock::now()).await.map(|_| ())
 }
 
 /// A presigned URL of the MMS-sized preview of a large photo, made now if the preview job has
 /// not made it yet; `None` (the link alone goes) when no preview can be made or it does not fit.
-async fn preview_url(state: &AppState, a: &db::attachments::AttachmentRow) -> Result<Option<String>, JobError> {
+async fn preview_url(deps: &Deps<'_>, a: &db::attachments::AttachmentRow) -> Result<Option<String>, JobError> {
     use crate::media::preview::PreviewError;
-    let (key, bytes) = match crate::flows::files::ensure_previews(state, a).await {
+    let (key, bytes) = match crate::flows::files::ensure_previews(&deps.previews(), a).await {
         Ok(made) => made,
         Err(PreviewError::Transient(e)) => return Err(JobError::retry(format!("making the preview: {e}"))),
         Err(e) => {
@@ -496,13 +520,13 @@ async fn preview_url(state: &AppState, a: &db::attachments::AttachmentRow) -> Re
             return Ok(None);
         }
     };
-    if bytes > state.config.mms_max_attachment_bytes {
+    if bytes > deps.config.mms_max_attachment_bytes {
         return Ok(None);
     }
     let name = format!("{}-preview.jpg", a.name.rsplit_once('.').map_or(a.name.as_str(), |(stem, _)| stem));
-    let url = state
+    let url = deps
         .store
-        .presign_get(&key, state.config.media_url_ttl, "image/jpeg", &name)
+        .presign_get(&key, deps.config.media_url_ttl, "image/jpeg", &name)
         .await
         .map_err(|e| JobError::retry(format!("presigning the preview: {e}")))?;
     Ok(Some(url))
@@ -510,7 +534,7 @@ async fn preview_url(state: &AppState, a: &db::attachments::AttachmentRow) -> Re
 
 /// Records what the carrier answered (see the module docs for what each answer means).
 async fn record_send_outcome(
-    state: &AppState,
+    deps: &Deps<'_>,
     message: &db::messages::MessageRow,
     ctx: &db::messages::SendContext,
     mode: SendMode,
@@ -518,7 +542,7 @@ async fn record_send_outcome(
     now: DateTime<Utc>,
 ) -> Result<(), JobError> {
     let id = message.id;
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     match result {
         Ok(sent) => {
@@ -540,7 +564,7 @@ async fn record_send_outcome(
             // Left in flight: the delivery report, or the reconcile deadline, settles it.
             metrics::counter!("koinonia_sends_total", "outcome" => "unconfirmed", "mode" => mode.as_str()).increment(1);
             tracing::warn!(message = %id, error = %e, "send outcome unknown; waiting for a delivery report");
-            Err(JobError::Defer(state.config.workers.send_reconcile))
+            Err(JobError::Defer(deps.config.workers.send_reconcile))
         }
         Err(e @ SendError::Rejected { .. }) => {
             let reason = e.leader_message();
@@ -559,10 +583,10 @@ async fn record_send_outcome(
 
 /// A send found `in_flight`: never resent; settled by its delivery report or, failing that, by
 /// the deadline.
-async fn reconcile(state: &AppState, c: &mut Conn<'_>, message: &db::messages::MessageRow) -> Result<(), JobError> {
+async fn reconcile(deps: &Deps<'_>, c: &mut Conn<'_>, message: &db::messages::MessageRow) -> Result<(), JobError> {
     let started = message.send_started_at.unwrap_or(message.updated_at);
     let deadline = started
-        + chrono::Duration::from_std(state.config.workers.send_reconcile).unwrap_or(chrono::Duration::minutes(10));
+        + chrono::Duration::from_std(deps.config.workers.send_reconcile).unwrap_or(chrono::Duration::minutes(10));
     let now = clock::now();
     if now < deadline {
         return Err(JobError::Defer((deadline - now).to_std().unwrap_or(Duration::from_secs(1))));
@@ -601,9 +625,9 @@ pub enum ReportOutcome {
 /// Moves a message's status forward from a delivery report (never backward). The event id, the
 /// new status and what it says about the member are one transaction: a report that fails is
 /// not recorded as seen, so the carrier's retry is applied.
-pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<ReportOutcome, sqlx::Error> {
+pub async fn apply_report(db: &Db, live: &Live, report: &DeliveryReport) -> Result<ReportOutcome, sqlx::Error> {
     let now = clock::now();
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let c = &mut tx.conn();
     if let Some(event_id) = &report.event_id {
         if !db::webhook_events::insert_if_new(c, event_id, &report.event_type, None, now).await? {
@@ -651,6 +675,6 @@ pub async fn apply_report(state: &AppState, report: &DeliveryReport) -> Result<R
         db::members::clear_unreachable(c, message.church_id, message.member_id, now).await?;
     }
     tx.commit().await?;
-    announce(state, &message).await;
+    announce(live, &message).await;
     Ok(ReportOutcome::Applied)
 }

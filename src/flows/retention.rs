@@ -11,11 +11,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
 use crate::clock;
 use crate::db;
 use crate::domain::Actor;
 use crate::flows::audit;
+
+/// What the sweeps read, delete and announce.
+pub struct Deps<'a> {
+    pub db: &'a db::Db,
+    pub store: &'a crate::media::store::MediaStore,
+    pub live: &'a crate::live::Live,
+}
 
 const PAGE: i64 = 200;
 
@@ -28,14 +34,14 @@ pub struct SweepReport {
 }
 
 /// Deletes the media stored more than `days` days before `now`.
-pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<SweepReport, sqlx::Error> {
+pub async fn sweep(deps: &Deps<'_>, days: u32, now: DateTime<Utc>) -> Result<SweepReport, sqlx::Error> {
     let cutoff = now - chrono::Duration::days(i64::from(days));
     let reason = format!("media removed after {days} days");
     let mut report = SweepReport::default();
     let mut after = None;
     loop {
         let page = {
-            let mut pooled = state.db.acquire().await?;
+            let mut pooled = deps.db.acquire().await?;
             db::attachments::expired(&mut pooled.conn(), cutoff, after, PAGE).await?
         };
         let Some(last) = page.last() else { break };
@@ -45,7 +51,7 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
             if let Some(key) = &a.storage_key {
                 let mut deleted = Ok(());
                 for k in crate::media::preview::keys_with_previews(key, a.id) {
-                    deleted = deleted.and(state.store.delete(&k).await);
+                    deleted = deleted.and(deps.store.delete(&k).await);
                 }
                 if let Err(e) = deleted {
                     report.failed += 1;
@@ -54,7 +60,7 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
                 }
             }
             let recorded = {
-                let mut pooled = state.db.acquire().await?;
+                let mut pooled = deps.db.acquire().await?;
                 let c = &mut pooled.conn();
                 let won = db::attachments::mark_deleted(c, a.id, &reason, clock::now()).await?;
                 if won {
@@ -70,7 +76,7 @@ pub async fn sweep(state: &AppState, days: u32, now: DateTime<Utc>) -> Result<Sw
                 metrics::counter!("koinonia_media_deleted_total", "reason" => "retention").increment(1);
                 let event =
                     crate::live::Event::Message { conversation_id: a.conversation_id, message_id: a.message_id };
-                state.live.publish(a.church_id, event).await;
+                deps.live.publish(a.church_id, event).await;
             }
         }
         if (page.len() as i64) < PAGE {
@@ -90,8 +96,14 @@ pub async fn purge_revoked_sessions(db: &db::Db, now: DateTime<Utc>) -> Result<u
 /// The daily run inside `serve` (first a minute after start): the media sweep
 /// (`MEDIA_RETENTION_DAYS=0` turns it off), the orphan sweep and the purge of expired session
 /// revocations.
-pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
-    let days = state.config.media_retention_days;
+pub async fn run_daily(
+    db: db::Db,
+    store: crate::media::store::MediaStore,
+    live: crate::live::Live,
+    days: u32,
+    shutdown: CancellationToken,
+) {
+    let deps = &Deps { db: &db, store: &store, live: &live };
     if days == 0 {
         tracing::info!("retention sweep disabled (MEDIA_RETENTION_DAYS=0)");
     }
@@ -102,7 +114,7 @@ pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(wait) => {}
         }
         if days > 0 {
-            match sweep(&state, days, clock::now()).await {
+            match sweep(deps, days, clock::now()).await {
                 Ok(r) => {
                     tracing::info!(
                         examined = r.examined,
@@ -114,11 +126,11 @@ pub async fn run_daily(state: AppState, shutdown: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "retention sweep failed; next one in a day"),
             }
         }
-        match crate::flows::orphans::sweep(&state, clock::now(), crate::flows::orphans::GRACE).await {
+        match crate::flows::orphans::sweep(deps, clock::now(), crate::flows::orphans::GRACE).await {
             Ok(r) => tracing::info!(examined = r.examined, deleted = r.deleted, "orphan sweep done"),
             Err(e) => tracing::warn!(error = %e, "orphan sweep failed; next one in a day"),
         }
-        match purge_revoked_sessions(&state.db, clock::now()).await {
+        match purge_revoked_sessions(deps.db, clock::now()).await {
             Ok(n) => tracing::info!(purged = n, "expired session revocations purged"),
             Err(e) => tracing::warn!(error = %e, "purging expired session revocations failed; next try in a day"),
         }

@@ -7,14 +7,26 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::app::AppState;
 use crate::db;
+use crate::db::Db;
 use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, ClientAddr, ConversationId, Phone};
 use crate::flows::audit;
 use crate::flows::inbound::{self, AnnouncedFile, InboundMessage};
 use crate::media::ingest::{format_size, SANDBOX_PREFIX, SANDBOX_SCHEME};
 use crate::media::names;
+use crate::media::store::MediaStore;
 use crate::media::store::{ObjectInfo, Uncommitted};
+
+/// What the simulator needs: its own reads and staging, and the inbound and library flows.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub store: &'a MediaStore,
+    pub phone: &'a crate::crypto::phone::PhoneCrypto,
+    pub carrier: &'a crate::carrier::Carrier,
+    pub config: &'a crate::config::Config,
+    pub inbound: inbound::Deps<'a>,
+    pub library: crate::flows::library::Deps<'a>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -38,8 +50,8 @@ pub enum SandboxError {
 }
 
 /// Whether the simulator exists here.
-pub fn available(state: &AppState) -> Result<(), SandboxError> {
-    if state.carrier.is_sandbox() {
+pub fn available(deps: &Deps<'_>) -> Result<(), SandboxError> {
+    if deps.carrier.is_sandbox() {
         Ok(())
     } else {
         Err(SandboxError::Unavailable)
@@ -47,26 +59,26 @@ pub fn available(state: &AppState) -> Result<(), SandboxError> {
 }
 
 /// The churches a member can text: (number, name).
-pub async fn churches(state: &AppState) -> Result<Vec<(String, String)>, SandboxError> {
-    available(state)?;
-    let mut pooled = state.db.acquire().await?;
+pub async fn churches(deps: &Deps<'_>) -> Result<Vec<(String, String)>, SandboxError> {
+    available(deps)?;
+    let mut pooled = deps.db.acquire().await?;
     let rows = db::churches::all(&mut pooled.conn()).await?;
     Ok(rows.into_iter().map(|c| (c.phone_number, c.name)).collect())
 }
 
 /// The member's conversation with the church of that number, if they have one.
 pub async fn conversation_of(
-    state: &AppState,
+    deps: &Deps<'_>,
     phone: &str,
     church: &str,
 ) -> Result<Option<(ChurchId, ConversationId)>, SandboxError> {
-    available(state)?;
+    available(deps)?;
     let phone = Phone::parse(phone).map_err(|e| SandboxError::Invalid(format!("phone: {e}")))?;
     let church_number = Phone::parse(church).map_err(|e| SandboxError::Invalid(format!("church: {e}")))?;
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let Some(church) = db::churches::find_by_number(c, church_number.as_str()).await? else { return Ok(None) };
-    let Some(member) = db::members::find_by_hash(c, church.id, &state.phone.blind_index(&phone)).await? else {
+    let Some(member) = db::members::find_by_hash(c, church.id, &deps.phone.blind_index(&phone)).await? else {
         return Ok(None);
     };
     let conversation = db::conversations::find_for_member(c, church.id, member.id).await?;
@@ -74,17 +86,17 @@ pub async fn conversation_of(
 }
 
 /// The member opens a stored file of their own conversation (audited as theirs).
-pub async fn open_file(state: &AppState, phone: &str, church: &str, id: AttachmentId) -> Result<String, SandboxError> {
-    let (church, conversation) = conversation_of(state, phone, church).await?.ok_or(SandboxError::NotFound)?;
+pub async fn open_file(deps: &Deps<'_>, phone: &str, church: &str, id: AttachmentId) -> Result<String, SandboxError> {
+    let (church, conversation) = conversation_of(deps, phone, church).await?.ok_or(SandboxError::NotFound)?;
     let a = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::attachments::get(&mut pooled.conn(), church, id).await?
     };
     let a = a
         .filter(|a| a.conversation_id == conversation && a.status == AttachmentStatus::Stored)
         .ok_or(SandboxError::NotFound)?;
     let entry = audit::Entry::member(church, "media.sandbox_open", ClientAddr::default());
-    Ok(crate::flows::library::presign_audited(state, &a, entry).await?)
+    Ok(crate::flows::library::presign_audited(&deps.library, &a, entry).await?)
 }
 
 /// A message being composed on the simulated phone: its files are staged in the store as they
@@ -95,16 +107,16 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(state: &AppState) -> Result<Self, SandboxError> {
-        available(state)?;
-        Ok(Self { files: Vec::new(), staged: Uncommitted::new(&state.store) })
+    pub fn new(deps: &Deps<'_>) -> Result<Self, SandboxError> {
+        available(deps)?;
+        Ok(Self { files: Vec::new(), staged: Uncommitted::new(deps.store) })
     }
 
     /// Stages one file, streamed into the store up to `MAX_MEDIA_SIZE_BYTES`; `body` yields its
     /// chunks or why the upload broke off.
     pub async fn attach(
         &mut self,
-        state: &AppState,
+        deps: &Deps<'_>,
         name: &str,
         declared_type: Option<String>,
         mut body: BoxStream<'_, Result<Bytes, String>>,
@@ -117,8 +129,8 @@ impl Outgoing {
             conversation_id: ConversationId::new(),
             uploaded_at: crate::clock::now(),
         };
-        let max = state.config.max_media_size_bytes;
-        let mut writer = state.store.writer(&key, &info).await?;
+        let max = deps.config.max_media_size_bytes;
+        let mut writer = deps.store.writer(&key, &info).await?;
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
@@ -149,7 +161,7 @@ impl Outgoing {
 
     /// Sends the message from `phone` to the church numbered `church`, as a carrier would
     /// announce it; returns how many files it carried.
-    pub async fn send(self, state: &AppState, phone: &str, church: &str, text: &str) -> Result<usize, SandboxError> {
+    pub async fn send(self, deps: &Deps<'_>, phone: &str, church: &str, text: &str) -> Result<usize, SandboxError> {
         let (Ok(from), Ok(to)) = (Phone::parse(phone), Phone::parse(church)) else {
             return Err(SandboxError::Invalid("phone and church must be phone numbers".into()));
         };
@@ -167,7 +179,7 @@ impl Outgoing {
             files: self.files,
             autoresponse_type: None,
         };
-        match inbound::record(state, msg).await? {
+        match inbound::record(&deps.inbound, msg).await? {
             inbound::Outcome::Recorded { .. } => {
                 // The fetch job reads each staged file into place and then deletes it.
                 self.staged.keep();

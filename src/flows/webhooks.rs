@@ -6,13 +6,22 @@
 
 use http::HeaderMap;
 
-use crate::app::AppState;
 use crate::clock;
 use crate::db;
+use crate::db::Db;
 use crate::domain::{ClientAddr, MessageId, Phone};
 use crate::flows::inbound::{self, AnnouncedFile, InboundMessage};
 use crate::flows::outbound::{self, DeliveryReport, ReportOutcome};
 use crate::telnyx::webhook::{self, Envelope, ReceivedPayload};
+
+/// What taking webhooks needs: the signature key and limits, and what the inbound flow needs.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub limits: &'a crate::limits::AbuseLimits,
+    pub config: &'a crate::config::Config,
+    pub live: &'a crate::live::Live,
+    pub inbound: inbound::Deps<'a>,
+}
 
 /// The two webhook routes (with their aliases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,18 +76,18 @@ fn rejected(route: Route, reason: &'static str) {
 /// Takes one webhook as it arrived: `hint` is koinonia's own message id from a status route's
 /// `m` parameter.
 pub async fn receive(
-    state: &AppState,
+    deps: &Deps<'_>,
     route: Route,
     client: ClientAddr,
     headers: &HeaderMap,
     body: &[u8],
     hint: Option<MessageId>,
 ) -> Result<Taken, WebhookError> {
-    let env = verified(state, route, client, headers, body).await?;
+    let env = verified(deps, route, client, headers, body).await?;
     match (route, env.data.event_type.as_str()) {
-        (Route::Mms, "message.received") => received(state, env).await,
+        (Route::Mms, "message.received") => received(deps, env).await,
         // The profile's webhook URL also gets delivery events; those are the status route's.
-        (_, "message.sent" | "message.finalized") => delivery(state, route, env, hint).await,
+        (_, "message.sent" | "message.finalized") => delivery(deps, route, env, hint).await,
         (Route::Mms, other) => {
             tracing::info!(event_type = other, "webhook event ignored");
             Ok(Taken::Ignored)
@@ -92,7 +101,7 @@ pub async fn receive(
 
 /// Verifies and parses.
 async fn verified(
-    state: &AppState,
+    deps: &Deps<'_>,
     route: Route,
     client: ClientAddr,
     headers: &HeaderMap,
@@ -100,15 +109,15 @@ async fn verified(
 ) -> Result<Envelope, WebhookError> {
     let label = route.label();
     let now = clock::now().timestamp();
-    if let Err(e) = webhook::verify(state.config.telnyx_public_key.as_ref(), headers, body, now) {
+    if let Err(e) = webhook::verify(deps.config.telnyx_public_key.as_ref(), headers, body, now) {
         rejected(route, e.label());
         // Only refused webhooks count against an address: a correctly signed one never waits.
-        if let Err(wait) = state.limits.bad_webhook(client.0) {
+        if let Err(wait) = deps.limits.bad_webhook(client.0) {
             metrics::counter!("koinonia_rate_limited_total", "what" => "webhook").increment(1);
             return Err(WebhookError::RateLimited(crate::limits::retry_after_secs(wait)));
         }
         tracing::warn!(route = label, reason = %e, client = ?client.0, "webhook refused: bad signature");
-        remember_rejection(state, route, e.to_string(), client).await;
+        remember_rejection(deps, route, e.to_string(), client).await;
         return Err(WebhookError::BadSignature);
     }
     match webhook::parse_envelope(body) {
@@ -120,17 +129,17 @@ async fn verified(
         None => {
             rejected(route, "bad_body");
             tracing::warn!(route = label, "webhook refused: body is not a Telnyx event");
-            remember_rejection(state, route, "the body is not a Telnyx event".into(), client).await;
+            remember_rejection(deps, route, "the body is not a Telnyx event".into(), client).await;
             Err(WebhookError::Unreadable("body is not a Telnyx event"))
         }
     }
 }
 
 /// Keeps a refused webhook's reason for `koinonia doctor` (best effort, never blocks the answer).
-async fn remember_rejection(state: &AppState, route: Route, reason: String, client: ClientAddr) {
+async fn remember_rejection(deps: &Deps<'_>, route: Route, reason: String, client: ClientAddr) {
     let addr = client.to_db();
     let result = async {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         db::webhook_rejections::record(&mut pooled.conn(), route.label(), &reason, addr.as_deref(), clock::now()).await
     }
     .await;
@@ -140,9 +149,9 @@ async fn remember_rejection(state: &AppState, route: Route, reason: String, clie
 }
 
 /// `message.received`: the carrier's payload as an inbound message, recorded.
-async fn received(state: &AppState, env: Envelope) -> Result<Taken, WebhookError> {
+async fn received(deps: &Deps<'_>, env: Envelope) -> Result<Taken, WebhookError> {
     let msg = inbound_message(&env)?;
-    match inbound::record(state, msg).await? {
+    match inbound::record(&deps.inbound, msg).await? {
         inbound::Outcome::Recorded { message, files, .. } => {
             tracing::info!(%message, files, "inbound message recorded");
             Ok(Taken::Recorded)
@@ -213,7 +222,7 @@ struct StatusPayload {
 
 /// `message.sent` / `message.finalized`: moves the message's delivery status forward.
 async fn delivery(
-    state: &AppState,
+    deps: &Deps<'_>,
     route: Route,
     env: Envelope,
     hint: Option<MessageId>,
@@ -231,7 +240,7 @@ async fn delivery(
         status: payload.to.first().and_then(|t| t.status.clone()).unwrap_or_default(),
         errors: payload.errors,
     };
-    match outbound::apply_report(state, &report).await? {
+    match outbound::apply_report(deps.db, deps.live, &report).await? {
         ReportOutcome::Applied => Ok(Taken::Recorded),
         ReportOutcome::Duplicate => {
             metrics::counter!("koinonia_webhooks_duplicate_total").increment(1);

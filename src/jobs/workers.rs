@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::queue::{backoff, Job, JobError, JobKind};
-use crate::app::AppState;
 use crate::clock;
 use crate::db;
 use crate::domain::ChurchId;
+use crate::state::AppState;
 
 /// The workers of one kind of job: their own slots (a send never waits behind a download, a
 /// preview never holds a send), and a share per church (one church's backlog, or one slow media
@@ -186,18 +186,26 @@ async fn execute(state: &AppState, job: db::jobs::JobRow, worker: &str) {
 
 async fn dispatch(state: &AppState, row: &db::jobs::JobRow) -> Result<(), JobError> {
     match Job::of_row(row).map_err(JobError::fatal)? {
-        Job::MediaFetch { attachment_id } => crate::flows::files::fetch(state, attachment_id, row.attempts).await,
-        Job::MessageSend { message_id } => crate::flows::outbound::send(state, message_id).await,
-        Job::MediaPreview { attachment_id } => crate::flows::files::make_previews(state, attachment_id).await,
+        Job::MediaFetch { attachment_id } => {
+            crate::flows::files::fetch(&state.files(), attachment_id, row.attempts).await
+        }
+        Job::MessageSend { message_id } => crate::flows::outbound::send(&state.outbound(), message_id).await,
+        Job::MediaPreview { attachment_id } => crate::flows::files::make_previews(&state.files(), attachment_id).await,
     }
 }
 
 /// What happens to a job's subject when the job is dead.
 async fn on_dead(state: &AppState, row: &db::jobs::JobRow, reason: &str) -> Result<(), sqlx::Error> {
     match Job::of_row(row) {
-        Ok(Job::MediaFetch { attachment_id }) => crate::flows::files::give_up(state, attachment_id, reason).await,
-        Ok(Job::MessageSend { message_id }) => crate::flows::outbound::give_up(state, message_id, reason).await,
-        Ok(Job::MediaPreview { attachment_id }) => crate::flows::files::previews_failed(state, attachment_id).await,
+        Ok(Job::MediaFetch { attachment_id }) => {
+            crate::flows::files::give_up(&state.files(), attachment_id, reason).await
+        }
+        Ok(Job::MessageSend { message_id }) => {
+            crate::flows::outbound::give_up(&state.outbound(), message_id, reason).await
+        }
+        Ok(Job::MediaPreview { attachment_id }) => {
+            crate::flows::files::previews_failed(&state.files(), attachment_id).await
+        }
         Err(_) => Ok(()),
     }
 }

@@ -16,9 +16,9 @@ use axum::routing::get;
 use axum::Router;
 use sha2::Digest;
 
-use crate::app::AppState;
 use crate::domain::Phone;
 use crate::flows::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
+use crate::state::AppState;
 use crate::{db, Config};
 
 /// What one run measured.
@@ -85,7 +85,9 @@ pub async fn ingest(size_mb: u64, work_dir: &Path) -> anyhow::Result<IngestRepor
 
     let rss_before_kib = reset_peak_rss();
     let started = Instant::now();
-    crate::flows::files::fetch(&state, attachment, 1).await.map_err(|e| anyhow::anyhow!("ingest failed: {e:?}"))?;
+    crate::flows::files::fetch(&state.files(), attachment, 1)
+        .await
+        .map_err(|e| anyhow::anyhow!("ingest failed: {e:?}"))?;
     let koinonia = started.elapsed();
     let rss_peak_kib = proc_status_kib("VmHWM");
     let (_, second) = timed_copy(&source, &copy)?;
@@ -201,7 +203,7 @@ async fn announce(state: &AppState, url: &str) -> anyhow::Result<crate::domain::
         }],
         autoresponse_type: None,
     };
-    let Outcome::Recorded { message, conversation, .. } = inbound::record(state, msg).await? else {
+    let Outcome::Recorded { message, conversation, .. } = inbound::record(&state.inbound(), msg).await? else {
         bail!("the benchmark message was not recorded");
     };
     let mut pooled = state.db.acquire().await?;
@@ -391,7 +393,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     // 1. The backlog: recorded with the workers stopped, then drained.
     let started = Instant::now();
     for i in 0..messages {
-        crate::flows::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?;
+        crate::flows::outbound::reply(&state.outbound(), &leader, conversations[i % members], reply(i)).await?;
     }
     let enqueue = started.elapsed();
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -412,7 +414,10 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     for i in 0..steady_n {
         ticker.tick().await;
         let at = Instant::now();
-        let id = crate::flows::outbound::reply(&state, &leader, conversations[i % members], reply(i)).await?.message.id;
+        let id = crate::flows::outbound::reply(&state.outbound(), &leader, conversations[i % members], reply(i))
+            .await?
+            .message
+            .id;
         queued.insert(id.to_string(), at);
     }
     wait_for_arrivals(&arrivals, steady_n).await?;

@@ -8,8 +8,8 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::domain::{Actor, ChurchId, ClientAddr, LeaderId};
+use crate::state::AppState;
 
 /// Name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "koinonia_session";
@@ -41,8 +41,15 @@ pub struct Session {
 /// Whether `leader`'s session still holds (for long-lived requests such as the live stream).
 pub async fn still_signed_in(state: &AppState, leader: &Leader) -> bool {
     let Some(session) = leader.session else { return true };
-    crate::flows::accounts::session_holds(state, leader.church, leader.id, session.jti, session.exp, session.version)
-        .await
+    crate::flows::accounts::session_holds(
+        &state.accounts(),
+        leader.church,
+        leader.id,
+        session.jti,
+        session.exp,
+        session.version,
+    )
+    .await
 }
 
 /// How a request may carry its session.
@@ -72,7 +79,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState, carrier: Carrier) -> 
         let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
         crate::web::csrf::verify(state, &token, sent)?;
     }
-    let (leader, claims) = crate::flows::accounts::session(state, &token)
+    let (leader, claims) = crate::flows::accounts::session(&state.accounts(), &token)
         .await?
         .ok_or(ApiError::Unauthorized("invalid or expired session"))?;
     Ok((Leader::of_session(leader, &claims, client_addr(parts, state)), token))

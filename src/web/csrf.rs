@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::auth::{cookie, SESSION_COOKIE};
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The CSRF token of a session.
 pub fn token(state: &AppState, session_token: &str) -> String {

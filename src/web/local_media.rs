@@ -11,8 +11,8 @@ use futures::StreamExt;
 use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::media::store::StoreError;
+use crate::state::AppState;
 use crate::web::error::ApiError;
 
 pub fn router() -> Router<AppState> {

@@ -7,8 +7,8 @@ use axum::response::Response;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::domain::ClientAddr;
+use crate::state::AppState;
 use crate::web::error::{ApiResult, ErrorBody};
 use crate::web::extract::AppPath;
 
@@ -37,6 +37,6 @@ async fn open_member_link(
     addr: ClientAddr,
     AppPath(token): AppPath<String>,
 ) -> ApiResult<Response> {
-    let url = crate::flows::library::open_link(&state, &token, addr).await?;
+    let url = crate::flows::library::open_link(&state.library(), &token, addr).await?;
     crate::web::api::media::redirect(&url)
 }

@@ -25,8 +25,8 @@ use utoipa_axum::routes;
 
 use super::auth::{CSRF_HEADER, SESSION_COOKIE};
 use super::error::ErrorBody;
-use crate::app::AppState;
 use crate::media::mime::ALLOWED;
+use crate::state::AppState;
 
 /// The document's fixed parts: title and version (from Cargo.toml), security schemes, tags, and
 /// the error responses that operations share.

@@ -258,11 +258,14 @@ async fn no_object_without_a_row(app: TestApp) {
     assert_eq!(app.stored_files().len(), kept.len() + 2);
     // Within the grace period nothing goes; a day later the two orphans do.
     let now = chrono::Utc::now();
-    let early = koinonia::flows::orphans::sweep(&app.state, now, koinonia::flows::orphans::GRACE).await.expect("sweep");
+    let early = koinonia::flows::orphans::sweep(&app.state.retention(), now, koinonia::flows::orphans::GRACE)
+        .await
+        .expect("sweep");
     assert_eq!(early.deleted, 0);
     let later = now + chrono::Duration::days(2);
-    let report =
-        koinonia::flows::orphans::sweep(&app.state, later, koinonia::flows::orphans::GRACE).await.expect("sweep");
+    let report = koinonia::flows::orphans::sweep(&app.state.retention(), later, koinonia::flows::orphans::GRACE)
+        .await
+        .expect("sweep");
     assert_eq!(report.deleted, 2, "{report:?}");
     assert_eq!(app.stored_files(), kept, "the files rows point to stay (original and previews)");
 }

@@ -50,13 +50,14 @@ async fn retention_sweeps(app: TestApp) {
     assert_eq!(res.json::<Value>().await.expect("json")["data"]["keep"], true);
     // Nothing is old enough yet.
     let now = koinonia::clock::now();
-    let report = koinonia::flows::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    let report = koinonia::flows::retention::sweep(&app.state.retention(), 365, now).await.expect("sweep");
     assert_eq!(report.deleted, 0);
     // A year and a month later, two instances sweep at once.
     app.exec_at("UPDATE attachments SET stored_at = $1", now - chrono::Duration::days(400)).await;
+    let deps = app.state.retention();
     let (a, b) = tokio::join!(
-        koinonia::flows::retention::sweep(&app.state, 365, now),
-        koinonia::flows::retention::sweep(&app.state, 365, now)
+        koinonia::flows::retention::sweep(&deps, 365, now),
+        koinonia::flows::retention::sweep(&deps, 365, now)
     );
     let (a, b) = (a.expect("sweep a"), b.expect("sweep b"));
     assert_eq!(a.deleted + b.deleted, 2, "each file deleted once: {a:?} {b:?}");
@@ -76,7 +77,7 @@ async fn retention_sweeps(app: TestApp) {
     assert!(body["error"].as_str().is_some_and(|e| e.contains("media removed after 365 days")), "{body}");
     assert_eq!(app.get(&token, &format!("/api/media/{}", ids[0])).await.status(), 302, "the kept file is still there");
     // A later sweep has nothing left to do.
-    let again = koinonia::flows::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    let again = koinonia::flows::retention::sweep(&app.state.retention(), 365, now).await.expect("sweep");
     assert_eq!(again.deleted, 0);
 }
 

@@ -189,7 +189,7 @@ async fn previews_of_every_kind(app: TestApp) {
     // Retention takes the previews with their originals.
     let now = chrono::Utc::now();
     app.exec_at("UPDATE attachments SET stored_at = $1", now - chrono::Duration::days(400)).await;
-    let report = koinonia::flows::retention::sweep(&app.state, 365, now).await.expect("sweep");
+    let report = koinonia::flows::retention::sweep(&app.state.retention(), 365, now).await.expect("sweep");
     assert_eq!(report.deleted as usize, files.len());
     assert!(app.stored_files().is_empty(), "nothing left in the store: {:?}", app.stored_files());
     let t = app.get_json(&token, &format!("/api/conversations/{conversation}")).await;

@@ -46,7 +46,7 @@ async fn a_job_written_by_one_instance_wakes_the_workers_of_another() {
     vars.insert("KOINONIA_DATA_DIR".into(), data.path().display().to_string());
     let a = koinonia::AppState::build(koinonia::Config::from_vars(&vars).expect("config")).await.expect("A");
     let reply = Reply { content: "From instance A".into(), ..Reply::default() };
-    outbound::reply(&a, &Actor::operator(church), conversation, reply).await.expect("reply through A");
+    outbound::reply(&a.outbound(), &Actor::operator(church), conversation, reply).await.expect("reply through A");
 
     wait_for("B to send what A queued", Duration::from_secs(10), || async {
         let n =

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::crypto::phone::PhoneCryptoError;
 use crate::db;
 use crate::db::attachments::AttachmentRow;
@@ -39,13 +38,14 @@ pub struct MemberExport {
 
 /// Gathers a member's data; `None` when the member is not this church's.
 pub async fn build(
-    state: &AppState,
+    db: &crate::db::Db,
+    phone: &crate::crypto::phone::PhoneCrypto,
     church: ChurchId,
     id: MemberId,
     now: DateTime<Utc>,
 ) -> Result<Option<MemberExport>, ExportError> {
     let (member, messages, files) = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = db.acquire().await?;
         let c = &mut pooled.conn();
         let Some(member) = db::members::get(c, church, id).await? else { return Ok(None) };
         match db::conversations::find_for_member(c, church, id).await? {
@@ -57,7 +57,7 @@ pub async fn build(
             None => (member, Vec::new(), Vec::new()),
         }
     };
-    let phone = state.phone.decrypt(&member.phone_ciphertext)?;
+    let phone = phone.decrypt(&member.phone_ciphertext)?;
     let name = display_name(&member);
     let media = media_entries(&files);
     let file_of: HashMap<AttachmentId, &str> = media.iter().map(|(id, e)| (*id, e.path.as_str())).collect();

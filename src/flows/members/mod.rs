@@ -1,13 +1,24 @@
 //! Members: naming, erasure on request, and the export of everything kept about one.
 
-use crate::app::AppState;
 use crate::clock;
+use crate::crypto::phone::PhoneCrypto;
 use crate::db;
 use crate::db::members::MemberRow;
+use crate::db::Db;
 use crate::domain::{Actor, MemberId};
 use crate::flows::audit;
+use crate::live::Live;
+use crate::media::store::MediaStore;
 
 pub mod export;
+
+/// What the member flows read and write.
+pub struct Deps<'a> {
+    pub db: &'a Db,
+    pub store: &'a MediaStore,
+    pub phone: &'a PhoneCrypto,
+    pub live: &'a Live,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
@@ -40,7 +51,7 @@ fn clean_name(field: &str, value: Option<&str>) -> Result<Option<String>, Member
 
 /// Names a member (a missing or empty part clears it) and tells open dashboards.
 pub async fn name(
-    state: &AppState,
+    deps: &Deps<'_>,
     actor: &Actor,
     id: MemberId,
     first: Option<&str>,
@@ -49,7 +60,7 @@ pub async fn name(
     let first = clean_name("firstName", first)?;
     let last = clean_name("lastName", last)?;
     let (member, conversation) = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         if !db::members::set_name(c, actor.church, id, first.as_deref(), last.as_deref(), clock::now()).await? {
             return Err(MemberError::NotFound);
@@ -58,7 +69,7 @@ pub async fn name(
         (member, db::conversations::find_for_member(c, actor.church, id).await?)
     };
     if let Some(conversation_id) = conversation {
-        state.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
+        deps.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
     }
     Ok(member)
 }
@@ -67,12 +78,12 @@ pub async fn name(
 /// the store fails nothing is erased yet and the request can be repeated — then their row, whose
 /// deletion takes their conversation, messages and files' rows with it, and the audit row that
 /// records it (naming no number), in one transaction. Returns how many files went.
-pub async fn erase(state: &AppState, actor: &Actor, id: MemberId) -> Result<usize, MemberError> {
+pub async fn erase(deps: &Deps<'_>, actor: &Actor, id: MemberId) -> Result<usize, MemberError> {
     if !actor.is_admin() {
         return Err(MemberError::AdminOnly("erase a member"));
     }
     let (keys, conversation) = {
-        let mut pooled = state.db.acquire().await?;
+        let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         db::members::get(c, actor.church, id).await?.ok_or(MemberError::NotFound)?;
         (
@@ -82,10 +93,10 @@ pub async fn erase(state: &AppState, actor: &Actor, id: MemberId) -> Result<usiz
     };
     for (attachment, key) in &keys {
         for k in crate::media::preview::keys_with_previews(key, *attachment) {
-            state.store.delete(&k).await?;
+            deps.store.delete(&k).await?;
         }
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     if !db::members::delete(c, actor.church, id).await? {
         return Err(MemberError::NotFound);
@@ -96,24 +107,24 @@ pub async fn erase(state: &AppState, actor: &Actor, id: MemberId) -> Result<usiz
     audit::record(c, entry).await?;
     tx.commit().await?;
     if let Some(conversation_id) = conversation {
-        state.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
+        deps.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
     }
     Ok(keys.len())
 }
 
 /// Everything kept about a member, ready to stream as a ZIP (admins); the export is audited with
 /// the number of files, never the number.
-pub async fn export(state: &AppState, actor: &Actor, id: MemberId) -> Result<export::MemberExport, MemberError> {
+pub async fn export(deps: &Deps<'_>, actor: &Actor, id: MemberId) -> Result<export::MemberExport, MemberError> {
     if !actor.is_admin() {
         return Err(MemberError::AdminOnly("export a member's data"));
     }
-    let export = match export::build(state, actor.church, id, clock::now()).await {
+    let export = match export::build(deps.db, deps.phone, actor.church, id, clock::now()).await {
         Ok(Some(export)) => export,
         Ok(None) => return Err(MemberError::NotFound),
         Err(export::ExportError::Db(e)) => return Err(e.into()),
         Err(export::ExportError::Crypto(e)) => return Err(e.into()),
     };
-    let mut pooled = state.db.acquire().await?;
+    let mut pooled = deps.db.acquire().await?;
     let entry = audit::Entry::by(actor, "member.export")
         .subject("member", id.0)
         .detail(serde_json::json!({ "files": export.media.len() }));

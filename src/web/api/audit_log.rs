@@ -10,9 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::page_limit;
-use crate::app::AppState;
 use crate::domain::AttachmentId;
 use crate::flows::audit;
+use crate::state::AppState;
 use crate::web::api::views::AttachmentView;
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiError, ApiResult, Envelope};
@@ -96,7 +96,7 @@ async fn list_audit(
     AppQuery(q): AppQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     let limit = page_limit(q.limit)?;
-    let page = audit::page(&state, leader.church, q.cursor.as_deref(), limit)
+    let page = audit::page(&state.db, leader.church, q.cursor.as_deref(), limit)
         .await?
         .ok_or_else(|| ApiError::bad_request("invalid cursor"))?;
     let entries: Vec<EntryView> = page
@@ -151,6 +151,6 @@ async fn keep(
     AppPath(id): AppPath<AttachmentId>,
     AppJson(body): AppJson<KeepBody>,
 ) -> ApiResult<Response> {
-    let row = crate::flows::library::keep(&state, &leader.actor(), id, body.keep).await?;
+    let row = crate::flows::library::keep(&state.library(), &leader.actor(), id, body.keep).await?;
     Ok(ok(StatusCode::OK, super::views::attachment(&row)))
 }

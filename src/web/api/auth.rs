@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::crypto::session::SESSION_HOURS;
 use crate::domain::{ChurchId, ClientAddr, LeaderId};
 use crate::flows::accounts;
+use crate::state::AppState;
 use crate::web::auth::{Leader, SESSION_COOKIE};
 use crate::web::error::{ok, ApiResult, Envelope, ErrorBody};
 use crate::web::extract::AppJson;
@@ -74,7 +74,8 @@ async fn login(
     addr: ClientAddr,
     AppJson(req): AppJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let accounts::SignedIn { token, leader } = accounts::login(&state, &req.email, &req.password, addr).await?;
+    let accounts::SignedIn { token, leader } =
+        accounts::login(&state.accounts(), &req.email, &req.password, addr).await?;
     let cookie = session_cookie(&state, &token, SESSION_HOURS * 3600);
     let mut res = ok(
         StatusCode::OK,
@@ -122,7 +123,7 @@ pub struct Empty {}
 )]
 async fn logout(State(state): State<AppState>, leader: Leader) -> ApiResult<Response> {
     if let Some(session) = leader.session {
-        accounts::logout(&state, &leader.actor(), session.jti, session.exp).await?;
+        accounts::logout(&state.accounts(), &leader.actor(), session.jti, session.exp).await?;
     }
     let mut res = ok(StatusCode::OK, Empty {});
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
@@ -172,7 +173,7 @@ async fn change_password(
     leader: Leader,
     AppJson(req): AppJson<PasswordRequest>,
 ) -> ApiResult<Response> {
-    let token = accounts::change_password(&state, &leader.actor(), &req.current, &req.new).await?;
+    let token = accounts::change_password(&state.accounts(), &leader.actor(), &req.current, &req.new).await?;
     let mut res = ok(StatusCode::OK, TokenData { token: token.clone() });
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, &token, SESSION_HOURS * 3600)) {
         res.headers_mut().insert(header::SET_COOKIE, v);

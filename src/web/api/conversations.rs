@@ -9,9 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{page_limit, views};
-use crate::app::AppState;
 use crate::domain::ConversationId;
 use crate::flows::inbox;
+use crate::state::AppState;
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiResult, Envelope};
 use crate::web::extract::{AppPath, AppQuery};
@@ -68,7 +68,7 @@ async fn list_conversations(
     AppQuery(query): AppQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let limit = page_limit(query.limit)?;
-    let page = inbox::list(&state, leader.church, query.cursor.as_deref(), query.q.as_deref(), limit).await?;
+    let page = inbox::list(&state.inbox(), leader.church, query.cursor.as_deref(), query.q.as_deref(), limit).await?;
     let conversations = page.items.iter().map(views::conversation_row).collect();
     Ok(ok(StatusCode::OK, InboxPage { conversations, next_cursor: page.next_cursor }))
 }
@@ -122,7 +122,7 @@ async fn thread(
     AppQuery(query): AppQuery<ThreadQuery>,
 ) -> ApiResult<Response> {
     let limit = page_limit(query.limit)?;
-    let thread = inbox::thread(&state, leader.church, id, query.before.as_deref(), limit).await?;
+    let thread = inbox::thread(&state.inbox(), leader.church, id, query.before.as_deref(), limit).await?;
     Ok(ok(
         StatusCode::OK,
         ThreadPage {
@@ -161,6 +161,6 @@ async fn mark_read(
     leader: Leader,
     AppPath(id): AppPath<ConversationId>,
 ) -> ApiResult<Response> {
-    let row = inbox::mark_read(&state, leader.church, id).await?;
+    let row = inbox::mark_read(&state.inbox(), leader.church, id).await?;
     Ok(ok(StatusCode::OK, ConversationData { conversation: views::conversation_row(&row) }))
 }

@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::domain::{AttachmentId, ConversationId, MediaKind, MessageId};
 use crate::flows::library;
+use crate::state::AppState;
 use crate::web::api::views::AttachmentView;
 use crate::web::auth::Leader;
 use crate::web::error::{ApiError, ApiResult, Envelope, ErrorBody};
@@ -55,7 +55,7 @@ async fn preview(
 ) -> ApiResult<Response> {
     let size = crate::media::preview::Size::parse(&size)
         .ok_or_else(|| ApiError::bad_request("size must be \"small\" or \"large\""))?;
-    let (len, stream) = library::preview(&state, leader.church, id, size).await?;
+    let (len, stream) = library::preview(&state.library(), leader.church, id, size).await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
@@ -91,7 +91,7 @@ async fn open_original(
     leader: Leader,
     AppPath(id): AppPath<AttachmentId>,
 ) -> ApiResult<Response> {
-    let url = library::open(&state, &leader.actor(), id).await?;
+    let url = library::open(&state.library(), &leader.actor(), id).await?;
     redirect(&url)
 }
 
@@ -196,7 +196,7 @@ async fn library_page(
     crate::web::extract::AppQuery(q): crate::web::extract::AppQuery<LibraryQuery>,
 ) -> ApiResult<Response> {
     let limit = super::page_limit(q.limit)?;
-    let page = library::list(&state, leader.church, &q.filter(), q.cursor.as_deref(), limit).await?;
+    let page = library::list(&state.library(), leader.church, &q.filter(), q.cursor.as_deref(), limit).await?;
     let media = page
         .items
         .iter()
@@ -263,7 +263,7 @@ pub(crate) async fn export_zip(
     leader: &Leader,
     selection: library::Selection<'_>,
 ) -> ApiResult<Response> {
-    let export = library::export(state, &leader.actor(), selection).await?;
+    let export = library::export(&state.library(), &leader.actor(), selection).await?;
     let body = axum::body::Body::from_stream(crate::media::export::stream(state.store.clone(), export.entries));
     Ok((
         StatusCode::OK,

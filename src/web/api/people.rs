@@ -9,10 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views;
-use crate::app::AppState;
 use crate::db;
 use crate::domain::{ChurchId, LeaderId, MemberId};
 use crate::flows::{accounts, members};
+use crate::state::AppState;
 use crate::web::api::auth::Empty;
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiResult, Envelope, ErrorBody};
@@ -66,7 +66,8 @@ async fn name_member(
     AppJson(body): AppJson<NameBody>,
 ) -> ApiResult<Response> {
     let member =
-        members::name(&state, &leader.actor(), id, body.first_name.as_deref(), body.last_name.as_deref()).await?;
+        members::name(&state.members(), &leader.actor(), id, body.first_name.as_deref(), body.last_name.as_deref())
+            .await?;
     Ok(ok(StatusCode::OK, views::member_row(&member)))
 }
 
@@ -101,7 +102,7 @@ async fn erase_member(
     leader: Leader,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
-    let files_deleted = members::erase(&state, &leader.actor(), id).await?;
+    let files_deleted = members::erase(&state.members(), &leader.actor(), id).await?;
     Ok(ok(StatusCode::OK, Erased { files_deleted }))
 }
 
@@ -151,7 +152,7 @@ fn leader_view(l: &db::leaders::LeaderRow) -> LeaderView {
     security(("bearer" = []), ("session" = []))
 )]
 async fn list_leaders(State(state): State<AppState>, leader: Leader) -> ApiResult<Response> {
-    let rows = accounts::leaders(&state, &leader.actor()).await?;
+    let rows = accounts::leaders(&state.accounts(), &leader.actor()).await?;
     let leaders: Vec<LeaderView> = rows.iter().map(leader_view).collect();
     Ok(ok(StatusCode::OK, LeaderList { leaders }))
 }
@@ -190,7 +191,7 @@ async fn add_leader(
     leader: Leader,
     AppJson(body): AppJson<NewLeader>,
 ) -> ApiResult<Response> {
-    let row = accounts::add_leader(&state, &leader.actor(), &body.email, &body.password, body.admin).await?;
+    let row = accounts::add_leader(&state.accounts(), &leader.actor(), &body.email, &body.password, body.admin).await?;
     Ok(ok(StatusCode::CREATED, leader_view(&row)))
 }
 
@@ -217,7 +218,7 @@ async fn remove_leader(
     leader: Leader,
     AppPath(id): AppPath<LeaderId>,
 ) -> ApiResult<Response> {
-    accounts::remove_leader(&state, &leader.actor(), id).await?;
+    accounts::remove_leader(&state.accounts(), &leader.actor(), id).await?;
     Ok(ok(StatusCode::OK, Empty {}))
 }
 
@@ -258,7 +259,7 @@ async fn reset_password(
     AppPath(id): AppPath<LeaderId>,
     AppJson(body): AppJson<ResetPassword>,
 ) -> ApiResult<Response> {
-    accounts::reset_password(&state, &leader.actor(), id, &body.new).await?;
+    accounts::reset_password(&state.accounts(), &leader.actor(), id, &body.new).await?;
     Ok(ok(StatusCode::OK, Empty {}))
 }
 
@@ -287,7 +288,7 @@ async fn export_member(
     leader: Leader,
     AppPath(id): AppPath<MemberId>,
 ) -> ApiResult<Response> {
-    let export = members::export(&state, &leader.actor(), id).await?;
+    let export = members::export(&state.members(), &leader.actor(), id).await?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", export.file_name))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment; filename=\"koinonia-member.zip\""));
     let body = axum::body::Body::from_stream(crate::media::export::stream_with(

@@ -12,12 +12,12 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::views;
-use crate::app::AppState;
 use crate::domain::{AttachmentId, ConversationId, Phone};
 use crate::flows::inbox;
 use crate::flows::outbound::{self, Recorded, Reply, Upload};
 use crate::media::ingest::{self, IngestError};
 use crate::media::names;
+use crate::state::AppState;
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiError, ApiResult, Envelope};
 use crate::web::extract::{AppJson, AppPath};
@@ -83,7 +83,7 @@ async fn reply(
 ) -> ApiResult<Response> {
     limit(state.limits.reply(leader.id), "reply")?;
     let recorded = outbound::reply(
-        &state,
+        &state.outbound(),
         &leader.actor(),
         id,
         Reply { content: body.content, upload: None, force: body.force, ..Reply::default() },
@@ -135,8 +135,9 @@ async fn start(
 ) -> ApiResult<Response> {
     limit(state.limits.reply(leader.id), "reply")?;
     let phone = Phone::parse(&body.phone).map_err(|e| ApiError::bad_request(format!("phone: {e}")))?;
-    let (conversation, recorded) = outbound::start_conversation(&state, &leader.actor(), &phone, &body.content).await?;
-    let conversation = inbox::conversation(&state, leader.church, conversation, true).await?;
+    let (conversation, recorded) =
+        outbound::start_conversation(&state.outbound(), &leader.actor(), &phone, &body.content).await?;
+    let conversation = inbox::conversation(&state.inbox(), leader.church, conversation, true).await?;
     Ok(ok(
         StatusCode::CREATED,
         Started { conversation: views::conversation(&conversation), message: recorded_view(&recorded) },
@@ -231,7 +232,7 @@ async fn reply_with_media(
                     return Err(ApiError::bad_request("one file per reply"));
                 }
                 if !checked {
-                    outbound::precheck(&state, &leader.actor(), id, force).await?;
+                    outbound::precheck(&state.outbound(), &leader.actor(), id, force).await?;
                     checked = true;
                 }
                 let original = field.file_name().map(names::display_name).unwrap_or_else(|| "file".to_owned());
@@ -257,7 +258,7 @@ async fn reply_with_media(
         return Err(ApiError::bad_request("a file is required (multipart field \"file\")"));
     };
     let recorded = outbound::reply(
-        &state,
+        &state.outbound(),
         &leader.actor(),
         id,
         Reply { content: caption, upload: Some(upload), force, large_image },

@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::domain::ClientAddr;
 use crate::flows::webhooks::{self, Route, WebhookError};
+use crate::state::AppState;
 use crate::web::error::{ApiError, ErrorBody};
 use crate::web::extract::AppQuery;
 use crate::web::openapi::{PayloadTooLarge, RateLimited};
@@ -146,7 +146,7 @@ async fn mms(
         Ok(body) => body,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    answer(webhooks::receive(&state, Route::Mms, addr, &headers, &body, None).await)
+    answer(webhooks::receive(&state.webhooks(), Route::Mms, addr, &headers, &body, None).await)
 }
 
 #[derive(serde::Deserialize, IntoParams)]
@@ -170,7 +170,7 @@ async fn status(
         (_, Err(e)) => return ApiError::from(e).into_response(),
     };
     let hint = q.m.and_then(|m| m.parse().ok());
-    answer(webhooks::receive(&state, Route::Status, addr, &headers, &body, hint).await)
+    answer(webhooks::receive(&state.webhooks(), Route::Status, addr, &headers, &body, hint).await)
 }
 
 /// `{"success": true}` for whatever was taken; an error answer otherwise (a 5xx makes Telnyx

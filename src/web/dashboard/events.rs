@@ -10,8 +10,8 @@ use axum::Router;
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::app::AppState;
 use crate::live::Event;
+use crate::state::AppState;
 use crate::web::auth::Leader;
 
 pub fn router() -> Router<AppState> {

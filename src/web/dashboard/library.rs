@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::page_headers;
 use super::session::PageSession;
-use crate::app::AppState;
 use crate::domain::AttachmentId;
 use crate::flows::library;
+use crate::state::AppState;
 use crate::web::api::media::{export_zip, LibraryQuery};
 use crate::web::api::views::{self, AttachmentView};
 use crate::web::csrf::CsrfForm;
@@ -131,7 +131,7 @@ async fn page(State(state): State<AppState>, session: PageSession, Query(q): Que
         Err(ApiError::BadRequest(msg)) => (Vec::new(), None, Some(msg)),
         Err(e) => return e.into_response(),
     };
-    let members = match crate::flows::inbox::list(&state, church, None, None, MEMBERS_IN_FILTER).await {
+    let members = match crate::flows::inbox::list(&state.inbox(), church, None, None, MEMBERS_IN_FILTER).await {
         Ok(list) => list
             .items
             .iter()
@@ -171,8 +171,8 @@ async fn load_tiles(
     q: &LibraryQuery,
 ) -> Result<(Vec<Tile>, Option<String>), ApiError> {
     let limit = crate::web::api::page_limit(Some(q.limit.unwrap_or(PAGE)))?;
-    let page = library::list(state, church, &q.filter(), q.cursor.as_deref(), limit).await?;
-    let members = library::member_labels(state, church, &page.items).await?;
+    let page = library::list(&state.library(), church, &q.filter(), q.cursor.as_deref(), limit).await?;
+    let members = library::member_labels(&state.library(), church, &page.items).await?;
     let tiles = page
         .items
         .iter()

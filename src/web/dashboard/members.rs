@@ -9,9 +9,9 @@ use axum::Router;
 
 use super::pages::PageError;
 use super::session::PageSession;
-use crate::app::AppState;
 use crate::domain::ConversationId;
 use crate::flows::{inbox, members};
+use crate::state::AppState;
 use crate::web::csrf::{CsrfForm, NoFields};
 use crate::web::error::ApiError;
 
@@ -27,7 +27,10 @@ async fn erase(
     CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let conversation = inbox::conversation(&state, session.leader.church, id, false).await.map_err(ApiError::from)?;
-    members::erase(&state, &session.leader.actor(), conversation.row.member_id).await.map_err(ApiError::from)?;
+    let conversation =
+        inbox::conversation(&state.inbox(), session.leader.church, id, false).await.map_err(ApiError::from)?;
+    members::erase(&state.members(), &session.leader.actor(), conversation.row.member_id)
+        .await
+        .map_err(ApiError::from)?;
     Ok(Redirect::to("/inbox").into_response())
 }

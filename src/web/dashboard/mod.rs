@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue};
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub mod assets;
 pub mod events;

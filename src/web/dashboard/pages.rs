@@ -12,12 +12,12 @@ use serde::Deserialize;
 
 use super::page_headers;
 use super::session::PageSession;
-use crate::app::AppState;
 use crate::domain::ClientAddr;
 use crate::domain::{ConversationId, MessageId};
 use crate::flows::accounts;
 use crate::flows::inbox;
 use crate::media::mime::ALLOWED;
+use crate::state::AppState;
 use crate::web::api::auth::session_cookie;
 use crate::web::api::views::{self, ConversationView, MessageView};
 use crate::web::auth::{cookie, SESSION_COOKIE};
@@ -81,7 +81,7 @@ impl IntoResponse for PageError {
 type PageResult = Result<Response, PageError>;
 
 async fn root(State(state): State<AppState>) -> PageResult {
-    if !accounts::is_set_up(&state).await.map_err(ApiError::from)? {
+    if !accounts::is_set_up(&state.accounts()).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/setup").into_response());
     }
     Ok(Redirect::to("/inbox").into_response())
@@ -116,7 +116,7 @@ pub struct SetupForm {
 }
 
 async fn setup_form(State(state): State<AppState>) -> PageResult {
-    if accounts::is_set_up(&state).await.map_err(ApiError::from)? {
+    if accounts::is_set_up(&state.accounts()).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/login").into_response());
     }
     let page = SetupPage {
@@ -130,7 +130,7 @@ async fn setup_form(State(state): State<AppState>) -> PageResult {
 }
 
 async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<SetupForm>) -> PageResult {
-    if accounts::is_set_up(&state).await.map_err(ApiError::from)? {
+    if accounts::is_set_up(&state.accounts()).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/login").into_response());
     }
     let setup = accounts::Setup {
@@ -141,7 +141,7 @@ async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form
         password: &form.password,
         password_confirm: &form.password_confirm,
     };
-    match accounts::setup(&state, setup, addr).await {
+    match accounts::setup(&state.accounts(), setup, addr).await {
         Ok(Some(signed_in)) => signed_in_page(&state, &signed_in.token),
         // Another request finished setup first.
         Ok(None) => Ok(Redirect::to("/login").into_response()),
@@ -187,14 +187,14 @@ pub struct LoginForm {
 }
 
 async fn login_form(State(state): State<AppState>) -> PageResult {
-    if !accounts::is_set_up(&state).await.map_err(ApiError::from)? {
+    if !accounts::is_set_up(&state.accounts()).await.map_err(ApiError::from)? {
         return Ok(Redirect::to("/setup").into_response());
     }
     Ok((page_headers(&state), LoginPage { error: None, email: String::new() }).into_response())
 }
 
 async fn login(State(state): State<AppState>, addr: ClientAddr, Form(form): Form<LoginForm>) -> PageResult {
-    let error = match accounts::login(&state, &form.email, &form.password, addr).await {
+    let error = match accounts::login(&state.accounts(), &form.email, &form.password, addr).await {
         Ok(signed_in) => return signed_in_page(&state, &signed_in.token),
         Err(e) => ApiError::from(e),
     };
@@ -216,7 +216,7 @@ async fn logout(
 ) -> PageResult {
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
         // The token is refused from now on, not only forgotten by this browser.
-        accounts::logout_token(&state, &token, addr).await.map_err(ApiError::from)?;
+        accounts::logout_token(&state.accounts(), &token, addr).await.map_err(ApiError::from)?;
     }
     let mut res = Redirect::to("/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
@@ -287,9 +287,9 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
     let church = session.leader.church;
     let thread = match selected {
         Some(id) => {
-            let t = inbox::thread(state, church, id, None, THREAD_PAGE).await.map_err(ApiError::from)?;
+            let t = inbox::thread(&state.inbox(), church, id, None, THREAD_PAGE).await.map_err(ApiError::from)?;
             // Opening a thread marks it read for the church.
-            inbox::mark_read(state, church, id).await.map_err(ApiError::from)?;
+            inbox::mark_read(&state.inbox(), church, id).await.map_err(ApiError::from)?;
             Some(ThreadView {
                 conversation: views::conversation(&t.conversation),
                 messages: t.messages.iter().map(views::thread_message).collect(),
@@ -298,7 +298,7 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
         }
         None => None,
     };
-    let list = inbox::list(state, church, None, None, LIST_PAGE).await.map_err(ApiError::from)?;
+    let list = inbox::list(&state.inbox(), church, None, None, LIST_PAGE).await.map_err(ApiError::from)?;
     let page = InboxPage {
         church_name: session.church_name,
         email: session.leader.email,
@@ -352,7 +352,7 @@ async fn list_fragment(
     session: PageSession,
     Query(q): Query<ListFragmentQuery>,
 ) -> PageResult {
-    let list = inbox::list(&state, session.leader.church, q.cursor.as_deref(), q.q.as_deref(), LIST_PAGE)
+    let list = inbox::list(&state.inbox(), session.leader.church, q.cursor.as_deref(), q.q.as_deref(), LIST_PAGE)
         .await
         .map_err(ApiError::from)?;
     let conversations = list.items.iter().map(views::conversation_row).collect();
@@ -378,7 +378,7 @@ async fn messages_fragment(
     Query(q): Query<MessagesQuery>,
 ) -> PageResult {
     let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let t = inbox::thread(&state, session.leader.church, id, q.before.as_deref(), THREAD_PAGE)
+    let t = inbox::thread(&state.inbox(), session.leader.church, id, q.before.as_deref(), THREAD_PAGE)
         .await
         .map_err(ApiError::from)?;
     let messages = t.messages.iter().map(views::thread_message).collect();
@@ -392,6 +392,6 @@ async fn message_fragment(
 ) -> PageResult {
     let id: ConversationId = id.parse().map_err(|_| ApiError::NotFound)?;
     let message: MessageId = message.parse().map_err(|_| ApiError::NotFound)?;
-    let m = inbox::message(&state, session.leader.church, id, message).await.map_err(ApiError::from)?;
+    let m = inbox::message(&state.inbox(), session.leader.church, id, message).await.map_err(ApiError::from)?;
     Ok(MessagesFragment { messages: vec![views::thread_message(&m)], older: None }.into_response())
 }

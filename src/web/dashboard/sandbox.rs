@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 use super::page_headers;
 use super::pages::PageError;
-use crate::app::AppState;
 use crate::domain::AttachmentId;
 use crate::flows::sandbox;
 use crate::media::ingest::format_size;
+use crate::state::AppState;
 use crate::web::api::views::{self, MessageView};
 use crate::web::error::{ApiError, ApiResult};
 
@@ -39,7 +39,7 @@ struct SandboxPage {
 }
 
 async fn page(State(state): State<AppState>) -> Result<Response, PageError> {
-    let churches = sandbox::churches(&state).await.map_err(ApiError::from)?;
+    let churches = sandbox::churches(&state.sandbox()).await.map_err(ApiError::from)?;
     let page = SandboxPage {
         churches,
         accept: super::pages::accept_list(),
@@ -64,8 +64,11 @@ struct ThreadFragment {
 }
 
 async fn thread(State(state): State<AppState>, Query(who): Query<Who>) -> Result<Response, PageError> {
-    let messages = match sandbox::conversation_of(&state, &who.phone, &who.church).await.map_err(ApiError::from)? {
-        Some((church, conversation)) => crate::flows::inbox::thread(&state, church, conversation, None, 100)
+    let messages = match sandbox::conversation_of(&state.sandbox(), &who.phone, &who.church)
+        .await
+        .map_err(ApiError::from)?
+    {
+        Some((church, conversation)) => crate::flows::inbox::thread(&state.inbox(), church, conversation, None, 100)
             .await
             .map_err(ApiError::from)?
             .messages
@@ -79,15 +82,16 @@ async fn thread(State(state): State<AppState>, Query(who): Query<Who>) -> Result
 
 /// The member opens a file the church sent.
 async fn media(State(state): State<AppState>, Path(id): Path<String>, Query(who): Query<Who>) -> ApiResult<Response> {
-    sandbox::available(&state)?;
+    sandbox::available(&state.sandbox())?;
     let id: AttachmentId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let url = sandbox::open_file(&state, &who.phone, &who.church, id).await?;
+    let url = sandbox::open_file(&state.sandbox(), &who.phone, &who.church, id).await?;
     crate::web::api::media::redirect(&url)
 }
 
 /// The simulated phone sends a message: text and any number of files.
 async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiResult<Response> {
-    let mut outgoing = sandbox::Outgoing::new(&state)?;
+    let deps = state.sandbox();
+    let mut outgoing = sandbox::Outgoing::new(&deps)?;
     let mut phone = String::new();
     let mut church = String::new();
     let mut text = String::new();
@@ -105,12 +109,12 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
                 let name = field.file_name().unwrap_or("file").to_owned();
                 let declared = field.content_type().map(str::to_owned);
                 let body = field.map_err(|e| e.to_string()).boxed();
-                outgoing.attach(&state, &name, declared, body).await?;
+                outgoing.attach(&deps, &name, declared, body).await?;
             }
             _ => {}
         }
     }
-    let files = outgoing.send(&state, &phone, &church, &text).await?;
+    let files = outgoing.send(&deps, &phone, &church, &text).await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({"success": true, "data": {"files": files}})))
         .into_response())
 }

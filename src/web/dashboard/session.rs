@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::web::auth::{authenticate, Carrier, Leader};
 
 /// The leader behind a page request, with what the page needs to make further requests.
@@ -22,7 +22,7 @@ impl FromRequestParts<AppState> for PageSession {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let to_login = || Redirect::to("/login").into_response();
         let Ok((leader, token)) = authenticate(parts, state, Carrier::Cookie).await else { return Err(to_login()) };
-        let Ok(Some(church_name)) = crate::flows::accounts::church_name(state, leader.church).await else {
+        let Ok(Some(church_name)) = crate::flows::accounts::church_name(&state.accounts(), leader.church).await else {
             return Err(to_login());
         };
         Ok(PageSession { leader, church_name, csrf: crate::web::csrf::token(state, &token) })
