@@ -41,6 +41,51 @@ pub struct AttachmentRow {
     pub preview_state: Option<PreviewState>,
 }
 
+impl AttachmentRow {
+    /// A new file of a message, known so far only by its place and name: pending, nothing
+    /// declared, stored or derived yet. Callers fill in what they know with `..`.
+    pub fn new(
+        church: ChurchId,
+        conversation: ConversationId,
+        message: MessageId,
+        position: i32,
+        name: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: AttachmentId::new(),
+            church_id: church,
+            conversation_id: conversation,
+            message_id: message,
+            position,
+            status: AttachmentStatus::Pending,
+            source_url: None,
+            declared_type: None,
+            declared_size: None,
+            declared_sha256: None,
+            media_type: None,
+            mime_type: None,
+            name,
+            storage_key: None,
+            size_bytes: None,
+            width: None,
+            height: None,
+            duration_seconds: None,
+            sha256: None,
+            failure_reason: None,
+            keep: false,
+            created_at: now,
+            stored_at: None,
+            deleted_at: None,
+            link_token: None,
+            preview_small_key: None,
+            preview_large_key: None,
+            preview_large_bytes: None,
+            preview_state: None,
+        }
+    }
+}
+
 const INSERTED: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
                         declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
                         height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, \

@@ -33,6 +33,42 @@ pub struct MessageRow {
     pub send_preview: bool,
 }
 
+impl MessageRow {
+    /// A new message of a conversation: no keyword, no delivery or sending state yet. Callers
+    /// fill in what they know with `..`.
+    pub fn new(
+        church: ChurchId,
+        conversation: ConversationId,
+        member: MemberId,
+        direction: Direction,
+        content: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: MessageId::new(),
+            church_id: church,
+            conversation_id: conversation,
+            member_id: member,
+            leader_id: None,
+            direction,
+            content,
+            keyword: None,
+            likely_opt_out: false,
+            delivery_status: None,
+            failure_reason: None,
+            provider_message_id: None,
+            cc_ciphertext: None,
+            created_at: now,
+            updated_at: now,
+            send_state: None,
+            send_started_at: None,
+            provider_status: None,
+            send_mode: None,
+            send_preview: false,
+        }
+    }
+}
+
 const COLUMNS: &str =
     "id, church_id, conversation_id, member_id, leader_id, direction, content, keyword, likely_opt_out, \
                        delivery_status, failure_reason, provider_message_id, cc_ciphertext, created_at, updated_at, \

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::crypto::phone::PhoneCrypto;
 use crate::db;
 use crate::db::Db;
-use crate::domain::{AttachmentId, AttachmentStatus, ConversationId, Direction, MessageId, Phone};
+use crate::domain::{ConversationId, Direction, MessageId, Phone};
 use crate::jobs::JobsHandle;
 use crate::jobs::{self, NewJob};
 use crate::live::Live;
@@ -122,7 +122,6 @@ pub async fn record(deps: &Deps<'_>, msg: InboundMessage) -> Result<Outcome, Inb
         _ => {}
     }
 
-    let message_id = MessageId::new();
     let cc_ciphertext = if msg.cc.is_empty() {
         None
     } else {
@@ -130,78 +129,43 @@ pub async fn record(deps: &Deps<'_>, msg: InboundMessage) -> Result<Outcome, Inb
         let joined = Phone::from_trusted(list.join(","));
         Some(deps.phone.encrypt(&joined)?)
     };
-    db::messages::insert(
-        c,
-        &db::messages::MessageRow {
-            id: message_id,
-            church_id: church.id,
-            conversation_id: conversation.id,
-            member_id: member.id,
-            leader_id: None,
-            direction: Direction::Inbound,
-            content: msg.text.clone(),
-            keyword: keyword.map(|k| k.as_str().to_owned()),
-            likely_opt_out: keyword.is_none() && keywords::likely_opt_out(&msg.text),
-            delivery_status: None,
-            failure_reason: None,
-            provider_message_id: None,
-            cc_ciphertext,
-            created_at: now,
-            updated_at: now,
-            send_state: None,
-            send_started_at: None,
-            provider_status: None,
-            send_mode: None,
-            send_preview: false,
-        },
-    )
-    .await?;
+    let message = db::messages::MessageRow {
+        keyword: keyword.map(|k| k.as_str().to_owned()),
+        likely_opt_out: keyword.is_none() && keywords::likely_opt_out(&msg.text),
+        cc_ciphertext,
+        ..db::messages::MessageRow::new(
+            church.id,
+            conversation.id,
+            member.id,
+            Direction::Inbound,
+            msg.text.clone(),
+            now,
+        )
+    };
+    let message_id = message.id;
+    db::messages::insert(c, &message).await?;
 
     let files: Vec<&AnnouncedFile> = msg.files.iter().take(MAX_FILES).collect();
     if msg.files.len() > MAX_FILES {
         tracing::warn!(count = msg.files.len(), kept = MAX_FILES, "message announced too many files");
     }
     for (position, file) in files.iter().enumerate() {
-        let id = AttachmentId::new();
         let declared_type = file.declared_type.as_deref().map(normalise_type);
-        db::attachments::insert(
-            c,
-            &db::attachments::AttachmentRow {
-                id,
-                church_id: church.id,
-                conversation_id: conversation.id,
-                message_id,
-                position: i32::try_from(position).unwrap_or(i32::MAX),
-                status: AttachmentStatus::Pending,
-                source_url: Some(file.url.clone()),
-                declared_type: declared_type.clone(),
-                declared_size: file.declared_size.and_then(|s| i64::try_from(s).ok()),
-                declared_sha256: file.declared_sha256.clone(),
-                media_type: declared_type.as_deref().and_then(crate::media::mime::kind_of),
-                mime_type: None,
-                name: match &file.name {
-                    Some(n) => names::display_name(n),
-                    None => names::inbound_name(&file.url, declared_type.as_deref(), position),
-                },
-                storage_key: None,
-                size_bytes: None,
-                width: None,
-                height: None,
-                duration_seconds: None,
-                sha256: None,
-                failure_reason: None,
-                keep: false,
-                created_at: now,
-                stored_at: None,
-                deleted_at: None,
-                link_token: None,
-                preview_small_key: None,
-                preview_large_key: None,
-                preview_large_bytes: None,
-                preview_state: None,
-            },
-        )
-        .await?;
+        let name = match &file.name {
+            Some(n) => names::display_name(n),
+            None => names::inbound_name(&file.url, declared_type.as_deref(), position),
+        };
+        let position = i32::try_from(position).unwrap_or(i32::MAX);
+        let row = db::attachments::AttachmentRow {
+            source_url: Some(file.url.clone()),
+            media_type: declared_type.as_deref().and_then(crate::media::mime::kind_of),
+            declared_type,
+            declared_size: file.declared_size.and_then(|s| i64::try_from(s).ok()),
+            declared_sha256: file.declared_sha256.clone(),
+            ..db::attachments::AttachmentRow::new(church.id, conversation.id, message_id, position, name, now)
+        };
+        let id = row.id;
+        db::attachments::insert(c, &row).await?;
         jobs::enqueue(
             c,
             NewJob {

@@ -219,8 +219,40 @@ pub async fn export(deps: &Deps<'_>, actor: &Actor, selection: Selection<'_>) ->
     audit::record(c, audit::Entry::by(actor, "media.export").detail(serde_json::json!({ "files": ids }))).await?;
     Ok(Export {
         file_name: format!("koinonia-media-{}.zip", crate::clock::now().format("%Y-%m-%d")),
-        entries: crate::media::export::entries(&files, &member_of),
+        entries: zip_entries(&files, &member_of),
     })
+}
+
+/// Names entries `{YYYY-MM-DD} {member}/{name}`, keeping them unique.
+fn zip_entries(files: &[AttachmentRow], member_of: &HashMap<ConversationId, String>) -> Vec<Entry> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    files
+        .iter()
+        .filter_map(|a| {
+            let key = a.storage_key.clone()?;
+            let folder = format!(
+                "{} {}",
+                a.created_at.format("%Y-%m-%d"),
+                member_of.get(&a.conversation_id).map_or("member", String::as_str)
+            );
+            let base = format!(
+                "{}/{}",
+                crate::media::names::safe_name(&folder).replace('_', " "),
+                crate::media::names::display_name(&a.name)
+            );
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            let path = if *n == 1 {
+                base
+            } else {
+                match base.rsplit_once('.') {
+                    Some((stem, ext)) if !stem.ends_with('/') => format!("{stem} ({n}).{ext}"),
+                    _ => format!("{base} ({n})"),
+                }
+            };
+            Some(Entry { key, path })
+        })
+        .collect()
 }
 
 /// A fresh, short-lived URL of a stored original for a leader (`MEDIA_VIEW_TTL_SECONDS`); the

@@ -229,8 +229,21 @@ pub async fn reply(
     let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
     check_member(&member, reply.force)?;
     let phone = deps.phone.decrypt(&member.phone_ciphertext)?;
-    let recorded =
-        record(deps, c, actor, conversation, member.id, &phone, content, reply.upload, reply.large_image, now).await?;
+    let recorded = record(
+        deps,
+        c,
+        actor,
+        Draft {
+            conversation,
+            member: member.id,
+            phone: &phone,
+            content,
+            upload: reply.upload,
+            large_image: reply.large_image,
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     deps.jobs.wake();
     announce(deps.live, &recorded.message).await;
@@ -251,8 +264,21 @@ pub async fn start_conversation(
     let (member, conversation) =
         crate::flows::contacts::member_and_conversation(c, deps.phone, actor.church, phone, now).await?;
     check_member(&member, false)?;
-    let recorded =
-        record(deps, c, actor, conversation.id, member.id, phone, content, None, LargeImage::Preview, now).await?;
+    let recorded = record(
+        deps,
+        c,
+        actor,
+        Draft {
+            conversation: conversation.id,
+            member: member.id,
+            phone,
+            content,
+            upload: None,
+            large_image: LargeImage::Preview,
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     deps.jobs.wake();
     announce(deps.live, &recorded.message).await;
@@ -313,75 +339,51 @@ fn choose_mode(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A reply about to be recorded: to whom, what, and how a large photo travels.
+struct Draft<'p> {
+    conversation: ConversationId,
+    member: MemberId,
+    phone: &'p Phone,
+    content: String,
+    upload: Option<Upload>,
+    large_image: LargeImage,
+}
+
+/// Writes the reply, its file and its send job (inside the caller's transaction).
 async fn record(
     deps: &Deps<'_>,
     c: &mut Conn<'_>,
     actor: &Actor,
-    conversation: ConversationId,
-    member: MemberId,
-    phone: &Phone,
-    content: String,
-    upload: Option<Upload>,
-    large_image: LargeImage,
+    draft: Draft<'_>,
     now: DateTime<Utc>,
 ) -> Result<Recorded, ReplyError> {
+    let Draft { conversation, member, phone, content, upload, large_image } = draft;
     let mode = choose_mode(deps, phone, &content, upload.as_ref(), large_image)?;
     let message = db::messages::MessageRow {
-        id: MessageId::new(),
-        church_id: actor.church,
-        conversation_id: conversation,
-        member_id: member,
         leader_id: actor.leader_id(),
-        direction: Direction::Outbound,
-        content,
-        keyword: None,
-        likely_opt_out: false,
         delivery_status: Some(if mode == SendMode::Link { DeliveryStatus::LinkSent } else { DeliveryStatus::Queued }),
-        failure_reason: None,
-        provider_message_id: None,
-        cc_ciphertext: None,
-        created_at: now,
-        updated_at: now,
         send_state: Some(SendState::Pending),
-        send_started_at: None,
-        provider_status: None,
         send_mode: Some(mode.stored().to_owned()),
         send_preview: mode == SendMode::PreviewLink,
+        ..db::messages::MessageRow::new(actor.church, conversation, member, Direction::Outbound, content, now)
     };
     db::messages::insert(c, &message).await?;
     let mut attachments = Vec::new();
     if let Some(u) = upload {
         let row = db::attachments::AttachmentRow {
             id: u.attachment_id,
-            church_id: actor.church,
-            conversation_id: conversation,
-            message_id: message.id,
-            position: 0,
             status: AttachmentStatus::Stored,
-            source_url: None,
-            declared_type: None,
-            declared_size: None,
-            declared_sha256: None,
             media_type: Some(u.media_type),
             mime_type: Some(u.mime_type),
-            name: u.name,
             storage_key: Some(u.key),
             size_bytes: Some(i64::try_from(u.ingested_size).unwrap_or(i64::MAX)),
             width: u.width,
             height: u.height,
             duration_seconds: u.duration_seconds,
             sha256: Some(u.sha256),
-            failure_reason: None,
-            keep: false,
-            created_at: now,
             stored_at: Some(now),
-            deleted_at: None,
             link_token: matches!(mode, SendMode::Link | SendMode::PreviewLink).then(link_token).transpose()?,
-            preview_small_key: None,
-            preview_large_key: None,
-            preview_large_bytes: None,
-            preview_state: None,
+            ..db::attachments::AttachmentRow::new(actor.church, conversation, message.id, 0, u.name, now)
         };
         db::attachments::insert(c, &row).await?;
         if let Some(kind) = row.media_type {

@@ -3,8 +3,6 @@
 //! stays flat whatever the total size. Entries are stored, not compressed (media is compressed
 //! already), and named `{date} {member}/{file name}`.
 
-use std::collections::HashMap;
-
 use async_zip::tokio::write::ZipFileWriter;
 use async_zip::{Compression, ZipEntryBuilder};
 use bytes::Bytes;
@@ -12,7 +10,6 @@ use futures::{AsyncWriteExt, Stream, StreamExt};
 use tokio_util::io::ReaderStream;
 
 use super::store::MediaStore;
-use crate::db::attachments::AttachmentRow;
 
 /// Bytes buffered between the archive writer and the response.
 const PIPE: usize = 256 * 1024;
@@ -22,38 +19,6 @@ const PIPE: usize = 256 * 1024;
 pub struct Entry {
     pub key: String,
     pub path: String,
-}
-
-/// Names entries `{YYYY-MM-DD} {member}/{name}`, keeping them unique.
-pub fn entries(files: &[AttachmentRow], member_of: &HashMap<crate::domain::ConversationId, String>) -> Vec<Entry> {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    files
-        .iter()
-        .filter_map(|a| {
-            let key = a.storage_key.clone()?;
-            let folder = format!(
-                "{} {}",
-                a.created_at.format("%Y-%m-%d"),
-                member_of.get(&a.conversation_id).map_or("member", String::as_str)
-            );
-            let base = format!(
-                "{}/{}",
-                super::names::safe_name(&folder).replace('_', " "),
-                super::names::display_name(&a.name)
-            );
-            let n = seen.entry(base.clone()).or_insert(0);
-            *n += 1;
-            let path = if *n == 1 {
-                base
-            } else {
-                match base.rsplit_once('.') {
-                    Some((stem, ext)) if !stem.ends_with('/') => format!("{stem} ({n}).{ext}"),
-                    _ => format!("{base} ({n})"),
-                }
-            };
-            Some(Entry { key, path })
-        })
-        .collect()
 }
 
 /// A small file made in memory (a JSON document, a transcript), put in the archive as is.
