@@ -2,8 +2,9 @@
 //!
 //! Members text words and files to their church's number; leaders answer from a web dashboard;
 //! every file is kept at full quality. The README's "How the code is laid out" says how
-//! the modules fit: webhooks land in `web::api::webhooks`, become facts in `inbound`, files are
-//! fetched by `jobs` workers through `media::{fetch, ingest, store}`.
+//! the modules fit: webhooks arrive at `web::api::webhooks` and become facts in
+//! `flows::webhooks` and `flows::inbound`; files are fetched by `jobs` workers running
+//! `flows::files` over `media::{fetch, ingest, store}`.
 
 pub mod app;
 pub mod carrier;
