@@ -7,19 +7,19 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use axum::body::Body;
-use axum::routing::get;
-use axum::Router;
 use sha2::Digest;
 
 use crate::domain::Phone;
 use crate::flows::inbound::{self, AnnouncedFile, InboundMessage, Outcome};
 use crate::state::AppState;
 use crate::{db, Config};
+use stand_in::Arrivals;
+
+mod stand_in;
 
 /// What one run measured.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub async fn ingest(size_mb: u64, work_dir: &Path) -> anyhow::Result<IngestRepor
     vars.insert("MAX_MEDIA_SIZE_BYTES".to_owned(), (size + (1 << 20)).to_string());
     let config = Config::from_vars(&vars)?;
     let state = AppState::build(config).await?;
-    let url = serve_file(source.clone()).await?;
+    let url = stand_in::media_host(source.clone()).await?;
     let attachment = announce(&state, &url).await?;
 
     let rss_before_kib = reset_peak_rss();
@@ -155,33 +155,6 @@ fn copy_and_hash(from: &Path, to: &Path) -> anyhow::Result<String> {
         output.write_all(&buf[..n])?;
     }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Serves one file on 127.0.0.1 (a stand-in for the carrier's media CDN); returns its URL.
-async fn serve_file(path: PathBuf) -> anyhow::Result<String> {
-    let len = std::fs::metadata(&path)?.len();
-    let app = Router::new().route(
-        "/media/source.wav",
-        get(move || {
-            let path = path.clone();
-            async move {
-                match tokio::fs::File::open(&path).await {
-                    Ok(f) => axum::response::Response::builder()
-                        .header("content-type", "audio/wav")
-                        .header("content-length", len)
-                        .body(Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10)))
-                        .unwrap_or_default(),
-                    Err(_) => axum::response::Response::default(),
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}/media/source.wav"))
 }
 
 /// Records an inbound MMS announcing the file, as a webhook would; returns the attachment.
@@ -272,35 +245,6 @@ impl OutboundReport {
     }
 }
 
-type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
-
-/// A stand-in for Telnyx's `POST /messages`, recording when each koinonia message arrived.
-async fn stand_in_telnyx(arrivals: Arrivals) -> anyhow::Result<String> {
-    let app = Router::new().route(
-        "/v2/messages",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let arrivals = arrivals.clone();
-            async move {
-                let now = Instant::now();
-                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let m = v["webhook_url"].as_str().and_then(|u| u.rsplit_once("m=")).map(|(_, m)| m.to_owned());
-                if let (Some(m), Ok(mut a)) = (m, arrivals.lock()) {
-                    a.push((m, now));
-                }
-                axum::Json(
-                    serde_json::json!({"data": {"id": uuid::Uuid::new_v4().to_string(), "to": [{"status": "queued"}]}}),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}/v2"))
-}
-
 async fn wait_for_arrivals(arrivals: &Arrivals, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -324,7 +268,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     let dir =
         tempfile::Builder::new().prefix("koinonia-bench-").tempdir_in(work_dir).context("creating a work folder")?;
     let arrivals: Arrivals = Default::default();
-    let telnyx = stand_in_telnyx(arrivals.clone()).await?;
+    let telnyx = stand_in::telnyx(arrivals.clone()).await?;
 
     // Baseline: the same requests straight from an HTTP client, as many at a time as workers.
     let concurrency = crate::config::WorkerTuning::default().concurrency;
