@@ -169,7 +169,7 @@ pub async fn for_messages(
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub storage_key: String,
-    pub media_type: String,
+    pub media_type: MediaKind,
     pub mime_type: String,
     pub name: String,
     pub size_bytes: i64,
@@ -341,7 +341,7 @@ pub async fn set_preview_state(c: &mut Conn<'_>, id: AttachmentId, state: Previe
 /// Filters of the media library (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct LibraryFilter {
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaKind>,
     pub from: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub conversation: Option<ConversationId>,

@@ -241,7 +241,9 @@ pub async fn apply_delivery_report(
              provider_message_id = COALESCE(provider_message_id, $2),
              provider_status = $3,
              send_state = CASE WHEN send_state IN ('in_flight', 'pending') THEN 'accepted' ELSE send_state END,
-             failure_reason = CASE WHEN $4 IS NOT NULL AND {RANK} < $5 AND $4 = 'failed' THEN $6 ELSE failure_reason END,
+             failure_reason = CASE WHEN $4 IS NOT NULL AND {RANK} < $5
+                                   THEN CASE WHEN $4 = 'failed' THEN $6 ELSE NULL END
+                                   ELSE failure_reason END,
              delivery_status = CASE WHEN $4 IS NOT NULL AND {RANK} < $5 THEN $4 ELSE delivery_status END,
              updated_at = $7
          WHERE id = $1 AND direction = 'outbound'"

@@ -126,7 +126,7 @@ pub async fn fetch(deps: &Deps<'_>, id: AttachmentId, attempt: i32) -> Result<()
     };
     let stored = db::attachments::Stored {
         storage_key: key,
-        media_type: kind.as_str().to_owned(),
+        media_type: kind,
         mime_type: mime.to_owned(),
         name: ingest::with_extension(&row.name, mime),
         size_bytes: i64::try_from(ingested.bytes).unwrap_or(i64::MAX),

@@ -70,8 +70,10 @@ impl FilterInput<'_> {
     /// The filter the database reads; 400-worthy sentences for what is not acceptable.
     pub fn parse(&self) -> Result<LibraryFilter, LibraryError> {
         let media_type = match self.kind.filter(|k| !k.is_empty()) {
-            Some(k) if MediaKind::parse(k).is_some() => Some(k.to_owned()),
-            Some(_) => return Err(LibraryError::Invalid("type must be image, video, audio or document".into())),
+            Some(k) => Some(
+                MediaKind::parse(k)
+                    .ok_or_else(|| LibraryError::Invalid("type must be image, video, audio or document".into()))?,
+            ),
             None => None,
         };
         Ok(LibraryFilter {

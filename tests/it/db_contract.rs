@@ -198,7 +198,7 @@ async fn story(db: Db) {
     db::attachments::note_problem(c, att.id, "HTTP 404").await.expect("note");
     let stored = db::attachments::Stored {
         storage_key: "k".into(),
-        media_type: "image".into(),
+        media_type: MediaKind::Image,
         mime_type: "image/jpeg".into(),
         name: "y.jpg".into(),
         size_bytes: 10,
@@ -699,12 +699,15 @@ async fn story_more(db: Db) {
     let m = db::messages::get_for_job(c, o2.id).await.expect("get").expect("some");
     assert_eq!((m.delivery_status, m.failure_reason.as_deref()), (Some(DeliveryStatus::Failed), Some("blocked")));
 
-    // An interrupted send (still in flight) is reconciled by its report.
+    // An interrupted send (still in flight) is reconciled by its report; the problem of an
+    // earlier attempt ("will retry") goes once the message moves on.
+    assert!(db::messages::back_to_pending(c, o3.id, "connect timeout; will retry", ago(445)).await.expect("back"));
+    assert!(db::messages::mark_in_flight(c, o3.id, ago(444)).await.expect("in flight again"));
     assert!(report(c, o3.id, "more-prov-3", "delivered", Some(DeliveryStatus::Delivered), None).await);
     let m = db::messages::find_by_provider_id(c, "more-prov-3").await.expect("find").expect("reconciled");
     assert_eq!(
-        (m.id, m.send_state, m.delivery_status),
-        (o3.id, Some(SendState::Accepted), Some(DeliveryStatus::Delivered))
+        (m.id, m.send_state, m.delivery_status, m.failure_reason),
+        (o3.id, Some(SendState::Accepted), Some(DeliveryStatus::Delivered), None)
     );
 
     // A send that fails: from pending or in flight, once, and then nothing else moves it.
@@ -844,7 +847,7 @@ async fn story_more(db: Db) {
     assert_eq!(library(c, hope.id, all_of(), None, 10).await, vec![b0.id, a3.id, a2.id, a1.id], "stored only");
     assert_eq!(library(c, zion.id, all_of(), None, 10).await, vec![z0.id]);
     assert!(library(c, ChurchId::new(), all_of(), None, 10).await.is_empty());
-    let kind = |k: &str| db::attachments::LibraryFilter { media_type: Some(k.into()), ..all_of() };
+    let kind = |k: &str| db::attachments::LibraryFilter { media_type: MediaKind::parse(k), ..all_of() };
     assert_eq!(library(c, hope.id, kind("video"), None, 10).await, vec![a1.id]);
     assert_eq!(library(c, hope.id, kind("image"), None, 10).await, vec![b0.id, a3.id, a2.id]);
     assert!(library(c, hope.id, kind("document"), None, 10).await.is_empty(), "a4 is pending");
@@ -861,7 +864,7 @@ async fn story_more(db: Db) {
     assert_eq!(library(c, hope.id, of_member(bob.id), None, 10).await, vec![b0.id]);
     assert!(library(c, hope.id, of_member(zed.id), None, 10).await.is_empty(), "Zion's member");
     let images_of_anna =
-        db::attachments::LibraryFilter { media_type: Some("image".into()), member: Some(anna.id), ..all_of() };
+        db::attachments::LibraryFilter { media_type: Some(MediaKind::Image), member: Some(anna.id), ..all_of() };
     assert_eq!(library(c, hope.id, images_of_anna, None, 10).await, vec![a3.id, a2.id]);
     assert_eq!(library(c, hope.id, all_of(), None, 2).await, vec![b0.id, a3.id]);
     assert_eq!(library(c, hope.id, all_of(), Some(a3.id), 2).await, vec![a2.id, a1.id]);
