@@ -188,7 +188,7 @@ pub async fn mark_stored(c: &mut Conn<'_>, id: AttachmentId, s: &Stored, now: Da
     run!(c, |q| sqlx::query(SQL)
         .bind(id)
         .bind(&s.storage_key)
-        .bind(&s.media_type)
+        .bind(s.media_type)
         .bind(&s.mime_type)
         .bind(&s.name)
         .bind(s.size_bytes)
@@ -369,7 +369,7 @@ pub async fn library(
     );
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
         .bind(church)
-        .bind(&f.media_type)
+        .bind(f.media_type)
         .bind(f.from)
         .bind(f.until)
         .bind(f.conversation)
