@@ -25,7 +25,7 @@ use crate::domain::{
 use crate::jobs::JobsHandle;
 use crate::jobs::{self, JobError, NewJob};
 use crate::live::Live;
-use crate::media::ingest::Ingested;
+use crate::media::ingest::{IngestError, Ingested};
 use crate::media::store::MediaStore;
 use crate::sms;
 use crate::telnyx::api::{self as telnyx_api, ApiErrorDetail, SendError, SendMessage};
@@ -110,6 +110,17 @@ pub enum ReplyError {
     Contact(#[from] crate::flows::contacts::ContactError),
     #[error(transparent)]
     Enqueue(#[from] jobs::EnqueueError),
+    /// The uploaded file is over `MAX_MEDIA_SIZE_BYTES` (the limit, formatted).
+    #[error("File too large (max {0})")]
+    TooLarge(String),
+    /// The uploaded file is not one koinonia keeps.
+    #[error("{0}")]
+    Refused(String),
+    /// The upload itself broke off or was malformed.
+    #[error("invalid multipart body: {0}")]
+    Upload(String),
+    #[error("the file could not be stored: {0}")]
+    Store(crate::media::ingest::IngestError),
 }
 
 /// A file a leader uploaded, already streamed into the store.
@@ -173,6 +184,92 @@ impl LargeImage {
             _ => None,
         }
     }
+}
+
+/// A reply with a file, being received: the file streams into the store as it arrives (checked
+/// on its bytes, never buffered whole) and is deleted again on every way out but a recorded
+/// reply.
+pub struct MediaReply {
+    actor: Actor,
+    conversation: ConversationId,
+    upload: Option<Upload>,
+    stored: crate::media::store::Uncommitted,
+    checked: bool,
+}
+
+impl MediaReply {
+    pub fn new(deps: &Deps<'_>, actor: &Actor, conversation: ConversationId) -> Self {
+        Self {
+            actor: *actor,
+            conversation,
+            upload: None,
+            stored: crate::media::store::Uncommitted::new(deps.store),
+            checked: false,
+        }
+    }
+
+    /// The reply's one file, named `name` by the sender: the conversation and its member are
+    /// checked first (cheaply, before a byte is stored), then the body streams into the store.
+    pub async fn attach(
+        &mut self,
+        deps: &Deps<'_>,
+        name: Option<&str>,
+        force: bool,
+        body: futures::stream::BoxStream<'_, Result<bytes::Bytes, IngestError>>,
+    ) -> Result<(), ReplyError> {
+        use crate::media::{ingest, names};
+        if self.upload.is_some() {
+            return Err(ReplyError::Invalid("one file per reply".into()));
+        }
+        if !self.checked {
+            precheck(deps, &self.actor, self.conversation, force).await?;
+            self.checked = true;
+        }
+        let original = name.map(names::display_name).unwrap_or_else(|| "file".to_owned());
+        let attachment = AttachmentId::new();
+        let key = deps.store.key_for(self.actor.church, self.conversation, attachment, &names::safe_name(&original));
+        let max = deps.config.max_media_size_bytes;
+        let ingested = ingest::stream_into_store(deps.store, max, body, &key, &original, self.conversation, None)
+            .await
+            .map_err(|e| upload_error(deps, e))?;
+        self.stored.add(&key);
+        let name = ingest::with_extension(&original, ingested.inspection.mime_type.unwrap_or_default());
+        self.upload = Upload::from_ingested(attachment, key, name, &ingested);
+        Ok(())
+    }
+
+    /// Records the reply with its caption (see [`reply`]); the stored file stays.
+    pub async fn send(
+        mut self,
+        deps: &Deps<'_>,
+        caption: String,
+        force: bool,
+        large_image: LargeImage,
+    ) -> Result<Recorded, ReplyError> {
+        let Some(upload) = self.upload.take() else {
+            return Err(ReplyError::Invalid("a file is required (multipart field \"file\")".into()));
+        };
+        let reply_to = Reply { content: caption, upload: Some(upload), force, large_image };
+        let recorded = reply(deps, &self.actor, self.conversation, reply_to).await?;
+        self.stored.keep();
+        Ok(recorded)
+    }
+}
+
+/// What a leader reads when an upload is refused.
+fn upload_error(deps: &Deps<'_>, e: IngestError) -> ReplyError {
+    match e {
+        IngestError::TooLarge(_) | IngestError::Upload { too_large: true, .. } => too_large(deps),
+        IngestError::NotAllowed(t) => ReplyError::Refused(format!("File type {t} is not allowed")),
+        IngestError::Rejected(reason) => ReplyError::Refused(format!("File not accepted: {reason}")),
+        IngestError::Upload { message, .. } => ReplyError::Upload(message),
+        other => ReplyError::Store(other),
+    }
+}
+
+/// The reply's file is over `MAX_MEDIA_SIZE_BYTES`.
+pub fn too_large(deps: &Deps<'_>) -> ReplyError {
+    ReplyError::TooLarge(crate::media::ingest::format_size(deps.config.max_media_size_bytes))
 }
 
 /// The recorded reply.

@@ -238,6 +238,9 @@ impl From<crate::flows::outbound::ReplyError> for ApiError {
             ReplyError::NotFound => Self::NotFound,
             ReplyError::OptedOut | ReplyError::Unreachable(_) => Self::Conflict(e.to_string()),
             ReplyError::Invalid(msg) => Self::BadRequest(msg),
+            e @ ReplyError::TooLarge(_) => Self::PayloadTooLarge(e.to_string()),
+            ReplyError::Refused(msg) => Self::UnsupportedMediaType(msg),
+            e @ ReplyError::Upload(_) => Self::BadRequest(e.to_string()),
             ReplyError::Db(e) => Self::Database(e),
             other => Self::Internal(other.into()),
         }

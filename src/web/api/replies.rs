@@ -12,11 +12,10 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::views;
-use crate::domain::{AttachmentId, ConversationId, Phone};
+use crate::domain::{ConversationId, Phone};
 use crate::flows::inbox;
-use crate::flows::outbound::{self, Recorded, Reply, Upload};
-use crate::media::ingest::{self, IngestError};
-use crate::media::names;
+use crate::flows::outbound::{self, Recorded, Reply};
+use crate::media::ingest::IngestError;
 use crate::state::AppState;
 use crate::web::auth::Leader;
 use crate::web::error::{ok, ApiError, ApiResult, Envelope};
@@ -152,13 +151,6 @@ fn limit(check: Result<(), std::time::Duration>, what: &'static str) -> ApiResul
     })
 }
 
-fn too_large(state: &AppState) -> ApiError {
-    ApiError::PayloadTooLarge(format!(
-        "File too large (max {})",
-        ingest::format_size(state.config.max_media_size_bytes)
-    ))
-}
-
 /// A reply with a file, as `multipart/form-data`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -205,21 +197,19 @@ async fn reply_with_media(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     limit(state.limits.upload(leader.id), "upload")?;
+    let deps = state.outbound();
     let mut multipart = multipart?;
     // A declared length beyond the limit is refused before a byte is read.
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > state.config.max_media_size_bytes + MULTIPART_OVERHEAD) {
-        return Err(too_large(&state));
+        return Err(outbound::too_large(&deps).into());
     }
     let mut caption = String::new();
     let mut force = false;
     let mut large_image = outbound::LargeImage::default();
-    let mut upload: Option<Upload> = None;
-    // The stored file goes again on every way out but a recorded reply.
-    let mut uncommitted = crate::media::store::Uncommitted::new(&state.store);
-    let mut checked = false;
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(&state, e))? {
+    let mut reply = outbound::MediaReply::new(&deps, &leader.actor(), id);
+    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(&deps, e))? {
         match field.name().unwrap_or_default() {
             "content" => caption = read_text(field).await?,
             "force" => force = read_text(field).await?.trim() == "true",
@@ -228,43 +218,18 @@ async fn reply_with_media(
                     .ok_or_else(|| ApiError::bad_request("largeImage must be \"preview\" or \"link\""))?;
             }
             "file" => {
-                if upload.is_some() {
-                    return Err(ApiError::bad_request("one file per reply"));
-                }
-                if !checked {
-                    outbound::precheck(&state.outbound(), &leader.actor(), id, force).await?;
-                    checked = true;
-                }
-                let original = field.file_name().map(names::display_name).unwrap_or_else(|| "file".to_owned());
-                let attachment = AttachmentId::new();
-                let key = state.store.key_for(leader.church, id, attachment, &names::safe_name(&original));
-                let max = state.config.max_media_size_bytes;
+                let name = field.file_name().map(str::to_owned);
                 let body = field.map_err(upload_broke).boxed();
-                let ingested = ingest::stream_into_store(&state.store, max, body, &key, &original, id, None)
-                    .await
-                    .map_err(|e| upload_error(&state, e))?;
-                uncommitted.add(&key);
-                let name = ingest::with_extension(&original, ingested.inspection.mime_type.unwrap_or_default());
-                upload = Upload::from_ingested(attachment, key, name, &ingested);
+                reply.attach(&deps, name.as_deref(), force, body).await?;
             }
             _ => {
                 // Unknown fields are drained and ignored.
                 let mut f = field;
-                while f.chunk().await.map_err(|e| multipart_error(&state, e))?.is_some() {}
+                while f.chunk().await.map_err(|e| multipart_error(&deps, e))?.is_some() {}
             }
         }
     }
-    let Some(upload) = upload else {
-        return Err(ApiError::bad_request("a file is required (multipart field \"file\")"));
-    };
-    let recorded = outbound::reply(
-        &state.outbound(),
-        &leader.actor(),
-        id,
-        Reply { content: caption, upload: Some(upload), force, large_image },
-    )
-    .await?;
-    uncommitted.keep();
+    let recorded = reply.send(&deps, caption, force, large_image).await?;
     Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
 }
 
@@ -280,9 +245,9 @@ async fn read_text(field: axum::extract::multipart::Field<'_>) -> ApiResult<Stri
     String::from_utf8(buf).map_err(|_| ApiError::bad_request("content must be UTF-8 text"))
 }
 
-fn multipart_error(state: &AppState, e: axum::extract::multipart::MultipartError) -> ApiError {
+fn multipart_error(deps: &outbound::Deps<'_>, e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return too_large(state);
+        return outbound::too_large(deps).into();
     }
     ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
 }
@@ -290,15 +255,4 @@ fn multipart_error(state: &AppState, e: axum::extract::multipart::MultipartError
 /// A body that broke off while the file streamed, as the media pipeline reports it.
 fn upload_broke(e: axum::extract::multipart::MultipartError) -> IngestError {
     IngestError::Upload { too_large: e.status() == StatusCode::PAYLOAD_TOO_LARGE, message: e.body_text() }
-}
-
-fn upload_error(state: &AppState, e: IngestError) -> ApiError {
-    match e {
-        IngestError::TooLarge(_) => too_large(state),
-        IngestError::NotAllowed(t) => ApiError::UnsupportedMediaType(format!("File type {t} is not allowed")),
-        IngestError::Rejected(reason) => ApiError::UnsupportedMediaType(format!("File not accepted: {reason}")),
-        IngestError::Upload { too_large: true, .. } => too_large(state),
-        IngestError::Upload { message, .. } => ApiError::bad_request(format!("invalid multipart body: {message}")),
-        other => ApiError::Internal(other.into()),
-    }
 }
