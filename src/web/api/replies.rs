@@ -205,11 +205,28 @@ async fn reply_with_media(
     if declared.is_some_and(|len| len > state.config.max_media_size_bytes + MULTIPART_OVERHEAD) {
         return Err(outbound::too_large(&deps).into());
     }
+    let read = read_media_reply(&deps, &leader, id, &mut multipart).await;
+    if let Err(e) = &read {
+        if e.status().is_client_error() && e.status() != StatusCode::PAYLOAD_TOO_LARGE {
+            drain(&mut multipart, state.config.max_media_size_bytes + MULTIPART_OVERHEAD).await;
+        }
+    }
+    let recorded = read?;
+    Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
+}
+
+/// Reads the form's fields in order, streaming the file into the store, and records the reply.
+async fn read_media_reply(
+    deps: &outbound::Deps<'_>,
+    leader: &Leader,
+    id: ConversationId,
+    multipart: &mut Multipart,
+) -> ApiResult<Recorded> {
     let mut caption = String::new();
     let mut force = false;
     let mut large_image = outbound::LargeImage::default();
-    let mut reply = outbound::MediaReply::new(&deps, &leader.actor(), id);
-    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(&deps, e))? {
+    let mut reply = outbound::MediaReply::new(deps, &leader.actor(), id);
+    while let Some(field) = multipart.next_field().await.map_err(|e| multipart_error(deps, e))? {
         match field.name().unwrap_or_default() {
             "content" => caption = read_text(field).await?,
             "force" => force = read_text(field).await?.trim() == "true",
@@ -220,17 +237,33 @@ async fn reply_with_media(
             "file" => {
                 let name = field.file_name().map(str::to_owned);
                 let body = field.map_err(upload_broke).boxed();
-                reply.attach(&deps, name.as_deref(), force, body).await?;
+                reply.attach(deps, name.as_deref(), force, body).await?;
             }
             _ => {
                 // Unknown fields are drained and ignored.
                 let mut f = field;
-                while f.chunk().await.map_err(|e| multipart_error(&deps, e))?.is_some() {}
+                while f.chunk().await.map_err(|e| multipart_error(deps, e))?.is_some() {}
             }
         }
     }
-    let recorded = reply.send(&deps, caption, force, large_image).await?;
-    Ok(ok(StatusCode::CREATED, recorded_view(&recorded)))
+    Ok(reply.send(deps, caption, force, large_image).await?)
+}
+
+/// Reads what is left of a refused upload — at most `max` more bytes, for at most 30 seconds —
+/// so that a client still sending its file reads the answer rather than a reset connection.
+async fn drain(multipart: &mut Multipart, max: u64) {
+    let mut left = max;
+    let read_rest = async {
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read_rest).await;
 }
 
 async fn read_text(field: axum::extract::multipart::Field<'_>) -> ApiResult<String> {
