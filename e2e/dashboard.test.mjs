@@ -467,6 +467,71 @@ test("opening a thread shows its newest message", async () => {
   }
 });
 
+test("times show in the reader's own time zone, with the date on other days and the full time on hover", async () => {
+  // What the page should say in `timeZone` (the same rules as static/times.js).
+  const labeller = (timeZone) => {
+    const ymd = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
+    const time = new Intl.DateTimeFormat("en-US", { timeZone, hour: "numeric", minute: "2-digit" });
+    const day = new Intl.DateTimeFormat("en-US", { timeZone, month: "short", day: "numeric" });
+    const dayYear = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "short", day: "numeric" });
+    const weekday = new Intl.DateTimeFormat("en-US", { timeZone, weekday: "long" });
+    return {
+      // ICU versions word the full form differently; the weekday and year are the same in all.
+      full: (when) => [weekday.format(when), String(new Date(when).getUTCFullYear())],
+      label: (when, format) => {
+        const [d, now] = [ymd.format(when), ymd.format(new Date())];
+        const date = (d.slice(0, 4) === now.slice(0, 4) ? day : dayYear).format(when);
+        if (format === "day") return date;
+        if (d === now) return time.format(when);
+        return format === "date" ? date : `${date}, ${time.format(when)}`;
+      },
+    };
+  };
+  for (const timezoneId of ["America/Chicago", "Asia/Kolkata"]) {
+    const context = await browser.newContext({
+      ...DESKTOP,
+      baseURL: BASE_URL,
+      locale: "en-US",
+      timezoneId,
+      storageState: await leaderContext.storageState(),
+    });
+    const page = await newPage(context, `leader-${timezoneId}`);
+    try {
+      const expect = labeller(timezoneId);
+      for (const path of [`/inbox/${conversationId}`, "/library"]) {
+        await page.goto(url(path));
+        await until(page, `${path}: every time rewritten`, () =>
+          document.querySelectorAll("time[datetime]").length > 0 && !document.querySelector("time[datetime]:not([data-local])"));
+        const times = await page.evaluate(() =>
+          [...document.querySelectorAll("time[datetime]")].map((t) => ({
+            datetime: t.getAttribute("datetime"),
+            text: t.textContent,
+            title: t.title,
+            format: t.dataset.format || "",
+          })));
+        const spaces = (text) => text.replace(/\s/gu, " ");
+        for (const t of times) {
+          const when = new Date(t.datetime);
+          assert.equal(spaces(t.text), spaces(expect.label(when, t.format)), `${timezoneId} ${path}: ${t.datetime}`);
+          for (const part of expect.full(when)) {
+            assert.ok(t.title.includes(part), `${timezoneId} ${path}: the tooltip "${t.title}" lacks ${part}`);
+          }
+        }
+        if (path !== "/library") {
+          // The server's own (UTC) label is not what a reader in Chicago or India sees.
+          const first = times.find((t) => t.format === "");
+          const utc = new Date(first.datetime).toISOString().slice(11, 16);
+          assert.notEqual(first.text, utc, `${timezoneId}: a message time still reads as UTC`);
+        }
+      }
+      await page.goto(url(`/inbox/${conversationId}`));
+      await screenshot(page, `times-${timezoneId.replace("/", "-")}`);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 test("no script errors and no Content-Security-Policy violations in any page", () => {
   assert.deepEqual(problems, []);
 });

@@ -13,6 +13,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("app.js", "text/javascript; charset=utf-8", include_str!("../../../static/app.js")),
     ("sandbox.js", "text/javascript; charset=utf-8", include_str!("../../../static/sandbox.js")),
     ("library.js", "text/javascript; charset=utf-8", include_str!("../../../static/library.js")),
+    ("times.js", "text/javascript; charset=utf-8", include_str!("../../../static/times.js")),
     ("member-actions.js", "text/javascript; charset=utf-8", include_str!("../../../static/member-actions.js")),
     ("icon.svg", "image/svg+xml", include_str!("../../../static/icon.svg")),
 ];

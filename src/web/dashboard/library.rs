@@ -37,7 +37,9 @@ pub struct Tile {
     pub file: AttachmentView,
     pub conversation_id: String,
     pub member: String,
+    /// The day it arrived (UTC until the page's script shows the reader's own day).
     pub date: String,
+    pub created_at: String,
 }
 
 /// A member in the filter.
@@ -181,6 +183,7 @@ async fn load_tiles(
             conversation_id: a.conversation_id.to_string(),
             member: members.get(&a.conversation_id).cloned().unwrap_or_default(),
             date: a.created_at.format("%b %-d, %Y").to_string(),
+            created_at: views::timestamp(a.created_at),
         })
         .collect();
     Ok((tiles, page.next_cursor))
