@@ -71,6 +71,20 @@ test("an admin exports a member's data and erases them after confirming", async 
   assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.viewport.width, "the actions fit a phone screen");
   await page.setViewportSize(DESKTOP.viewport);
 
+  // Named from the header: the name shows in the header (the full number under it), the list and
+  // the export.
+  await actions.locator("summary:has-text('Name this member')").click();
+  await actions.locator("input[name=first_name]").fill("Ruth");
+  await actions.locator("input[name=last_name]").fill("Moabite");
+  await screenshot(page, "thread-naming-desktop");
+  await Promise.all([page.waitForEvent("framenavigated"), actions.locator("button:has-text('Save')").click()]);
+  await page.waitForLoadState("load");
+  assert.equal((await page.locator(".thread-head h1").textContent()).trim(), "Ruth Moabite");
+  assert.match(await page.locator(".thread-head p.muted").textContent(), /\+13125550199/);
+  assert.match(await page.locator("#conversation-list a[aria-current=page] .who").textContent(), /Ruth Moabite/);
+  assert.equal((await memberConversation()).member.firstName, "Ruth");
+  await screenshot(page, "thread-named-desktop");
+
   const [download] = await Promise.all([
     page.waitForEvent("download"),
     actions.locator("a:has-text('Export member data')").click(),
@@ -79,6 +93,7 @@ test("an admin exports a member's data and erases them after confirming", async 
   const zip = readFileSync(await download.path());
   assert.equal(zip.subarray(0, 4).toString("binary"), "PK\x03\x04", "a ZIP archive");
   assert.ok(zip.includes(Buffer.from("member.json")) && zip.includes(Buffer.from(MEMBER_PHONE)));
+  assert.match(download.suggestedFilename(), /^koinonia-member-ruth-moabite-/, "the export carries the name");
 
   // Dismissed: nothing happens.
   const dismissed = new Promise((resolve) =>
