@@ -532,6 +532,26 @@ test("times show in the reader's own time zone, with the date on other days and 
   }
 });
 
+test("one navigation on every page: the same links and the account, the current page marked", async () => {
+  const seen = {};
+  for (const [path, current] of [["/inbox", "Inbox"], ["/library", "Library"], ["/system", "System"]]) {
+    await leader.goto(url(path));
+    seen[path] = await leader.evaluate(() => ({
+      links: [...document.querySelectorAll(".topbar nav a")].map((a) => a.textContent.trim()),
+      current: [...document.querySelectorAll('.topbar nav a[aria-current="page"]')].map((a) => a.textContent.trim()),
+      account: document.querySelector(".topbar .who-am-i")?.textContent.trim(),
+      signOut: !!document.querySelector(".topbar form.logout button"),
+    }));
+    assert.deepEqual(seen[path].current, [current], `${path} marks itself`);
+    assert.equal(seen[path].account, "pastor@grace.test", `${path} shows who is signed in`);
+    assert.ok(seen[path].signOut, `${path} can sign out`);
+  }
+  assert.deepEqual(seen["/library"].links, seen["/inbox"].links);
+  assert.deepEqual(seen["/system"].links, seen["/inbox"].links);
+  assert.deepEqual(seen["/inbox"].links, ["Inbox", "Library", "Phone simulator", "System"]);
+  await screenshot(leader, "system-desktop");
+});
+
 test("no script errors and no Content-Security-Policy violations in any page", () => {
   assert.deepEqual(problems, []);
 });

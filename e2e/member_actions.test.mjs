@@ -66,10 +66,22 @@ test("an admin exports a member's data and erases them after confirming", async 
   await actions.waitFor();
   await screenshot(page, "thread-admin-actions-desktop");
   await page.setViewportSize(PHONE.viewport);
+  // At phone width the actions sit behind one button: the thread starts right under the name.
+  const menu = page.locator("#member-menu");
+  assert.equal(await actions.isVisible(), false, "the member actions are folded away at phone width");
+  const head = await page.locator(".thread-head").boundingBox();
+  assert.ok(head && head.height <= 80, `the thread header stays one line high (${head?.height}px)`);
   await screenshot(page, "thread-admin-actions-phone");
+  await menu.click();
+  assert.equal(await menu.getAttribute("aria-expanded"), "true");
+  await actions.locator("a:has-text('Export member data')").waitFor();
   const box = await actions.boundingBox();
-  assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.viewport.width, "the actions fit a phone screen");
+  assert.ok(box && box.x >= 0 && box.x + box.width <= PHONE.viewport.width, "the opened menu fits a phone screen");
+  await screenshot(page, "thread-member-menu-phone");
+  await page.keyboard.press("Escape");
+  assert.equal(await actions.isVisible(), false, "Escape folds the menu again");
   await page.setViewportSize(DESKTOP.viewport);
+  assert.equal(await menu.isVisible(), false, "no menu button on a wide screen");
 
   // Named from the header: the name shows in the header (the full number under it), the list and
   // the export.

@@ -1,4 +1,4 @@
-// Times in the reader's own time zone. The server writes every time as
+// Times in the reader's own time zone (on the pages that show times). The server writes every time as
 // <time datetime="2026-11-30T03:47:00.000Z">…UTC label…</time>; this rewrites the label in the
 // browser's zone and locale — the time today, the date too on other days — and puts the full
 // timestamp, with its zone, in the tooltip. Times added later (live updates, more pages) are

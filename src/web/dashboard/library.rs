@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::page_headers;
 use super::session::PageSession;
+use super::{page_headers, Nav};
 use crate::domain::AttachmentId;
 use crate::flows::library;
 use crate::state::AppState;
@@ -105,11 +105,7 @@ impl FilterView {
 #[derive(Template, WebTemplate)]
 #[template(path = "library.html")]
 struct LibraryPage {
-    church_name: String,
-    email: String,
-    csrf: String,
-    sandbox: bool,
-    is_admin: bool,
+    nav: Nav,
     filter: FilterView,
     members: Vec<MemberOption>,
     tiles: Vec<Tile>,
@@ -142,18 +138,7 @@ async fn page(State(state): State<AppState>, session: PageSession, Query(q): Que
             .collect(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let page = LibraryPage {
-        church_name: session.church_name,
-        email: session.leader.email,
-        csrf: session.csrf,
-        sandbox: state.carrier.is_sandbox(),
-        is_admin: session.leader.is_admin,
-        filter,
-        members,
-        tiles,
-        next_cursor,
-        error,
-    };
+    let page = LibraryPage { nav: Nav::of(&state, &session, "library"), filter, members, tiles, next_cursor, error };
     (page_headers(&state), page).into_response()
 }
 

@@ -25,6 +25,31 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
 }
 
+/// The top bar of every signed-in page: the same links everywhere, by role.
+pub struct Nav {
+    pub church_name: String,
+    pub email: String,
+    /// Sent back by the page's forms and requests.
+    pub csrf: String,
+    pub sandbox: bool,
+    pub is_admin: bool,
+    /// The page it is on: `inbox`, `library` or `system`.
+    pub current: &'static str,
+}
+
+impl Nav {
+    pub fn of(state: &AppState, session: &session::PageSession, current: &'static str) -> Self {
+        Self {
+            church_name: session.church_name.clone(),
+            email: session.leader.email.clone(),
+            csrf: session.csrf.clone(),
+            sandbox: state.carrier.is_sandbox(),
+            is_admin: session.leader.is_admin,
+            current,
+        }
+    }
+}
+
 /// Content-Security-Policy of the pages: everything from koinonia itself, media also from the
 /// store's presigned URLs (another origin on S3).
 pub fn content_security_policy(state: &AppState) -> HeaderValue {

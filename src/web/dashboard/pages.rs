@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::page_headers;
 use super::session::PageSession;
+use super::{page_headers, Nav};
 use crate::domain::ClientAddr;
 use crate::domain::{ConversationId, MessageId};
 use crate::flows::accounts;
@@ -256,11 +256,7 @@ pub fn accept_list() -> String {
 #[derive(Template, WebTemplate)]
 #[template(path = "inbox.html")]
 struct InboxPage {
-    church_name: String,
-    email: String,
-    csrf: String,
-    sandbox: bool,
-    is_admin: bool,
+    nav: Nav,
     conversations: Vec<ConversationView>,
     next_cursor: Option<String>,
     selected: Option<String>,
@@ -300,11 +296,7 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
     };
     let list = inbox::list(&state.inbox(), church, None, None, LIST_PAGE).await.map_err(ApiError::from)?;
     let page = InboxPage {
-        church_name: session.church_name,
-        email: session.leader.email,
-        csrf: session.csrf,
-        sandbox: state.carrier.is_sandbox(),
-        is_admin: session.leader.is_admin,
+        nav: Nav::of(state, &session, "inbox"),
         conversations: list.items.iter().map(views::conversation_row).collect(),
         next_cursor: list.next_cursor,
         selected: selected.map(|s| s.to_string()),
@@ -317,8 +309,7 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
 #[derive(Template, WebTemplate)]
 #[template(path = "system.html")]
 struct SystemPage {
-    church_name: String,
-    csrf: String,
+    nav: Nav,
     checks: Vec<crate::ops::doctor::Check>,
 }
 
@@ -328,7 +319,7 @@ async fn system(State(state): State<AppState>, session: PageSession) -> PageResu
         return Err(ApiError::NotFound.into());
     }
     let checks = crate::ops::doctor::run(&state.config).await;
-    let page = SystemPage { church_name: session.church_name, csrf: session.csrf, checks };
+    let page = SystemPage { nav: Nav::of(&state, &session, "system"), checks };
     Ok((page_headers(&state), page).into_response())
 }
 
