@@ -375,6 +375,29 @@ test("the media library: previews, a type filter, two files chosen and downloade
   const previewSrc = await leader.locator("#tiles li.kind-image img").first().getAttribute("src");
   assert.match(previewSrc, /^\/api\/media\/[0-9a-f-]+\/preview\/small$/, "tiles show the small preview, not the original");
   assert.ok(await leader.locator("#tiles li.kind-document .icon-tile").count() >= 1, "documents show an icon");
+  // Who sent each file, and its date and size in full; the filter's controls on one line.
+  const tileFacts = () => [...document.querySelectorAll("#tiles li.tile")].map((t) => ({
+    name: t.querySelector(".tile-name").textContent.trim(),
+    from: t.querySelector(".tile-from").textContent.replace(/\s+/g, " ").trim(),
+    meta: t.querySelector(".tile-meta").textContent.trim(),
+    clipped: [...t.querySelectorAll(".tile-from, .tile-meta")].some((e) => e.scrollWidth > e.clientWidth + 1),
+  }));
+  const checkTiles = async (page, label) => {
+    const facts = await page.evaluate(tileFacts);
+    const sent = facts.find((f) => f.name === "picnic.png");
+    assert.match(sent?.from ?? "", /^Sent by pastor@grace\.test to /, `${label}: the church's own photo: ${JSON.stringify(sent)}`);
+    const received = facts.find((f) => f.name === "doc.pdf");
+    assert.match(received?.from ?? "", /^Received from /, `${label}: the member's PDF: ${JSON.stringify(received)}`);
+    for (const f of facts) {
+      assert.match(f.meta, /^\w{3} \d{1,2}(, \d{4})? · \d[\d.,]* (bytes|KB|MB|GB)$/, `${label}: date and size of ${f.name}: ${f.meta}`);
+      assert.equal(f.clipped, false, `${label}: ${f.name}'s details are cut off`);
+    }
+  };
+  await checkTiles(leader, "desktop");
+  const bottoms = await leader.evaluate(() =>
+    [...document.querySelectorAll("#library-filter select, #library-filter input, #library-filter button")]
+      .map((e) => Math.round(e.getBoundingClientRect().bottom)));
+  assert.ok(Math.max(...bottoms) - Math.min(...bottoms) <= 1, `the filter's controls line up: ${bottoms}`);
   await screenshot(leader, "library-desktop");
 
   // Photos only.
@@ -433,6 +456,7 @@ test("the media library: previews, a type filter, two files chosen and downloade
   await until(page, "the previews to load", () =>
     [...document.querySelectorAll("#tiles img")].every((i) => i.complete && i.naturalWidth > 0));
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await checkTiles(page, "phone");
   await screenshot(page, "library-phone");
   assert.ok(overflow <= 0, `the library fits the phone's width (overflows by ${overflow}px)`);
   await phone.close();

@@ -291,3 +291,31 @@ pub async fn of_conversation(
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE church_id = $1 AND conversation_id = $2 ORDER BY id");
     run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
 }
+
+/// Who sent each of these messages of the church: its direction and, for a reply, its leader's
+/// email (none when that leader was removed). Read in chunks, so any number of ids fits the
+/// databases' limits on bound values; ids of other churches are simply absent.
+pub async fn senders(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    ids: &[MessageId],
+) -> Result<Vec<(MessageId, Direction, Option<String>)>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let placeholders: Vec<String> = (2..=chunk.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT m.id, m.direction, l.email FROM messages m LEFT JOIN leaders l ON l.id = m.leader_id
+             WHERE m.church_id = $1 AND m.id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(MessageId, Direction, Option<String>)> = run!(&mut *c, |q| {
+            let mut query = sqlx::query_as(&sql).bind(church);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.fetch_all(&mut **q).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

@@ -151,6 +151,38 @@ async fn labels(
     Ok(member_of)
 }
 
+/// Who sent a file: the member (received), or a leader of the church (sent; `None` when that
+/// leader was removed since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    Member,
+    Leader(Option<String>),
+}
+
+/// Who sent each of these files, by attachment.
+pub async fn senders(
+    deps: &Deps<'_>,
+    church: ChurchId,
+    files: &[AttachmentRow],
+) -> Result<HashMap<AttachmentId, Sender>, LibraryError> {
+    let mut ids: Vec<crate::domain::MessageId> = files.iter().map(|a| a.message_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = {
+        let mut pooled = deps.db.acquire().await?;
+        db::messages::senders(&mut pooled.conn(), church, &ids).await?
+    };
+    let by_message: HashMap<_, _> = rows
+        .into_iter()
+        .map(|(id, direction, email)| {
+            let sender =
+                if direction == crate::domain::Direction::Outbound { Sender::Leader(email) } else { Sender::Member };
+            (id, sender)
+        })
+        .collect();
+    Ok(files.iter().filter_map(|a| Some((a.id, by_message.get(&a.message_id)?.clone()))).collect())
+}
+
 /// What to export: chosen files, or every stored file matching a filter.
 pub enum Selection<'a> {
     Ids(Vec<AttachmentId>),

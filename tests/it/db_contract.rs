@@ -620,6 +620,14 @@ async fn story_more(db: Db) {
     assert!(db::messages::get_for_job(c, MessageId::new()).await.expect("get").is_none());
     let m = db::messages::get_for_job(c, o1.id).await.expect("get").expect("some");
     assert_eq!((m.church_id, m.leader_id, m.send_state), (hope.id, Some(plain.id), Some(SendState::Pending)));
+    // Who sent what: the member, or a leader with their email; another church's ids are absent.
+    let mut who = db::messages::senders(c, hope.id, &[m_in.id, o1.id, MessageId::new()]).await.expect("senders");
+    who.sort_by_key(|(id, _, _)| *id);
+    let mut expected =
+        vec![(m_in.id, Direction::Inbound, None), (o1.id, Direction::Outbound, Some(plain.email.clone()))];
+    expected.sort_by_key(|(id, _, _)| *id);
+    assert_eq!(who, expected);
+    assert!(db::messages::senders(c, zion.id, &[m_in.id, o1.id]).await.expect("senders").is_empty());
 
     assert!(db::messages::mark_in_flight(c, o1.id, ago(490)).await.expect("in flight"));
     assert!(!db::messages::mark_in_flight(c, o1.id, ago(489)).await.expect("in flight"), "only from pending");
@@ -763,6 +771,8 @@ async fn story_more(db: Db) {
     assert!(db::leaders::delete(c, hope.id, plain.id).await.expect("delete"));
     let m = db::messages::get_for_job(c, o1.id).await.expect("get").expect("still there");
     assert_eq!(m.leader_id, None);
+    let who = db::messages::senders(c, hope.id, &[o1.id]).await.expect("senders");
+    assert_eq!(who, vec![(o1.id, Direction::Outbound, None)], "a removed leader's reply: sent, by nobody named");
 
     // attachments: a message's files in order, the link token, retention, the library.
     let a0 = stored_at(attachment_row(&m_in, 0, MediaKind::Image, ago(400)), "more/a0", t0 - days(30));

@@ -37,6 +37,9 @@ pub struct Tile {
     pub file: AttachmentView,
     pub conversation_id: String,
     pub member: String,
+    /// Sent by the church (else received from the member), and by which leader when known.
+    pub outbound: bool,
+    pub leader: Option<String>,
     /// The day it arrived (UTC until the page's script shows the reader's own day).
     pub date: String,
     pub created_at: String,
@@ -160,6 +163,7 @@ async fn load_tiles(
     let limit = crate::web::api::page_limit(Some(q.limit.unwrap_or(PAGE)))?;
     let page = library::list(&state.library(), church, &q.filter(), q.cursor.as_deref(), limit).await?;
     let members = library::member_labels(&state.library(), church, &page.items).await?;
+    let senders = library::senders(&state.library(), church, &page.items).await?;
     let tiles = page
         .items
         .iter()
@@ -167,6 +171,11 @@ async fn load_tiles(
             file: views::attachment(a),
             conversation_id: a.conversation_id.to_string(),
             member: members.get(&a.conversation_id).cloned().unwrap_or_default(),
+            outbound: matches!(senders.get(&a.id), Some(library::Sender::Leader(_))),
+            leader: match senders.get(&a.id) {
+                Some(library::Sender::Leader(email)) => email.clone(),
+                _ => None,
+            },
             date: a.created_at.format("%b %-d, %Y").to_string(),
             created_at: views::timestamp(a.created_at),
         })
