@@ -556,6 +556,46 @@ test("times show in the reader's own time zone, with the date on other days and 
   }
 });
 
+test("the simulator shows the member's own photo; a refused file is named on both sides and its reason wraps", async () => {
+  // The member's photo from the first message, as a picture on the simulated phone.
+  await until(sim, "the member's own photo to show on the phone", () =>
+    [...document.querySelectorAll("#sim-thread article.bubble.out img.media.image")].some((i) => i.complete && i.naturalWidth > 0));
+
+  // A Windows program is not a file koinonia keeps: the message arrives, the file is refused.
+  const exe = Buffer.alloc(4096);
+  exe.write("MZ", 0, "binary");
+  exe.writeUInt32LE(0x80, 0x3c);
+  exe.write("PE\0\0", 0x80, "binary");
+  await sim.setInputFiles("#sim-files", { name: "church-directory-installer.exe", mimeType: "application/octet-stream", buffer: exe });
+  await sim.fill("#sim-text", "Here is the directory app");
+  const [sent] = await Promise.all([
+    sim.waitForResponse((r) => new URL(r.url()).pathname === "/sandbox/send"),
+    sim.click("#sim-send"),
+  ]);
+  assert.equal(sent.status(), 201);
+
+  await leader.goto(url(`/inbox/${conversationId}`));
+  const failed = leader.locator("#messages article.bubble.in .media.failed").filter({ hasText: "church-directory-installer.exe" });
+  await failed.waitFor();
+  assert.match(await failed.textContent(), /church-directory-installer\.exe could not be stored: file type \S+ is not allowed/);
+
+  const refused = sim.locator("#sim-thread .media.failed").filter({ hasText: "church-directory-installer.exe" });
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /not delivered: file type \S+ is not allowed/);
+  const inside = await sim.evaluate(() => {
+    const frame = document.getElementById("sim-thread").getBoundingClientRect();
+    return [...document.querySelectorAll("#sim-thread .media, #sim-thread .bubble")].every((e) => {
+      const r = e.getBoundingClientRect();
+      return r.left >= frame.left - 1 && r.right <= frame.right + 1;
+    });
+  });
+  assert.ok(inside, "every bubble and file stays inside the phone's frame");
+  await refused.scrollIntoViewIfNeeded();
+  await screenshot(sim, "sandbox-refused-file-phone");
+  await failed.scrollIntoViewIfNeeded();
+  await screenshot(leader, "thread-refused-file-desktop");
+});
+
 test("one navigation on every page: the same links and the account, the current page marked", async () => {
   const seen = {};
   for (const [path, current] of [["/inbox", "Inbox"], ["/library", "Library"], ["/system", "System"]]) {
