@@ -97,30 +97,36 @@ pub enum EnqueueError {
 /// Writes a job; the caller commits it with the facts it belongs to, then calls
 /// [`JobsHandle::wake`].
 pub async fn enqueue(c: &mut Conn<'_>, new: NewJob, now: DateTime<Utc>) -> Result<JobId, EnqueueError> {
-    let id = JobId::new();
-    db::jobs::insert(
-        c,
-        &db::jobs::JobRow {
-            id,
-            kind: new.job.kind().as_str().to_owned(),
-            payload: Json(new.job.payload()),
-            church_id: new.church,
-            state: JobState::Queued,
-            priority: new.priority,
-            run_at: now,
-            attempts: 0,
-            max_attempts: i32::try_from(new.max_attempts).unwrap_or(i32::MAX),
-            lease_until: None,
-            leased_by: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        },
-    )
-    .await?;
+    let row = db::jobs::JobRow {
+        church_id: new.church,
+        priority: new.priority,
+        max_attempts: i32::try_from(new.max_attempts).unwrap_or(i32::MAX),
+        ..queued_row(new.job.kind().as_str(), new.job.payload(), now)
+    };
+    db::jobs::insert(c, &row).await?;
     // Idle workers of other instances hear of it when the transaction commits.
     db::notify::notify(c, super::wake::CHANNEL, new.job.kind().as_str()).await?;
-    Ok(id)
+    Ok(row.id)
+}
+
+/// A queued job's row, due now, one attempt allowed, no church: callers name what differs.
+fn queued_row(kind: &str, payload: serde_json::Value, now: DateTime<Utc>) -> db::jobs::JobRow {
+    db::jobs::JobRow {
+        id: JobId::new(),
+        kind: kind.to_owned(),
+        payload: Json(payload),
+        church_id: None,
+        state: JobState::Queued,
+        priority: 0,
+        run_at: now,
+        attempts: 0,
+        max_attempts: 1,
+        lease_until: None,
+        leased_by: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 /// Queues the previews of a stored file when its kind has them (images and videos).
@@ -230,42 +236,12 @@ mod tests {
             Job::MessageSend { message_id: MessageId::new() },
             Job::MediaPreview { attachment_id: AttachmentId::new() },
         ] {
-            let row = db::jobs::JobRow {
-                id: JobId::new(),
-                kind: job.kind().as_str().to_owned(),
-                payload: Json(job.payload()),
-                church_id: None,
-                state: JobState::Queued,
-                priority: 0,
-                run_at: now,
-                attempts: 0,
-                max_attempts: 1,
-                lease_until: None,
-                leased_by: None,
-                last_error: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let row = queued_row(job.kind().as_str(), job.payload(), now);
             assert_eq!(Job::of_row(&row), Ok(job));
         }
         // Rows written by earlier releases hold the same payload shape.
         let id = AttachmentId::new();
-        let mut row = db::jobs::JobRow {
-            id: JobId::new(),
-            kind: "media.fetch".into(),
-            payload: Json(serde_json::json!({ "attachment_id": id })),
-            church_id: None,
-            state: JobState::Queued,
-            priority: 0,
-            run_at: now,
-            attempts: 0,
-            max_attempts: 1,
-            lease_until: None,
-            leased_by: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut row = queued_row("media.fetch", serde_json::json!({ "attachment_id": id }), now);
         assert_eq!(Job::of_row(&row), Ok(Job::MediaFetch { attachment_id: id }));
         row.kind = "mystery".into();
         assert!(Job::of_row(&row).is_err_and(|e| e.contains("unknown job kind")));

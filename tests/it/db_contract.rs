@@ -361,28 +361,7 @@ fn message_row(
     direction: Direction,
     now: DateTime<Utc>,
 ) -> db::messages::MessageRow {
-    db::messages::MessageRow {
-        id: MessageId::new(),
-        church_id: conv.church_id,
-        conversation_id: conv.id,
-        member_id: conv.member_id,
-        leader_id: None,
-        direction,
-        content: "words".into(),
-        keyword: None,
-        likely_opt_out: false,
-        delivery_status: None,
-        failure_reason: None,
-        provider_message_id: None,
-        cc_ciphertext: None,
-        created_at: now,
-        updated_at: now,
-        send_state: None,
-        send_started_at: None,
-        provider_status: None,
-        send_mode: None,
-        send_preview: false,
-    }
+    db::messages::MessageRow::new(conv.church_id, conv.id, conv.member_id, direction, "words".into(), now)
 }
 
 /// A pending attachment of `message`.
