@@ -43,19 +43,36 @@ impl Live {
 
     /// Publishes an event to the church's leaders, on every instance.
     pub async fn publish(&self, church: ChurchId, event: Event) {
-        if !db::notify::shared(&self.db) {
-            let _ = self.tx.send((church, event));
+        self.publish_all(vec![(church, event)]).await;
+    }
+
+    /// Publishes many events at once (one statement on PostgreSQL, however many there are).
+    pub async fn publish_all(&self, events: Vec<(ChurchId, Event)>) {
+        if events.is_empty() {
             return;
         }
-        let payload = serde_json::to_string(&Envelope { church, event: event.clone() }).unwrap_or_default();
+        if !db::notify::shared(&self.db) {
+            for e in events {
+                let _ = self.tx.send(e);
+            }
+            return;
+        }
+        let payloads: Vec<String> = events
+            .iter()
+            .map(|(church, event)| {
+                serde_json::to_string(&Envelope { church: *church, event: event.clone() }).unwrap_or_default()
+            })
+            .collect();
         let sent = async {
             let mut pooled = self.db.acquire().await?;
-            db::notify::notify(&mut pooled.conn(), CHANNEL, &payload).await
+            db::notify::notify_all(&mut pooled.conn(), CHANNEL, &payloads).await
         }
         .await;
         if let Err(e) = sent {
-            tracing::warn!(error = %e, "live update not sent through NOTIFY; delivering locally");
-            let _ = self.tx.send((church, event));
+            tracing::warn!(error = %e, "live updates not sent through NOTIFY; delivering locally");
+            for e in events {
+                let _ = self.tx.send(e);
+            }
         }
     }
 

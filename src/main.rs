@@ -95,6 +95,27 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Signed inbound webhooks over loopback into `koinonia serve` processes: webhooks/s,
+    /// latency, server CPU, then stored == acknowledged.
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Connections held open by the client.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// `koinonia serve` processes sharing the database (more than one needs --database-url).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// Distinct member numbers sending.
+        #[arg(long, default_value_t = 1_000)]
+        members: usize,
+        /// A PostgreSQL server (postgres://…): the run creates a database of its own there and
+        /// drops it afterwards. Default: a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,14 +149,20 @@ enum LeaderAction {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("koinonia: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+    let command = args.command.unwrap_or(Command::Serve);
+    // Benchmarks configure their own servers in a temporary folder: they read no configuration
+    // and write nothing into the working folder.
+    let config = match &command {
+        Command::Bench { .. } => None,
+        _ => match Config::from_env() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("koinonia: configuration error: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
-    koinonia::telemetry::init_tracing(config.log_format);
+    koinonia::telemetry::init_tracing(config.as_ref().map_or(koinonia::config::LogFormat::Text, |c| c.log_format));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -143,13 +170,40 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args.command.unwrap_or(Command::Serve), config)) {
+    let result = match (command, config) {
+        (Command::Bench { what }, _) => runtime.block_on(bench(what)),
+        (command, Some(config)) => runtime.block_on(run(command, config)),
+        (_, None) => Err(anyhow::anyhow!("no configuration")),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("koinonia: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn bench(what: BenchWhat) -> anyhow::Result<()> {
+    let folder = |dir: Option<std::path::PathBuf>| dir.unwrap_or_else(std::env::temp_dir);
+    match what {
+        BenchWhat::Ingest { size_mb, dir } => {
+            println!("{}", koinonia::ops::bench::ingest(size_mb, &folder(dir)).await?.render());
+        }
+        BenchWhat::Outbound { messages, dir } => {
+            println!("{}", koinonia::ops::bench::outbound(messages, &folder(dir)).await?.render());
+        }
+        BenchWhat::Webhooks { requests, concurrency, instances, members, database_url, dir } => {
+            let options =
+                koinonia::ops::bench::WebhooksOptions { requests, concurrency, instances, members, database_url };
+            let report = koinonia::ops::bench::webhooks(options, &folder(dir)).await?;
+            println!("{}", report.render());
+            if !report.consistent() {
+                anyhow::bail!("stored messages differ from acknowledged webhooks");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
@@ -200,18 +254,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action: KeysAction::Reencrypt { batch, limit } } => reencrypt(&config, batch, limit).await,
-        Command::Bench { what: BenchWhat::Ingest { size_mb, dir } } => {
-            let dir = dir.unwrap_or_else(std::env::temp_dir);
-            let report = koinonia::ops::bench::ingest(size_mb, &dir).await?;
-            println!("{}", report.render());
-            Ok(())
-        }
-        Command::Bench { what: BenchWhat::Outbound { messages, dir } } => {
-            let dir = dir.unwrap_or_else(std::env::temp_dir);
-            let report = koinonia::ops::bench::outbound(messages, &dir).await?;
-            println!("{}", report.render());
-            Ok(())
-        }
+        Command::Bench { what } => bench(what).await,
         Command::Serve => serve(config).await,
         Command::Migrate => {
             cli::open_db(&config).await?;

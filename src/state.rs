@@ -35,6 +35,8 @@ pub struct Inner {
     /// Signs the dashboard's CSRF tokens.
     pub csrf: crate::crypto::signed_url::UrlSigner,
     pub live: crate::live::Live,
+    /// Inbound webhooks' messages, written in shared transactions (group commit).
+    pub intake: flows::inbound::Intake,
     pub carrier: crate::carrier::Carrier,
     pub send_limits: crate::carrier::SendLimits,
     pub metrics: crate::telemetry::Metrics,
@@ -76,22 +78,34 @@ impl AppState {
         .map_err(|e| StartError::Fetcher(e.to_string()))?;
         let carrier = crate::carrier::Carrier::from_config(&config).map_err(|e| StartError::Carrier(e.to_string()))?;
         let send_limits = crate::carrier::SendLimits::new(config.send_rate_per_number, config.send_rate_account);
+        let config = Arc::new(config);
+        let phone = PhoneCrypto::new(&config.secrets);
+        let live = crate::live::Live::new(db.clone());
+        let jobs = JobsHandle::default();
+        let intake = flows::inbound::Intake::start(flows::inbound::intake::Parts {
+            db: db.clone(),
+            phone: phone.clone(),
+            jobs: jobs.clone(),
+            live: live.clone(),
+            config: config.clone(),
+        });
         Ok(Self(Arc::new(Inner {
             carrier,
             send_limits,
-            phone: PhoneCrypto::new(&config.secrets),
+            phone,
+            intake,
             limits: crate::limits::AbuseLimits::new(&config.limits),
             passwords: crate::crypto::password::Hasher::new(crate::crypto::password::HasherLimits::for_this_machine()),
             csrf: crate::crypto::signed_url::UrlSigner::new(config.secrets.derived_key("csrf"))
                 .with_previous(config.secrets.derived_key_previous("csrf")),
             setup_code: (!config.host.is_loopback()).then(setup_code),
             sessions: SessionKeys::new(&config.secrets),
-            config: Arc::new(config),
-            live: crate::live::Live::new(db.clone()),
+            config,
+            live,
             db,
             store,
             fetcher,
-            jobs: JobsHandle::default(),
+            jobs,
             metrics: crate::telemetry::Metrics::get(),
         })))
     }
@@ -166,7 +180,7 @@ impl AppState {
             limits: &self.limits,
             config: &self.config,
             live: &self.live,
-            inbound: self.inbound(),
+            intake: &self.intake,
         }
     }
 

@@ -79,6 +79,39 @@ pub async fn record_message(
         .map(|_| ()))
 }
 
+/// [`record_message`] for many conversations of one church at the same moment, in one
+/// statement per few hundred: each gets its own preview and unread increment.
+pub async fn record_messages(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    at: DateTime<Utc>,
+    moved: &[(ConversationId, String, i64)],
+) -> Result<()> {
+    for chunk in moved.chunks(500) {
+        run!(&mut *c, |q| {
+            let mut b =
+                sqlx::QueryBuilder::new("UPDATE conversations SET last_message_at = CASE WHEN last_message_at > ");
+            b.push_bind(at).push(" THEN last_message_at ELSE ").push_bind(at).push(" END, updated_at = ");
+            b.push_bind(at).push(", last_message_preview = CASE id");
+            for (id, preview, _) in chunk {
+                b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(preview.as_str());
+            }
+            b.push(" ELSE last_message_preview END, unread_count = unread_count + CASE id");
+            for (id, _, n) in chunk {
+                b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
+            }
+            b.push(" ELSE 0 END WHERE church_id = ").push_bind(church).push(" AND id IN (");
+            let mut list = b.separated(", ");
+            for (id, _, _) in chunk {
+                list.push_bind(*id);
+            }
+            b.push(")");
+            b.build().persistent(false).execute(&mut **q).await.map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
 /// Keyset position in the inbox (newest first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxCursor {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{run, Conn, Result};
-use crate::domain::{ChurchId, MemberId};
+use crate::domain::{ChurchId, ConversationId, MemberId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
@@ -52,6 +52,38 @@ pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: MemberId) -> Result<Opt
 pub async fn find_by_hash(c: &mut Conn<'_>, church: ChurchId, phone_hash: &[u8]) -> Result<Option<MemberRow>> {
     let sql = format!("SELECT {COLUMNS} FROM members WHERE church_id = $1 AND phone_hash = $2");
     run!(c, |q| sqlx::query_as::<_, MemberRow>(&sql).bind(church).bind(phone_hash).fetch_optional(&mut **q).await)
+}
+
+/// A known member of a church, found by number, with their conversation.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KnownContact {
+    pub phone_hash: Vec<u8>,
+    pub member_id: MemberId,
+    pub opted_out: bool,
+    pub conversation_id: ConversationId,
+}
+
+/// The members of `church` with these phone hashes that have a conversation, in one statement.
+pub async fn known_contacts(c: &mut Conn<'_>, church: ChurchId, hashes: &[&[u8]]) -> Result<Vec<KnownContact>> {
+    let mut found = Vec::with_capacity(hashes.len());
+    for chunk in hashes.chunks(1000) {
+        let rows: Vec<KnownContact> = run!(&mut *c, |q| {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT m.phone_hash, m.id AS member_id, m.opted_out, v.id AS conversation_id
+                 FROM members m JOIN conversations v ON v.church_id = m.church_id AND v.member_id = m.id
+                 WHERE m.church_id = ",
+            );
+            b.push_bind(church).push(" AND m.phone_hash IN (");
+            let mut list = b.separated(", ");
+            for h in chunk {
+                list.push_bind(*h);
+            }
+            b.push(")");
+            b.build_query_as::<KnownContact>().persistent(false).fetch_all(&mut **q).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// Records an opt-out (`true`) or opt-in (`false`) keyword.

@@ -104,6 +104,40 @@ pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
         .map(|_| ()))
 }
 
+/// Inserts many messages in as few statements as the databases' parameter limits allow.
+pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
+    // 20 parameters a row: 500 rows stay far below SQLite's 32,766 and PostgreSQL's 65,535.
+    for chunk in rows.chunks(500) {
+        run!(&mut *c, |q| {
+            let mut b = sqlx::QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
+            b.push_values(chunk, |mut r, m| {
+                r.push_bind(m.id)
+                    .push_bind(m.church_id)
+                    .push_bind(m.conversation_id)
+                    .push_bind(m.member_id)
+                    .push_bind(m.leader_id)
+                    .push_bind(m.direction)
+                    .push_bind(&m.content)
+                    .push_bind(&m.keyword)
+                    .push_bind(m.likely_opt_out)
+                    .push_bind(m.delivery_status)
+                    .push_bind(&m.failure_reason)
+                    .push_bind(&m.provider_message_id)
+                    .push_bind(&m.cc_ciphertext)
+                    .push_bind(m.created_at)
+                    .push_bind(m.updated_at)
+                    .push_bind(m.send_state)
+                    .push_bind(m.send_started_at)
+                    .push_bind(&m.provider_status)
+                    .push_bind(&m.send_mode)
+                    .push_bind(m.send_preview);
+            });
+            b.build().persistent(false).execute(&mut **q).await.map(|_| ())
+        })?;
+    }
+    Ok(())
+}
+
 /// A page of a thread, newest first: the `limit` messages older than `before` (or the newest).
 pub async fn page(
     c: &mut Conn<'_>,
@@ -140,6 +174,15 @@ pub async fn count_in_conversation(c: &mut Conn<'_>, church: ChurchId, conversat
     .bind(conversation)
     .fetch_one(&mut **q)
     .await)
+}
+
+/// Messages of a church in one direction (benchmarks read back what they sent).
+pub async fn count_in_church(c: &mut Conn<'_>, church: ChurchId, direction: Direction) -> Result<i64> {
+    run!(c, |q| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages WHERE church_id = $1 AND direction = $2")
+        .bind(church)
+        .bind(direction)
+        .fetch_one(&mut **q)
+        .await)
 }
 
 /// Machine side (jobs, status webhooks): by id alone; the row carries its church.

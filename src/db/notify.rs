@@ -19,6 +19,19 @@ pub async fn notify(c: &mut Conn<'_>, channel: &str, payload: &str) -> Result<()
     }
 }
 
+/// Sends each of `payloads` on `channel`, in one statement.
+pub async fn notify_all(c: &mut Conn<'_>, channel: &str, payloads: &[String]) -> Result<()> {
+    match c {
+        Conn::Postgres(q) => sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .bind(channel)
+            .bind(payloads)
+            .execute(&mut **q)
+            .await
+            .map(|_| ()),
+        Conn::Sqlite(_) => Ok(()),
+    }
+}
+
 /// Whether notifications travel between instances (PostgreSQL).
 pub fn shared(db: &Db) -> bool {
     matches!(db, Db::Postgres(_))

@@ -1,5 +1,7 @@
 //! Telnyx event ids already processed: a redelivered event is recognised here.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::{run, Conn, Result};
@@ -23,4 +25,29 @@ pub async fn insert_if_new(
         .execute(&mut **q)
         .await
         .map(|r| r.rows_affected() == 1))
+}
+
+/// An event to record with [`insert_new`]: its id, type and church.
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub church: Option<ChurchId>,
+}
+
+/// Records many event ids in one statement; returns those that were new (the others are
+/// redeliveries). The ids must be distinct.
+pub async fn insert_new(c: &mut Conn<'_>, events: &[NewEvent<'_>], now: DateTime<Utc>) -> Result<HashSet<String>> {
+    let mut fresh = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(1000) {
+        let ids: Vec<String> = run!(&mut *c, |q| {
+            let mut b = sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, event_type, church_id, received_at) ");
+            b.push_values(chunk, |mut r, e| {
+                r.push_bind(e.id).push_bind(e.event_type).push_bind(e.church).push_bind(now);
+            });
+            b.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            b.build_query_scalar::<String>().persistent(false).fetch_all(&mut **q).await
+        })?;
+        fresh.extend(ids);
+    }
+    Ok(fresh)
 }

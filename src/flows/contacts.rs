@@ -16,19 +16,29 @@ pub enum ContactError {
 }
 
 /// Finds or creates the member with this number in `church`, and their conversation.
+///
+/// A known number costs two reads and writes nothing (the common case: a member writing again);
+/// a new one is created with an upsert, so two first messages from the same number at once
+/// still make one member and one conversation.
 pub async fn member_and_conversation(
     c: &mut Conn<'_>,
     crypto: &PhoneCrypto,
     church: ChurchId,
     phone: &Phone,
     now: DateTime<Utc>,
-) -> Result<(db::members::MemberRow, db::conversations::ConversationRow), ContactError> {
+) -> Result<(db::members::MemberRow, ConversationId), ContactError> {
+    let hash = crypto.blind_index(phone);
+    if let Some(member) = db::members::find_by_hash(c, church, &hash).await? {
+        if let Some(conversation) = db::conversations::find_for_member(c, church, member.id).await? {
+            return Ok((member, conversation));
+        }
+    }
     let member = db::members::find_or_create(
         c,
         &db::members::MemberRow {
             id: MemberId::new(),
             church_id: church,
-            phone_hash: crypto.blind_index(phone),
+            phone_hash: hash,
             phone_ciphertext: crypto.encrypt(phone)?,
             phone_last4: phone.last4().to_owned(),
             first_name: None,
@@ -56,5 +66,5 @@ pub async fn member_and_conversation(
         },
     )
     .await?;
-    Ok((member, conversation))
+    Ok((member, conversation.id))
 }

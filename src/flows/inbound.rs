@@ -4,20 +4,25 @@
 //! written together or not at all; a redelivered event finds its id already recorded and
 //! changes nothing. Files are downloaded later by workers ([`crate::media::ingest`]).
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 
 use crate::clock;
 use crate::config::Config;
 use crate::crypto::phone::PhoneCrypto;
 use crate::db;
-use crate::db::Db;
-use crate::domain::{ConversationId, Direction, MessageId, Phone};
+use crate::db::{Conn, Db};
+use crate::domain::{ChurchId, ConversationId, Direction, MemberId, MessageId, Phone};
 use crate::jobs::JobsHandle;
 use crate::jobs::{self, NewJob};
 use crate::live::Live;
 use crate::media::names;
 
+pub mod intake;
 pub mod keywords;
+
+pub use intake::Intake;
 
 /// What recording an inbound message needs.
 pub struct Deps<'a> {
@@ -83,111 +88,229 @@ pub enum InboundError {
     Contact(#[from] crate::flows::contacts::ContactError),
     #[error(transparent)]
     Enqueue(#[from] jobs::EnqueueError),
+    /// The process is shutting down.
+    #[error("the inbound intake has stopped")]
+    Stopped,
 }
 
-/// Records an inbound message (see the module docs).
+/// Records an inbound message in a transaction of its own (see the module docs). Webhooks go
+/// through [`Intake`] instead, which shares one transaction between many messages.
 pub async fn record(deps: &Deps<'_>, msg: InboundMessage) -> Result<Outcome, InboundError> {
-    let now = clock::now();
     let mut tx = deps.db.begin().await?;
-    let c = &mut tx.conn();
-
-    let mut church = None;
-    for number in &msg.to {
-        if let Some(found) = db::churches::find_by_number(c, number.as_str()).await? {
-            church = Some(found);
-            break;
-        }
-    }
-    let Some(church) = church else {
-        return Ok(Outcome::UnknownNumber);
-    };
-
-    if let Some(event_id) = &msg.event_id {
-        if !db::webhook_events::insert_if_new(c, event_id, &msg.event_type, Some(church.id), now).await? {
-            return Ok(Outcome::Duplicate);
-        }
-    }
-
-    let (member, conversation) =
-        crate::flows::contacts::member_and_conversation(c, deps.phone, church.id, &msg.from, now).await?;
-
-    let keyword = keywords::classify(&msg.text, msg.autoresponse_type.as_deref());
-    match keyword {
-        Some(keywords::Keyword::OptOut) if !member.opted_out => {
-            db::members::set_opted_out(c, church.id, member.id, true, now).await?;
-        }
-        Some(keywords::Keyword::OptIn) if member.opted_out => {
-            db::members::set_opted_out(c, church.id, member.id, false, now).await?;
-        }
-        _ => {}
-    }
-
-    let cc_ciphertext = if msg.cc.is_empty() {
-        None
-    } else {
-        let list: Vec<&str> = msg.cc.iter().map(Phone::as_str).collect();
-        let joined = Phone::from_trusted(list.join(","));
-        Some(deps.phone.encrypt(&joined)?)
-    };
-    let message = db::messages::MessageRow {
-        keyword: keyword.map(|k| k.as_str().to_owned()),
-        likely_opt_out: keyword.is_none() && keywords::likely_opt_out(&msg.text),
-        cc_ciphertext,
-        ..db::messages::MessageRow::new(
-            church.id,
-            conversation.id,
-            member.id,
-            Direction::Inbound,
-            msg.text.clone(),
-            now,
-        )
-    };
-    let message_id = message.id;
-    db::messages::insert(c, &message).await?;
-
-    let files: Vec<&AnnouncedFile> = msg.files.iter().take(MAX_FILES).collect();
-    if msg.files.len() > MAX_FILES {
-        tracing::warn!(count = msg.files.len(), kept = MAX_FILES, "message announced too many files");
-    }
-    for (position, file) in files.iter().enumerate() {
-        let declared_type = file.declared_type.as_deref().map(normalise_type);
-        let name = match &file.name {
-            Some(n) => names::display_name(n),
-            None => names::inbound_name(&file.url, declared_type.as_deref(), position),
-        };
-        let position = i32::try_from(position).unwrap_or(i32::MAX);
-        let row = db::attachments::AttachmentRow {
-            source_url: Some(file.url.clone()),
-            media_type: declared_type.as_deref().and_then(crate::media::mime::kind_of),
-            declared_type,
-            declared_size: file.declared_size.and_then(|s| i64::try_from(s).ok()),
-            declared_sha256: file.declared_sha256.clone(),
-            ..db::attachments::AttachmentRow::new(church.id, conversation.id, message_id, position, name, now)
-        };
-        let id = row.id;
-        db::attachments::insert(c, &row).await?;
-        jobs::enqueue(
-            c,
-            NewJob {
-                job: jobs::Job::MediaFetch { attachment_id: id },
-                church: Some(church.id),
-                max_attempts: deps.config.media_fetch_max_attempts,
-                priority: 0,
-            },
-            now,
-        )
-        .await?;
-    }
-
-    let preview = preview(&msg.text, files.iter().map(|f| f.declared_type.as_deref()));
-    db::conversations::record_message(c, church.id, conversation.id, now, &preview, 1).await?;
+    let (mut outcomes, effects) = write_all(&mut tx.conn(), deps, &[&msg]).await?;
     tx.commit().await?;
+    after_commit(deps, effects).await;
+    outcomes.pop().ok_or(InboundError::Stopped)
+}
 
-    if !files.is_empty() {
+/// What the live screens and the workers hear of a message once its transaction committed.
+pub(crate) struct Effect {
+    church: ChurchId,
+    conversation: ConversationId,
+    message: MessageId,
+    files: usize,
+}
+
+/// After a commit: wakes the download workers (once) and tells open dashboards.
+pub(crate) async fn after_commit(deps: &Deps<'_>, effects: Vec<Effect>) {
+    if effects.iter().any(|e| e.files > 0) {
         deps.jobs.wake();
     }
-    deps.live.publish(church.id, crate::live::Event::Message { conversation_id: conversation.id, message_id }).await;
-    Ok(Outcome::Recorded { message: message_id, conversation: conversation.id, files: files.len() })
+    let events = effects
+        .into_iter()
+        .map(|e| (e.church, crate::live::Event::Message { conversation_id: e.conversation, message_id: e.message }))
+        .collect();
+    deps.live.publish_all(events).await;
+}
+
+/// A message on its way through [`write_all`].
+struct Pending<'m> {
+    msg: &'m InboundMessage,
+    church: ChurchId,
+    hash: Vec<u8>,
+}
+
+/// Writes inbound messages inside the caller's transaction, in as few statements as their number
+/// allows: each church number is looked up once, the event ids are recorded in one statement,
+/// known members are found in one, the messages inserted in one, and each conversation moved to
+/// the top of the inbox once. Nothing is published or woken: the caller passes the effects to
+/// [`after_commit`] once the transaction committed. Returns one outcome per message, in order.
+pub(crate) async fn write_all(
+    c: &mut Conn<'_>,
+    deps: &Deps<'_>,
+    msgs: &[&InboundMessage],
+) -> Result<(Vec<Outcome>, Vec<Effect>), InboundError> {
+    let now = clock::now();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; msgs.len()];
+
+    // 1. The church each message was sent to.
+    let mut churches: HashMap<&Phone, Option<ChurchId>> = HashMap::new();
+    let mut pending: Vec<(usize, Pending<'_>)> = Vec::with_capacity(msgs.len());
+    for (i, msg) in msgs.iter().enumerate() {
+        let mut church = None;
+        for number in &msg.to {
+            let found = match churches.get(number) {
+                Some(known) => *known,
+                None => {
+                    let found = db::churches::find_by_number(c, number.as_str()).await?.map(|ch| ch.id);
+                    churches.insert(number, found);
+                    found
+                }
+            };
+            if found.is_some() {
+                church = found;
+                break;
+            }
+        }
+        match church {
+            Some(church) => pending.push((i, Pending { msg, church, hash: deps.phone.blind_index(&msg.from) })),
+            None => outcomes[i] = Some(Outcome::UnknownNumber),
+        }
+    }
+
+    // 2. Redeliveries: an event id seen before (or twice in this batch) changes nothing.
+    let mut seen = HashSet::new();
+    let mut events = Vec::new();
+    pending.retain(|(i, p)| match &p.msg.event_id {
+        None => true,
+        Some(id) if seen.insert(id.as_str()) => {
+            events.push(db::webhook_events::NewEvent { id, event_type: &p.msg.event_type, church: Some(p.church) });
+            true
+        }
+        Some(_) => {
+            outcomes[*i] = Some(Outcome::Duplicate);
+            false
+        }
+    });
+    if !events.is_empty() {
+        let fresh = db::webhook_events::insert_new(c, &events, now).await?;
+        pending.retain(|(i, p)| match &p.msg.event_id {
+            Some(id) if !fresh.contains(id) => {
+                outcomes[*i] = Some(Outcome::Duplicate);
+                false
+            }
+            _ => true,
+        });
+    }
+
+    // 3. Members and their conversations: the known ones in one statement per church, a new
+    //    number created on its first message.
+    let mut contacts: HashMap<(ChurchId, &[u8]), (MemberId, bool, ConversationId)> = HashMap::new();
+    let mut by_church: HashMap<ChurchId, Vec<&[u8]>> = HashMap::new();
+    for (_, p) in &pending {
+        by_church.entry(p.church).or_default().push(&p.hash);
+    }
+    for (church, hashes) in by_church {
+        for k in db::members::known_contacts(c, church, &hashes).await? {
+            if let Some(h) = hashes.iter().find(|h| **h == k.phone_hash.as_slice()) {
+                contacts.insert((church, h), (k.member_id, k.opted_out, k.conversation_id));
+            }
+        }
+    }
+
+    // 4. Each message in order: keywords, its row, its files.
+    let mut rows = Vec::with_capacity(pending.len());
+    let mut files_of = Vec::with_capacity(pending.len());
+    let mut moved: HashMap<ConversationId, (ChurchId, String, i64)> = HashMap::new();
+    let mut effects = Vec::with_capacity(pending.len());
+    for (i, p) in &pending {
+        let msg = p.msg;
+        let key = (p.church, p.hash.as_slice());
+        let (member, mut opted_out, conversation) = match contacts.get(&key) {
+            Some(known) => *known,
+            None => {
+                let (member, conversation) =
+                    crate::flows::contacts::member_and_conversation(c, deps.phone, p.church, &msg.from, now).await?;
+                (member.id, member.opted_out, conversation)
+            }
+        };
+        let keyword = keywords::classify(&msg.text, msg.autoresponse_type.as_deref());
+        match keyword {
+            Some(keywords::Keyword::OptOut) if !opted_out => {
+                db::members::set_opted_out(c, p.church, member, true, now).await?;
+                opted_out = true;
+            }
+            Some(keywords::Keyword::OptIn) if opted_out => {
+                db::members::set_opted_out(c, p.church, member, false, now).await?;
+                opted_out = false;
+            }
+            _ => {}
+        }
+        contacts.insert(key, (member, opted_out, conversation));
+
+        let cc_ciphertext = if msg.cc.is_empty() {
+            None
+        } else {
+            let list: Vec<&str> = msg.cc.iter().map(Phone::as_str).collect();
+            let joined = Phone::from_trusted(list.join(","));
+            Some(deps.phone.encrypt(&joined)?)
+        };
+        let message = db::messages::MessageRow {
+            keyword: keyword.map(|k| k.as_str().to_owned()),
+            likely_opt_out: keyword.is_none() && keywords::likely_opt_out(&msg.text),
+            cc_ciphertext,
+            ..db::messages::MessageRow::new(p.church, conversation, member, Direction::Inbound, msg.text.clone(), now)
+        };
+        let files: Vec<&AnnouncedFile> = msg.files.iter().take(MAX_FILES).collect();
+        if msg.files.len() > MAX_FILES {
+            tracing::warn!(count = msg.files.len(), kept = MAX_FILES, "message announced too many files");
+        }
+        let preview = preview(&msg.text, files.iter().map(|f| f.declared_type.as_deref()));
+        let update = moved.entry(conversation).or_insert((p.church, String::new(), 0));
+        update.1 = preview;
+        update.2 += 1;
+        outcomes[*i] = Some(Outcome::Recorded { message: message.id, conversation, files: files.len() });
+        effects.push(Effect { church: p.church, conversation, message: message.id, files: files.len() });
+        files_of.push((p.church, conversation, message.id, files));
+        rows.push(message);
+    }
+    db::messages::insert_many(c, &rows).await?;
+
+    // 5. Files (after their messages: they refer to them), each with its download job.
+    for (church, conversation, message, files) in files_of {
+        for (position, file) in files.iter().enumerate() {
+            let declared_type = file.declared_type.as_deref().map(normalise_type);
+            let name = match &file.name {
+                Some(n) => names::display_name(n),
+                None => names::inbound_name(&file.url, declared_type.as_deref(), position),
+            };
+            let position = i32::try_from(position).unwrap_or(i32::MAX);
+            let row = db::attachments::AttachmentRow {
+                source_url: Some(file.url.clone()),
+                media_type: declared_type.as_deref().and_then(crate::media::mime::kind_of),
+                declared_type,
+                declared_size: file.declared_size.and_then(|s| i64::try_from(s).ok()),
+                declared_sha256: file.declared_sha256.clone(),
+                ..db::attachments::AttachmentRow::new(church, conversation, message, position, name, now)
+            };
+            let id = row.id;
+            db::attachments::insert(c, &row).await?;
+            jobs::enqueue(
+                c,
+                NewJob {
+                    job: jobs::Job::MediaFetch { attachment_id: id },
+                    church: Some(church),
+                    max_attempts: deps.config.media_fetch_max_attempts,
+                    priority: 0,
+                },
+                now,
+            )
+            .await?;
+        }
+    }
+
+    // 6. Each conversation moved to the top once, one statement per church, in id order.
+    let mut by_church: HashMap<ChurchId, Vec<(ConversationId, String, i64)>> = HashMap::new();
+    for (id, (church, preview, unread)) in moved {
+        by_church.entry(church).or_default().push((id, preview, unread));
+    }
+    for (church, mut list) in by_church {
+        list.sort_by_key(|(id, _, _)| *id);
+        db::conversations::record_messages(c, church, now, &list).await?;
+    }
+
+    let outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Duplicate)).collect();
+    Ok((outcomes, effects))
 }
 
 /// `image/jpeg; charset=…` → `image/jpeg`.

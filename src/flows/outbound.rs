@@ -365,21 +365,14 @@ pub async fn start_conversation(
         deps,
         c,
         actor,
-        Draft {
-            conversation: conversation.id,
-            member: member.id,
-            phone,
-            content,
-            upload: None,
-            large_image: LargeImage::Preview,
-        },
+        Draft { conversation, member: member.id, phone, content, upload: None, large_image: LargeImage::Preview },
         now,
     )
     .await?;
     tx.commit().await?;
     deps.jobs.wake();
     announce(deps.live, &recorded.message).await;
-    Ok((conversation.id, recorded))
+    Ok((conversation, recorded))
 }
 
 /// Tells open dashboards that a message changed.

@@ -14,13 +14,13 @@ use crate::flows::inbound::{self, AnnouncedFile, InboundMessage};
 use crate::flows::outbound::{self, DeliveryReport, ReportOutcome};
 use crate::telnyx::webhook::{self, Envelope, ReceivedPayload};
 
-/// What taking webhooks needs: the signature key and limits, and what the inbound flow needs.
+/// What taking webhooks needs: the signature key and limits, and the inbound intake.
 pub struct Deps<'a> {
     pub db: &'a Db,
     pub limits: &'a crate::limits::AbuseLimits,
     pub config: &'a crate::config::Config,
     pub live: &'a crate::live::Live,
-    pub inbound: inbound::Deps<'a>,
+    pub intake: &'a inbound::Intake,
 }
 
 /// The two webhook routes (with their aliases).
@@ -151,7 +151,7 @@ async fn remember_rejection(deps: &Deps<'_>, route: Route, reason: String, clien
 /// `message.received`: the carrier's payload as an inbound message, recorded.
 async fn received(deps: &Deps<'_>, env: Envelope) -> Result<Taken, WebhookError> {
     let msg = inbound_message(&env)?;
-    match inbound::record(&deps.inbound, msg).await? {
+    match deps.intake.record(msg).await? {
         inbound::Outcome::Recorded { message, files, .. } => {
             tracing::info!(%message, files, "inbound message recorded");
             Ok(Taken::Recorded)

@@ -162,6 +162,8 @@ async fn story(db: Db) {
     assert!(db::messages::page(c, church.id, conv.id, Some(msg.id), 10).await.expect("page").is_empty());
     assert!(db::messages::get(c, church.id, msg.id).await.expect("get").is_some());
     assert_eq!(db::messages::count_in_conversation(c, church.id, conv.id).await.expect("count"), 1);
+    assert_eq!(db::messages::count_in_church(c, church.id, Direction::Inbound).await.expect("count"), 1);
+    assert_eq!(db::messages::count_in_church(c, church.id, Direction::Outbound).await.expect("count"), 0);
 
     let att = db::attachments::AttachmentRow {
         id: AttachmentId::new(),

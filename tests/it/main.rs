@@ -6,6 +6,7 @@ mod cli;
 mod dashboard;
 mod db_contract;
 mod doctor;
+mod group_commit;
 mod hardening;
 mod hardening_process;
 mod inbound_flow;

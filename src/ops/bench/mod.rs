@@ -20,6 +20,9 @@ use crate::{db, Config};
 use stand_in::Arrivals;
 
 mod stand_in;
+mod webhooks;
+
+pub use webhooks::{webhooks, WebhooksOptions, WebhooksReport};
 
 /// What one run measured.
 #[derive(Debug, Clone)]
@@ -330,7 +333,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
         )
         .await?;
         tx.commit().await?;
-        conversations.push(conv.id);
+        conversations.push(conv);
     }
     let reply = |i: usize| crate::flows::outbound::Reply { content: format!("Bench reply {i}"), ..Default::default() };
 

@@ -1,0 +1,444 @@
+//! `koinonia bench webhooks`: signed `message.received` webhooks over loopback HTTP into one or
+//! more `koinonia serve` processes, as fast as they take them.
+//!
+//! The servers are this same binary, started as child processes on a fresh database (a temporary
+//! SQLite file, or a new database on the PostgreSQL server given), so their CPU time is read
+//! apart from the client's. Every body is signed before the clock starts, each with its own event
+//! id; the client holds `--concurrency` HTTP/1.1 connections spread over the instances. After the
+//! run the database is read back: every acknowledged webhook must be stored exactly once.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use bytes::Bytes;
+use ed25519_dalek::{Signer, SigningKey};
+use hyper_util::rt::TokioIo;
+
+use crate::config::Config;
+use crate::db::{self, Db};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct WebhooksOptions {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub instances: usize,
+    /// Distinct members sending (each one's first message creates them).
+    pub members: usize,
+    /// A PostgreSQL server URL: the run uses a new database on it, dropped afterwards.
+    pub database_url: Option<String>,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct WebhooksReport {
+    pub options: WebhooksOptions,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+    pub acknowledged: usize,
+    pub failed: usize,
+    pub stored: usize,
+    /// CPU seconds of the koinonia processes during the run.
+    pub server_cpu: Duration,
+    /// CPU seconds of this process (the client) during the run.
+    pub client_cpu: Duration,
+    /// Busy share of the whole machine during the run (0–1): the database server included.
+    pub machine_busy: f64,
+}
+
+impl WebhooksReport {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut v = self.latencies.clone();
+        v.sort();
+        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v.get(idx).copied().unwrap_or_default()
+    }
+
+    /// Whether everything acknowledged was stored, once.
+    pub fn consistent(&self) -> bool {
+        self.stored == self.acknowledged
+    }
+
+    pub fn render(&self) -> String {
+        let o = &self.options;
+        let n = self.latencies.len().max(1) as f64;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "koinonia bench webhooks: {} signed message.received webhooks, {} members, {} connections, {} instance(s) on {}\n\
+             throughput     {:>8.0} webhooks/s  ({:.2} s)\n\
+             latency        p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
+             koinonia CPU   {:>8.3} ms per webhook  (all instances; goal ≤ 0.2)\n\
+             client CPU     {:>8.3} ms per webhook  (this process: signing was done before the clock started)\n\
+             machine busy   {:>8.0} %  (2 cores = 100 %, the database server included)\n\
+             acknowledged   {} (200), failed {}, stored {}: {}",
+            o.requests,
+            o.members,
+            o.concurrency,
+            o.instances,
+            if o.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
+            o.requests as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.elapsed.as_secs_f64(),
+            ms(self.percentile(0.5)),
+            ms(self.percentile(0.99)),
+            ms(self.percentile(1.0)),
+            ms(self.server_cpu) / n,
+            ms(self.client_cpu) / n,
+            self.machine_busy * 100.0,
+            self.acknowledged,
+            self.failed,
+            self.stored,
+            if self.consistent() { "every acknowledged webhook stored once" } else { "MISMATCH" },
+        )
+    }
+}
+
+const CHURCH_NUMBER: &str = "+15550100000";
+
+/// Runs the benchmark in a temporary folder under `work_dir`.
+pub async fn webhooks(options: WebhooksOptions, work_dir: &Path) -> anyhow::Result<WebhooksReport> {
+    let o = &options;
+    if o.requests == 0 || o.requests > 1_000_000 {
+        bail!("--requests must be between 1 and 1000000");
+    }
+    if o.concurrency == 0 || o.concurrency > 1024 {
+        bail!("--concurrency must be between 1 and 1024");
+    }
+    if o.instances == 0 || o.instances > 8 {
+        bail!("--instances must be between 1 and 8");
+    }
+    if o.instances > 1 && o.database_url.is_none() {
+        bail!("--instances above 1 needs --database-url (instances share one PostgreSQL database)");
+    }
+    if o.members == 0 || o.members > 1_000_000 {
+        bail!("--members must be between 1 and 1000000");
+    }
+    let dir =
+        tempfile::Builder::new().prefix("koinonia-bench-").tempdir_in(work_dir).context("creating a work folder")?;
+    let scratch = match &o.database_url {
+        Some(url) => Some(ScratchDatabase::create(url).await?),
+        None => None,
+    };
+    let result = run(&options, dir.path(), scratch.as_ref().map(|s| s.url.as_str())).await;
+    if let Some(s) = scratch {
+        s.drop_database().await;
+    }
+    result
+}
+
+async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> anyhow::Result<WebhooksReport> {
+    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut vars: HashMap<String, String> = HashMap::new();
+    vars.insert("KOINONIA_DATA_DIR".into(), dir.join("data").display().to_string());
+    vars.insert("TELNYX_PUBLIC_KEY".into(), b64(key.verifying_key().as_bytes()));
+    vars.insert("PHONE_HASH_KEY".into(), b64(&rand::random::<[u8; 32]>()));
+    vars.insert("PHONE_ENCRYPTION_KEY".into(), b64(&rand::random::<[u8; 32]>()));
+    vars.insert("JWT_SECRET".into(), b64(&rand::random::<[u8; 48]>()));
+    if let Some(url) = database_url {
+        vars.insert("DATABASE_URL".into(), url.to_owned());
+    }
+    let config = Config::from_vars(&vars)?;
+    let db = crate::ops::cli::open_db(&config).await?;
+    let church = crate::ops::cli::create_church(&db, "Bench", CHURCH_NUMBER, None).await?;
+
+    let mut servers = Vec::with_capacity(o.instances);
+    for i in 0..o.instances {
+        servers.push(Server::start(&vars, dir, i).await?);
+    }
+
+    let bodies = signed_bodies(&key, o.requests, o.members)?;
+    let cpu_before: Vec<Duration> = servers.iter().map(|s| s.cpu()).collect();
+    let client_before = self_cpu();
+    let machine_before = machine_ticks();
+    let started = Instant::now();
+    let outcomes = drive(&servers, bodies, o.concurrency).await?;
+    let elapsed = started.elapsed();
+    let machine_busy = machine_busy(machine_before, machine_ticks());
+    let client_cpu = self_cpu().saturating_sub(client_before);
+    let server_cpu: Duration = servers.iter().zip(cpu_before).map(|(s, b)| s.cpu().saturating_sub(b)).sum();
+
+    let acknowledged = outcomes.iter().filter(|o| o.ok).count();
+    let latencies = outcomes.iter().map(|o| o.latency).collect();
+    let stored = stored_messages(&db, church).await?;
+    for s in servers {
+        s.stop().await;
+    }
+    db.close().await;
+    Ok(WebhooksReport {
+        options: o.clone(),
+        elapsed,
+        latencies,
+        acknowledged,
+        failed: o.requests - acknowledged,
+        stored,
+        server_cpu,
+        client_cpu,
+        machine_busy,
+    })
+}
+
+/// A signed webhook, ready to send.
+struct Signed {
+    body: Bytes,
+    timestamp: String,
+    signature: String,
+}
+
+/// `n` distinct `message.received` events from `members` numbers, signed now.
+fn signed_bodies(key: &SigningKey, n: usize, members: usize) -> anyhow::Result<Vec<Signed>> {
+    let timestamp = crate::clock::now().timestamp().to_string();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    (0..n)
+        .map(|i| {
+            let from = format!("+1312{:07}", i % members);
+            let body = serde_json::to_vec(&serde_json::json!({
+                "data": {
+                    "event_type": "message.received",
+                    "id": format!("bench-{run}-{i}"),
+                    "occurred_at": "2026-01-01T00:00:00.000+00:00",
+                    "payload": {
+                        "id": format!("msg-{run}-{i}"),
+                        "direction": "inbound",
+                        "type": "SMS",
+                        "from": {"phone_number": from, "carrier": "Bench", "line_type": "Wireless"},
+                        "to": [{"phone_number": CHURCH_NUMBER, "status": "webhook_delivered"}],
+                        "cc": [],
+                        "text": format!("Bench message {i}: see you on Sunday at the 10 o'clock service."),
+                        "media": [],
+                    },
+                    "record_type": "event",
+                },
+                "meta": {"attempt": 1, "delivered_to": "http://127.0.0.1/api/webhooks/telnyx/mms"},
+            }))?;
+            let mut signed = Vec::with_capacity(timestamp.len() + 1 + body.len());
+            signed.extend_from_slice(timestamp.as_bytes());
+            signed.push(b'|');
+            signed.extend_from_slice(&body);
+            let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&signed).to_bytes());
+            Ok(Signed { body: Bytes::from(body), timestamp: timestamp.clone(), signature })
+        })
+        .collect()
+}
+
+struct Outcome {
+    ok: bool,
+    latency: Duration,
+}
+
+/// Sends every body once over `concurrency` keep-alive connections spread over the servers.
+async fn drive(servers: &[Server], bodies: Vec<Signed>, concurrency: usize) -> anyhow::Result<Vec<Outcome>> {
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(concurrency);
+    for c in 0..concurrency {
+        let addr = servers[c % servers.len()].addr;
+        let (bodies, next) = (bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            let mut conn = connect(addr).await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(signed) = bodies.get(i) else { break };
+                let req = hyper::Request::post("/api/webhooks/telnyx/mms")
+                    .header(http::header::HOST, "127.0.0.1")
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(crate::telnyx::webhook::TIMESTAMP_HEADER, signed.timestamp.as_str())
+                    .header(crate::telnyx::webhook::SIGNATURE_HEADER, signed.signature.as_str())
+                    .body(axum::body::Body::from(signed.body.clone()))?;
+                let at = Instant::now();
+                let ok = match send(&mut conn, req).await {
+                    Ok(status) => status == http::StatusCode::OK,
+                    Err(_) => {
+                        // The connection broke: count the request as failed and reconnect.
+                        conn = connect(addr).await?;
+                        false
+                    }
+                };
+                out.push(Outcome { ok, latency: at.elapsed() });
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut all = Vec::with_capacity(bodies.len());
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(all)
+}
+
+type Conn = hyper::client::conn::http1::SendRequest<axum::body::Body>;
+
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Conn> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn send(conn: &mut Conn, req: hyper::Request<axum::body::Body>) -> anyhow::Result<http::StatusCode> {
+    conn.ready().await?;
+    let resp = conn.send_request(req).await?;
+    let status = resp.status();
+    axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 64 * 1024).await?;
+    Ok(status)
+}
+
+/// Inbound messages stored for the church.
+async fn stored_messages(db: &Db, church: crate::domain::ChurchId) -> anyhow::Result<usize> {
+    let mut pooled = db.acquire().await?;
+    let n = db::messages::count_in_church(&mut pooled.conn(), church, crate::domain::Direction::Inbound).await?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// A `koinonia serve` child process on a loopback port.
+struct Server {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    async fn start(vars: &HashMap<String, String>, dir: &Path, index: usize) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let log = std::fs::File::create(dir.join(format!("serve-{index}.log")))?;
+        let exe = std::env::current_exe().context("finding this program")?;
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("serve")
+            .env_clear()
+            .envs(vars)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        let child = cmd.spawn().context("starting koinonia serve")?;
+        let server = Self { child, addr };
+        server.ready(dir, index).await?;
+        Ok(server)
+    }
+
+    async fn ready(&self, dir: &Path, index: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(mut conn) = connect(self.addr).await {
+                let req = hyper::Request::get("/healthz")
+                    .header(http::header::HOST, "127.0.0.1")
+                    .body(axum::body::Body::empty())?;
+                if matches!(send(&mut conn, req).await, Ok(s) if s.is_success()) {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(dir.join(format!("serve-{index}.log"))).unwrap_or_default();
+        bail!("koinonia serve did not become healthy within 60 s; its log:\n{log}")
+    }
+
+    /// CPU time used so far.
+    fn cpu(&self) -> Duration {
+        self.child.id().and_then(|pid| process_cpu(&format!("/proc/{pid}/stat"))).unwrap_or_default()
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: signalling our own child process by its pid.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime of a process, from its `/proc/.../stat`.
+fn process_cpu(path: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces; fields after its closing parenthesis are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_secs_f64((utime + stime) / clock_ticks_per_s()))
+}
+
+fn self_cpu() -> Duration {
+    process_cpu("/proc/self/stat").unwrap_or_default()
+}
+
+/// (busy, total) jiffies of the whole machine.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else { return (0, 0) };
+    let v: Vec<u64> = cpu.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+fn machine_busy(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let busy = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1) as f64;
+    if total > 0.0 {
+        busy / total
+    } else {
+        0.0
+    }
+}
+
+/// A database of its own on the given PostgreSQL server, dropped after the run.
+struct ScratchDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(server: &str) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let name = format!("koinonia_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut url = url::Url::parse(server).context("--database-url is not a URL")?;
+        let mut conn = sqlx::PgConnection::connect(server).await.context("connecting to --database-url")?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .context("creating a scratch database (the user needs CREATEDB)")?;
+        conn.close().await?;
+        url.set_path(&format!("/{name}"));
+        Ok(Self { server: server.to_owned(), name, url: url.to_string() })
+    }
+
+    async fn drop_database(self) {
+        use sqlx::Connection;
+        let result = async {
+            let mut conn = sqlx::PgConnection::connect(&self.server).await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await?;
+            conn.close().await
+        }
+        .await;
+        if let Err(e) = result {
+            eprintln!("could not drop the scratch database {}: {e}", self.name);
+        }
+    }
+}
