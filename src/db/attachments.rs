@@ -144,6 +144,15 @@ pub async fn get_for_job(c: &mut Conn<'_>, id: AttachmentId) -> Result<Option<At
 }
 
 /// The attachments of the messages `first..=last` (by id) of one conversation, in message order.
+/// The SQL of [`for_messages`] (its plan is checked by the plan tests).
+pub(crate) fn for_messages_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM attachments
+         WHERE church_id = $1 AND conversation_id = $2 AND message_id >= $3 AND message_id <= $4
+         ORDER BY message_id, position"
+    )
+}
+
 pub async fn for_messages(
     c: &mut Conn<'_>,
     church: ChurchId,
@@ -151,11 +160,7 @@ pub async fn for_messages(
     first: MessageId,
     last: MessageId,
 ) -> Result<Vec<AttachmentRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM attachments
-         WHERE church_id = $1 AND conversation_id = $2 AND message_id >= $3 AND message_id <= $4
-         ORDER BY message_id, position"
-    );
+    let sql = for_messages_sql();
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
         .bind(church)
         .bind(conversation)
@@ -349,14 +354,11 @@ pub struct LibraryFilter {
 }
 
 /// A church's stored files, newest first, older than `before`.
-pub async fn library(
-    c: &mut Conn<'_>,
-    church: ChurchId,
-    f: &LibraryFilter,
-    before: Option<AttachmentId>,
-    limit: i64,
-) -> Result<Vec<AttachmentRow>> {
-    let sql = format!(
+/// The SQL of [`library`] (its plan is checked by the plan tests). Ordered by `church_id` first
+/// (one value here, so the same order) so that only the church's own index serves the order: a
+/// walk of every church's files by id is never a candidate.
+pub(crate) fn library_sql() -> String {
+    format!(
         "SELECT {COLUMNS} FROM attachments
          WHERE church_id = $1 AND status = 'stored'
            AND ($2 IS NULL OR media_type = $2)
@@ -365,8 +367,18 @@ pub async fn library(
            AND ($5 IS NULL OR conversation_id = $5)
            AND ($6 IS NULL OR conversation_id IN (SELECT id FROM conversations WHERE church_id = $1 AND member_id = $6))
            AND ($7 IS NULL OR id < $7)
-         ORDER BY id DESC LIMIT $8"
-    );
+         ORDER BY church_id, id DESC LIMIT $8"
+    )
+}
+
+pub async fn library(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    f: &LibraryFilter,
+    before: Option<AttachmentId>,
+    limit: i64,
+) -> Result<Vec<AttachmentRow>> {
+    let sql = library_sql();
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
         .bind(church)
         .bind(f.media_type)

@@ -130,6 +130,21 @@ pub struct InboxFilter {
     pub phone_hash: Option<Vec<u8>>,
 }
 
+/// The SQL of [`list`] (its plan is checked by the plan tests).
+pub(crate) fn list_sql() -> String {
+    format!(
+        "SELECT {INBOX_COLUMNS} FROM conversations c JOIN members m ON m.id = c.member_id
+         WHERE c.church_id = $1 AND m.church_id = $1
+           AND ($2 IS NULL OR c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))
+           AND (($4 IS NULL AND $5 IS NULL AND $6 IS NULL)
+                OR LOWER(COALESCE(m.first_name, '') || ' ' || COALESCE(m.last_name, '')) LIKE $4
+                OR m.phone_last4 LIKE $5
+                OR m.phone_hash = $6)
+         ORDER BY c.last_message_at DESC, c.id DESC
+         LIMIT $7"
+    )
+}
+
 pub async fn list(
     c: &mut Conn<'_>,
     church: ChurchId,
@@ -138,17 +153,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<InboxRow>> {
     // One statement for every combination: absent filters are bound as NULL and switch themselves off.
-    let sql = format!(
-        "SELECT {INBOX_COLUMNS} FROM conversations c JOIN members m ON m.id = c.member_id
-         WHERE c.church_id = $1
-           AND ($2 IS NULL OR c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))
-           AND (($4 IS NULL AND $5 IS NULL AND $6 IS NULL)
-                OR LOWER(COALESCE(m.first_name, '') || ' ' || COALESCE(m.last_name, '')) LIKE $4
-                OR m.phone_last4 LIKE $5
-                OR m.phone_hash = $6)
-         ORDER BY c.last_message_at DESC, c.id DESC
-         LIMIT $7"
-    );
+    let sql = list_sql();
     let name = filter.name_like.as_ref().map(|n| format!("%{}%", escape_like(n)));
     let digits = filter.last_digits.as_ref().map(|d| format!("%{d}"));
     run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql)
@@ -168,11 +173,16 @@ fn escape_like(s: &str) -> String {
     s.replace(['%', '_'], "")
 }
 
-pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<Option<InboxRow>> {
-    let sql = format!(
+/// The SQL of [`get`] (its plan is checked by the plan tests).
+pub(crate) fn get_sql() -> String {
+    format!(
         "SELECT {INBOX_COLUMNS} FROM conversations c JOIN members m ON m.id = c.member_id
-         WHERE c.church_id = $1 AND c.id = $2"
-    );
+         WHERE c.church_id = $1 AND c.id = $2 AND m.church_id = $1"
+    )
+}
+
+pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<Option<InboxRow>> {
+    let sql = get_sql();
     run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)
 }
 

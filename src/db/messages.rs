@@ -139,6 +139,15 @@ pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
 }
 
 /// A page of a thread, newest first: the `limit` messages older than `before` (or the newest).
+/// The SQL of [`page`] (its plan is checked by the plan tests).
+pub(crate) fn page_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE church_id = $1 AND conversation_id = $2 AND ($3 IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4"
+    )
+}
+
 pub async fn page(
     c: &mut Conn<'_>,
     church: ChurchId,
@@ -146,11 +155,7 @@ pub async fn page(
     before: Option<MessageId>,
     limit: i64,
 ) -> Result<Vec<MessageRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM messages
-         WHERE church_id = $1 AND conversation_id = $2 AND ($3 IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4"
-    );
+    let sql = page_sql();
     run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql)
         .bind(church)
         .bind(conversation)

@@ -25,6 +25,8 @@ pub mod members;
 pub mod messages;
 pub mod notify;
 pub mod phone_ciphertexts;
+#[cfg(test)]
+mod plans;
 pub mod webhook_events;
 pub mod webhook_rejections;
 

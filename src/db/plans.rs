@@ -1,0 +1,259 @@
+//! The read queries a leader waits for — the thread, the inbox, its search and the library — are
+//! planned on the intended indexes on both databases, so their cost follows the page, not the
+//! church. Each query's own SQL is explained with real parameters over two seeded churches
+//! (`ANALYZE`d; on PostgreSQL with table scans priced as they are at a church's real size); on
+//! PostgreSQL the thread's statements
+//! also run under `EXPLAIN ANALYZE`, which must show no row of another conversation read and
+//! thrown away.
+
+use chrono::Utc;
+
+use super::{attachments, conversations, messages, Conn, Db};
+use crate::config::DatabaseKind;
+use crate::domain::{AttachmentStatus, ChurchId, ConversationId, Direction, MediaKind, MemberId, MessageId};
+
+/// Conversations of the big church (reading all of it costs more than a page) and of the small
+/// one next to it (a page of its files must not be found by walking the big one's).
+const BIG: usize = 2000;
+const SMALL: usize = 100;
+/// Messages of the conversation whose thread is read (the others have two).
+const THREAD_MESSAGES: usize = 40;
+
+struct Seeded {
+    /// The small church, with the thread that is read.
+    church: ChurchId,
+    big: ChurchId,
+    conversation: ConversationId,
+    first: MessageId,
+    last: MessageId,
+}
+
+async fn seed(db: &Db) -> Seeded {
+    let now = Utc::now();
+    let mut tx = db.begin().await.expect("tx");
+    let c = &mut tx.conn();
+    let mut result = None;
+    let mut big = None;
+    for (n, number) in ["+15550100001", "+15550100002"].into_iter().enumerate() {
+        let church = super::churches::ChurchRow {
+            id: ChurchId::new(),
+            name: format!("Church {n}"),
+            phone_number: number.into(),
+            messaging_profile_id: None,
+            created_at: now,
+        };
+        super::churches::insert(c, &church).await.expect("church");
+        let conversations = if n == 0 { SMALL } else { BIG };
+        if n == 1 {
+            big = Some(church.id);
+        }
+        for i in 0..conversations {
+            let member = super::members::find_or_create(
+                c,
+                &super::members::MemberRow {
+                    id: MemberId::new(),
+                    church_id: church.id,
+                    phone_hash: format!("hash-{n}-{i}").into_bytes(),
+                    phone_ciphertext: vec![0; 40],
+                    phone_last4: format!("{:04}", i),
+                    first_name: Some(format!("Member{i}")),
+                    last_name: None,
+                    opted_out: false,
+                    opted_out_at: None,
+                    unreachable: false,
+                    unreachable_reason: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await
+            .expect("member");
+            let conv = conversations::find_or_create(
+                c,
+                &conversations::ConversationRow {
+                    id: ConversationId::new(),
+                    church_id: church.id,
+                    member_id: member.id,
+                    last_message_at: now - chrono::Duration::seconds(i as i64),
+                    last_message_preview: String::new(),
+                    unread_count: 0,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await
+            .expect("conversation");
+            let target = n == 0 && i == SMALL / 2;
+            let count = if target { THREAD_MESSAGES } else { 2 };
+            let rows: Vec<messages::MessageRow> = (0..count)
+                .map(|m| {
+                    messages::MessageRow::new(church.id, conv.id, member.id, Direction::Inbound, format!("m{m}"), now)
+                })
+                .collect();
+            messages::insert_many(c, &rows).await.expect("messages");
+            for (k, m) in rows.iter().enumerate().filter(|(k, _)| k % 2 == 0) {
+                let row = attachments::AttachmentRow {
+                    status: AttachmentStatus::Stored,
+                    media_type: Some(MediaKind::Image),
+                    ..attachments::AttachmentRow::new(church.id, conv.id, m.id, 0, format!("p{k}.jpg"), now)
+                };
+                attachments::insert(c, &row).await.expect("attachment");
+            }
+            if target {
+                let first = rows.first().map(|m| m.id).expect("rows");
+                let last = rows.last().map(|m| m.id).expect("rows");
+                result = Some((church.id, conv.id, first, last));
+            }
+        }
+    }
+    tx.commit().await.expect("commit");
+    let mut pooled = db.acquire().await.expect("conn");
+    super::run!(&mut pooled.conn(), |q| sqlx::query("ANALYZE").execute(&mut **q).await.map(|_| ())).expect("analyze");
+    let (church, conversation, first, last) = result.expect("seeded");
+    Seeded { church, big: big.expect("seeded"), conversation, first, last }
+}
+
+/// The plan of `sql` with its parameters, one line per step.
+macro_rules! explain {
+    ($c:expr, $analyze:expr, $sql:expr $(, $bind:expr)*) => {{
+        let prefix = match ($c, $analyze) {
+            (Conn::Sqlite(_), _) => "EXPLAIN QUERY PLAN ",
+            (Conn::Postgres(_), false) => "EXPLAIN (COSTS OFF) ",
+            (Conn::Postgres(_), true) => "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ",
+        };
+        let sql = format!("{prefix}{}", $sql);
+        let lines: Vec<String> = match $c {
+            Conn::Sqlite(q) => {
+                let rows: Vec<(i64, i64, i64, String)> =
+                    sqlx::query_as(&sql)$(.bind($bind))*.fetch_all(&mut **q).await.expect("explain");
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            Conn::Postgres(q) => sqlx::query_scalar(&sql)$(.bind($bind))*.fetch_all(&mut **q).await.expect("explain"),
+        };
+        lines.join("\n")
+    }};
+}
+
+fn assert_uses(plan: &str, index: &str, what: &str) {
+    assert!(plan.contains(index), "{what} should use {index}; plan:\n{plan}");
+    for table in ["messages", "attachments", "conversations"] {
+        assert!(!plan.contains(&format!("Seq Scan on {table}")), "{what} scans {table}; plan:\n{plan}");
+        // SQLite: "SCAN t" without an index reads the whole table.
+        let full = plan.lines().any(|l| l.trim_start().starts_with(&format!("SCAN {table}")) && !l.contains("INDEX"));
+        assert!(!full, "{what} scans {table}; plan:\n{plan}");
+    }
+}
+
+async fn check(db: &Db) {
+    let s = seed(db).await;
+    let mut pooled = db.acquire().await.expect("conn");
+    let c = &mut pooled.conn();
+    let none_id: Option<MessageId> = None;
+    let none_at: Option<chrono::DateTime<Utc>> = None;
+    let none_conv: Option<ConversationId> = None;
+    let none_text: Option<String> = None;
+    let none_bytes: Option<Vec<u8>> = None;
+    let none_kind: Option<MediaKind> = None;
+    let none_member: Option<MemberId> = None;
+    let none_att: Option<crate::domain::AttachmentId> = None;
+    let postgres = matches!(c, Conn::Postgres(_));
+    if let Conn::Postgres(q) = &mut *c {
+        // A few hundred rows fit in a page or two, where reading the table beats any index; at a
+        // church's real size it does not. Scans are priced out so the plan shows which index
+        // serves the query (a query no index serves still shows its Seq Scan).
+        sqlx::query("SET enable_seqscan = off").execute(&mut **q).await.expect("set");
+    }
+
+    // The thread: header, a page of messages, their files.
+    let header = explain!(&mut *c, false, conversations::get_sql(), s.church, s.conversation);
+    assert!(!header.contains("Seq Scan on conversations") && !header.contains("SCAN c\n"), "header: {header}");
+    let page = explain!(&mut *c, postgres, messages::page_sql(), s.church, s.conversation, none_id, 50_i64);
+    assert_uses(&page, "messages_thread", "a page of the thread");
+    let files = explain!(&mut *c, postgres, attachments::for_messages_sql(), s.church, s.conversation, s.first, s.last);
+    assert_uses(&files, "attachments_thread", "the files of a page");
+    if postgres {
+        // Nothing of another conversation (or church) is read and thrown away.
+        for plan in [&page, &files] {
+            assert!(!plan.contains("Rows Removed by Filter"), "the thread read filters out rows:\n{plan}");
+        }
+    }
+
+    // The inbox, newest first, and its search by name.
+    let inbox = explain!(
+        &mut *c,
+        false,
+        conversations::list_sql(),
+        s.big,
+        none_at,
+        none_conv,
+        none_text.clone(),
+        none_text.clone(),
+        none_bytes.clone(),
+        51_i64
+    );
+    assert_uses(&inbox, "conversations_inbox", "the inbox");
+    let search = explain!(
+        &mut *c,
+        false,
+        conversations::list_sql(),
+        s.church,
+        none_at,
+        none_conv,
+        Some("%member1%".to_owned()),
+        none_text.clone(),
+        none_bytes.clone(),
+        51_i64
+    );
+    // A name cannot be looked up by index: the small church's search walks its own conversations
+    // in inbox order, or its own members — never the big church's too.
+    let bounded = search.contains("conversations_inbox") || search.contains("members_church_phone");
+    assert!(bounded && !search.contains("members_pkey on members"), "the search reads beyond the church:\n{search}");
+    assert_uses(&search, "", "the inbox search");
+
+    // The library, and the library of one kind of file.
+    for kind in [none_kind, Some(MediaKind::Image)] {
+        let library = explain!(
+            &mut *c,
+            false,
+            attachments::library_sql(),
+            s.church,
+            kind,
+            none_at,
+            none_at,
+            none_conv,
+            none_member,
+            none_att,
+            51_i64
+        );
+        assert_uses(&library, "attachments_church", "the library");
+    }
+}
+
+#[tokio::test]
+async fn read_queries_use_their_indexes_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&DatabaseKind::Sqlite { path: dir.path().join("plans.db") }).await.expect("sqlite");
+    db.migrate().await.expect("migrate");
+    check(&db).await;
+}
+
+#[tokio::test]
+async fn read_queries_use_their_indexes_on_postgres() {
+    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "TEST_DATABASE_URL is required in CI");
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    use sqlx::Connection;
+    let name = format!("koinonia_plans_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("postgres");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    let mut url = url::Url::parse(&admin).expect("url");
+    url.set_path(&format!("/{name}"));
+    let kind = DatabaseKind::Postgres { url: secrecy::SecretString::from(url.to_string()) };
+    let db = Db::connect(&kind).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    check(&db).await;
+    db.close().await;
+    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await;
+}
