@@ -116,6 +116,25 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Seed one church (a tenth full, then full) and measure the inbox, thread, search and
+    /// library routes over loopback: p50/p95 and server CPU per request at both sizes.
+    Read {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 100_000)]
+        attachments: usize,
+        /// Requests per route and size.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// A PostgreSQL server (postgres://…): the run uses a new database there, dropped
+        /// afterwards. Default: a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -201,6 +220,11 @@ async fn bench(what: BenchWhat) -> anyhow::Result<()> {
             if !report.consistent() {
                 anyhow::bail!("stored messages differ from acknowledged webhooks");
             }
+        }
+        BenchWhat::Read { messages, conversations, attachments, requests, database_url, dir } => {
+            let options =
+                koinonia::ops::bench::ReadOptions { messages, conversations, attachments, requests, database_url };
+            println!("{}", koinonia::ops::bench::read(options, &folder(dir)).await?.render());
         }
     }
     Ok(())

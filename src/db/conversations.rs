@@ -186,6 +186,28 @@ pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Resu
     run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)
 }
 
+/// [`get`] for many conversations of one church, in one statement per thousand.
+pub async fn get_many(c: &mut Conn<'_>, church: ChurchId, ids: &[ConversationId]) -> Result<Vec<InboxRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows: Vec<InboxRow> = run!(&mut *c, |q| {
+            let mut b = sqlx::QueryBuilder::new(format!(
+                "SELECT {INBOX_COLUMNS} FROM conversations c JOIN members m ON m.id = c.member_id
+                 WHERE m.church_id = "
+            ));
+            b.push_bind(church).push(" AND c.church_id = ").push_bind(church).push(" AND c.id IN (");
+            let mut list = b.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            b.push(")");
+            b.build_query_as::<InboxRow>().persistent(false).fetch_all(&mut **q).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 /// Marks a conversation read for the whole church; false when it is not this church's.
 pub async fn mark_read(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<bool> {
     run!(c, |q| sqlx::query("UPDATE conversations SET unread_count = 0 WHERE church_id = $1 AND id = $2")

@@ -135,20 +135,22 @@ async fn labels(
     church: ChurchId,
     files: &[AttachmentRow],
 ) -> Result<HashMap<ConversationId, String>, LibraryError> {
-    let mut member_of = HashMap::new();
-    for a in files {
-        if let std::collections::hash_map::Entry::Vacant(v) = member_of.entry(a.conversation_id) {
-            if let Some(row) = db::conversations::get(c, church, a.conversation_id).await? {
-                let name = [row.first_name.as_deref(), row.last_name.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                v.insert(if name.trim().is_empty() { format!("member {}", row.phone_last4) } else { name });
-            }
-        }
-    }
-    Ok(member_of)
+    let mut ids: Vec<ConversationId> = files.iter().map(|a| a.conversation_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = db::conversations::get_many(c, church, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let name = [row.first_name.as_deref(), row.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let label = if name.trim().is_empty() { format!("member {}", row.phone_last4) } else { name };
+            (row.id, label)
+        })
+        .collect())
 }
 
 /// Who sent a file: the member (received), or a leader of the church (sent; `None` when that

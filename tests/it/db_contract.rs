@@ -103,6 +103,8 @@ async fn story(db: Db) {
     db::conversations::record_message(c, church.id, conv.id, later, "hello", 1).await.expect("record");
     db::conversations::record_message(c, church.id, conv.id, now, "older event", 1).await.expect("record");
     let row = db::conversations::get(c, church.id, conv.id).await.expect("get").expect("some");
+    let many = db::conversations::get_many(c, church.id, &[conv.id, ConversationId::new()]).await.expect("get_many");
+    assert_eq!(many.iter().map(|r| r.id).collect::<Vec<_>>(), vec![conv.id], "only what exists");
     assert_eq!((row.last_message_at, row.unread_count), (later, 2), "last_message_at never goes back");
     let filter = db::conversations::InboxFilter { last_digits: Some("01".into()), ..Default::default() };
     assert_eq!(db::conversations::list(c, church.id, None, &filter, 10).await.expect("list").len(), 1);
@@ -1075,6 +1077,7 @@ async fn story_more(db: Db) {
     assert!(db::members::get(c, hope.id, anna.id).await.expect("get").is_none());
     assert_eq!(db::conversations::find_for_member(c, hope.id, anna.id).await.expect("find"), None);
     assert!(db::conversations::get(c, hope.id, conv.id).await.expect("get").is_none());
+    assert!(db::conversations::get_many(c, hope.id, &[conv.id]).await.expect("get_many").is_empty(), "tenancy");
     assert!(db::messages::get_for_job(c, o1.id).await.expect("get").is_none());
     assert!(db::messages::find_by_provider_id(c, "more-prov-1").await.expect("find").is_none());
     assert!(db::attachments::of_message(c, m_in.id).await.expect("of message").is_empty());

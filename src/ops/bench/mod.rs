@@ -19,9 +19,12 @@ use crate::state::AppState;
 use crate::{db, Config};
 use stand_in::Arrivals;
 
+mod read;
+mod serve;
 mod stand_in;
 mod webhooks;
 
+pub use read::{read, ReadOptions, ReadReport};
 pub use webhooks::{webhooks, WebhooksOptions, WebhooksReport};
 
 /// What one run measured.

@@ -7,9 +7,7 @@
 //! id; the client holds `--concurrency` HTTP/1.1 connections spread over the instances. After the
 //! run the database is read back: every acknowledged webhook must be stored exactly once.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +16,8 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
-use hyper_util::rt::TokioIo;
 
+use super::serve::{connect, machine_busy, machine_ticks, self_cpu, send, server_vars, ScratchDatabase, Server};
 use crate::config::Config;
 use crate::db::{self, Db};
 
@@ -138,16 +136,11 @@ pub async fn webhooks(options: WebhooksOptions, work_dir: &Path) -> anyhow::Resu
 
 async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> anyhow::Result<WebhooksReport> {
     let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let mut vars: HashMap<String, String> = HashMap::new();
-    vars.insert("KOINONIA_DATA_DIR".into(), dir.join("data").display().to_string());
-    vars.insert("TELNYX_PUBLIC_KEY".into(), b64(key.verifying_key().as_bytes()));
-    vars.insert("PHONE_HASH_KEY".into(), b64(&rand::random::<[u8; 32]>()));
-    vars.insert("PHONE_ENCRYPTION_KEY".into(), b64(&rand::random::<[u8; 32]>()));
-    vars.insert("JWT_SECRET".into(), b64(&rand::random::<[u8; 48]>()));
-    if let Some(url) = database_url {
-        vars.insert("DATABASE_URL".into(), url.to_owned());
-    }
+    let mut vars = server_vars(dir, database_url);
+    vars.insert(
+        "TELNYX_PUBLIC_KEY".into(),
+        base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
+    );
     let config = Config::from_vars(&vars)?;
     let db = crate::ops::cli::open_db(&config).await?;
     let church = crate::ops::cli::create_church(&db, "Bench", CHURCH_NUMBER, None).await?;
@@ -295,173 +288,9 @@ fn webhook_request(signed: &Signed) -> anyhow::Result<hyper::Request<axum::body:
         .body(axum::body::Body::from(signed.body.clone()))?)
 }
 
-type Conn = hyper::client::conn::http1::SendRequest<axum::body::Body>;
-
-async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Conn> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-async fn send(conn: &mut Conn, req: hyper::Request<axum::body::Body>) -> anyhow::Result<http::StatusCode> {
-    conn.ready().await?;
-    let resp = conn.send_request(req).await?;
-    let status = resp.status();
-    axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 64 * 1024).await?;
-    Ok(status)
-}
-
 /// Inbound messages stored for the church.
 async fn stored_messages(db: &Db, church: crate::domain::ChurchId) -> anyhow::Result<usize> {
     let mut pooled = db.acquire().await?;
     let n = db::messages::count_in_church(&mut pooled.conn(), church, crate::domain::Direction::Inbound).await?;
     Ok(usize::try_from(n).unwrap_or(0))
-}
-
-/// A `koinonia serve` child process on a loopback port.
-struct Server {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Server {
-    async fn start(vars: &HashMap<String, String>, dir: &Path, index: usize) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let log = std::fs::File::create(dir.join(format!("serve-{index}.log")))?;
-        let exe = std::env::current_exe().context("finding this program")?;
-        let mut cmd = tokio::process::Command::new(exe);
-        cmd.arg("serve")
-            .env_clear()
-            .envs(vars)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true);
-        let child = cmd.spawn().context("starting koinonia serve")?;
-        let server = Self { child, addr };
-        server.ready(dir, index).await?;
-        Ok(server)
-    }
-
-    async fn ready(&self, dir: &Path, index: usize) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(mut conn) = connect(self.addr).await {
-                let req = hyper::Request::get("/healthz")
-                    .header(http::header::HOST, "127.0.0.1")
-                    .body(axum::body::Body::empty())?;
-                if matches!(send(&mut conn, req).await, Ok(s) if s.is_success()) {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let log = std::fs::read_to_string(dir.join(format!("serve-{index}.log"))).unwrap_or_default();
-        bail!("koinonia serve did not become healthy within 60 s; its log:\n{log}")
-    }
-
-    /// CPU time used so far.
-    fn cpu(&self) -> Duration {
-        self.child.id().and_then(|pid| process_cpu(&format!("/proc/{pid}/stat"))).unwrap_or_default()
-    }
-
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            // SAFETY: signalling our own child process by its pid.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        if tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.is_err() {
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-fn clock_ticks_per_s() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-/// utime + stime of a process, from its `/proc/.../stat`.
-fn process_cpu(path: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The command name (field 2) may hold spaces; fields after its closing parenthesis are plain.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_secs_f64((utime + stime) / clock_ticks_per_s()))
-}
-
-fn self_cpu() -> Duration {
-    process_cpu("/proc/self/stat").unwrap_or_default()
-}
-
-/// (busy, total) jiffies of the whole machine.
-fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else { return (0, 0) };
-    let v: Vec<u64> = cpu.split_whitespace().filter_map(|f| f.parse().ok()).collect();
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
-}
-
-fn machine_busy(before: (u64, u64), after: (u64, u64)) -> f64 {
-    let busy = after.0.saturating_sub(before.0) as f64;
-    let total = after.1.saturating_sub(before.1) as f64;
-    if total > 0.0 {
-        busy / total
-    } else {
-        0.0
-    }
-}
-
-/// A database of its own on the given PostgreSQL server, dropped after the run.
-struct ScratchDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDatabase {
-    async fn create(server: &str) -> anyhow::Result<Self> {
-        use sqlx::Connection;
-        let name = format!("koinonia_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut url = url::Url::parse(server).context("--database-url is not a URL")?;
-        let mut conn = sqlx::PgConnection::connect(server).await.context("connecting to --database-url")?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .context("creating a scratch database (the user needs CREATEDB)")?;
-        conn.close().await?;
-        url.set_path(&format!("/{name}"));
-        Ok(Self { server: server.to_owned(), name, url: url.to_string() })
-    }
-
-    async fn drop_database(self) {
-        use sqlx::Connection;
-        let result = async {
-            let mut conn = sqlx::PgConnection::connect(&self.server).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await?;
-            conn.close().await
-        }
-        .await;
-        if let Err(e) = result {
-            eprintln!("could not drop the scratch database {}: {e}", self.name);
-        }
-    }
 }
