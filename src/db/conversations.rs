@@ -145,6 +145,22 @@ pub(crate) fn list_sql() -> String {
     )
 }
 
+/// The SQL of [`list`] for a search by number (the whole number, or up to four last digits):
+/// from the church's members by index, not by walking its conversations. With `exact`, `$4` is
+/// four last digits matched by `members_last4`; otherwise a suffix pattern, matched among the
+/// church's members. `$5` is the whole number's blind index.
+pub(crate) fn number_search_sql(exact: bool) -> String {
+    let digits = if exact { "m.phone_last4 = $4" } else { "m.phone_last4 LIKE $4" };
+    format!(
+        "SELECT {INBOX_COLUMNS} FROM members m JOIN conversations c ON c.church_id = m.church_id AND c.member_id = m.id
+         WHERE m.church_id = $1
+           AND ($2 IS NULL OR c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))
+           AND ({digits} OR m.phone_hash = $5)
+         ORDER BY c.last_message_at DESC, c.id DESC
+         LIMIT $6"
+    )
+}
+
 pub async fn list(
     c: &mut Conn<'_>,
     church: ChurchId,
@@ -152,7 +168,27 @@ pub async fn list(
     filter: &InboxFilter,
     limit: i64,
 ) -> Result<Vec<InboxRow>> {
-    // One statement for every combination: absent filters are bound as NULL and switch themselves off.
+    let by_number = filter.name_like.is_none() && (filter.last_digits.is_some() || filter.phone_hash.is_some());
+    if by_number {
+        let digits = filter.last_digits.as_deref().unwrap_or_default();
+        let exact = digits.len() == 4;
+        // More than four digits match only the whole number: no last-digits pattern.
+        let pattern = match digits.len() {
+            4 => Some(digits.to_owned()),
+            1..=3 => Some(format!("%{digits}")),
+            _ => None,
+        };
+        return run!(c, |q| sqlx::query_as::<_, InboxRow>(&number_search_sql(exact))
+            .bind(church)
+            .bind(after.map(|a| a.last_message_at))
+            .bind(after.map(|a| a.id))
+            .bind(pattern.as_deref())
+            .bind(filter.phone_hash.as_deref())
+            .bind(limit)
+            .fetch_all(&mut **q)
+            .await);
+    }
+    // One statement for the rest: absent filters are bound as NULL and switch themselves off.
     let sql = list_sql();
     let name = filter.name_like.as_ref().map(|n| format!("%{}%", escape_like(n)));
     let digits = filter.last_digits.as_ref().map(|d| format!("%{d}"));

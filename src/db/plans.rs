@@ -206,9 +206,27 @@ async fn check(db: &Db) {
     );
     // A name cannot be looked up by index: the small church's search walks its own conversations
     // in inbox order, or its own members — never the big church's too.
-    let bounded = search.contains("conversations_inbox") || search.contains("members_church_phone");
+    let bounded = ["conversations_inbox", "members_church_phone", "members_last4"].iter().any(|i| search.contains(i));
     assert!(bounded && !search.contains("members_pkey on members"), "the search reads beyond the church:\n{search}");
     assert_uses(&search, "", "the inbox search");
+    // A search by number starts from the church's members by index: four last digits, or the
+    // whole number's blind index.
+    let four: Option<&str> = Some("0042");
+    let digits = explain!(
+        &mut *c,
+        false,
+        conversations::number_search_sql(true),
+        s.big,
+        none_at,
+        none_conv,
+        four,
+        Some(b"hash-1-42".to_vec()),
+        51_i64
+    );
+    assert!(!digits.contains("conversations_inbox"), "the number search walks the inbox:\n{digits}");
+    assert_uses(&digits, "members_last4", "the number search");
+    let by_hash = digits.contains("members_church_phone") || digits.contains("phone_hash=?");
+    assert!(by_hash, "the whole number is found by its blind index:\n{digits}");
 
     // The library, and the library of one kind of file.
     for kind in [none_kind, Some(MediaKind::Image)] {

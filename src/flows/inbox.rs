@@ -184,17 +184,22 @@ fn parse_before(before: Option<&str>) -> Result<Option<MessageId>, InboxError> {
     }
 }
 
-/// `q` searches names (substring), the whole number (blind index) and its last digits.
+/// `q` searches names (substring); a `q` made only of digits and phone punctuation searches
+/// numbers instead: the whole number (blind index) or up to four last digits.
 fn search_filter(deps: &Deps<'_>, q: Option<&str>) -> InboxFilter {
     let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) else {
         return InboxFilter::default();
     };
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
     let only_number = q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if !only_number || digits.is_empty() {
+        return InboxFilter { name_like: Some(q.to_lowercase()), ..InboxFilter::default() };
+    }
     InboxFilter {
-        name_like: Some(q.to_lowercase()),
-        last_digits: (only_number && (1..=4).contains(&digits.len())).then_some(digits),
-        phone_hash: only_number.then(|| Phone::parse(q).ok()).flatten().map(|p| deps.phone.blind_index(&p)),
+        name_like: None,
+        phone_hash: Phone::parse(q).ok().map(|p| deps.phone.blind_index(&p)),
+        // More than four digits match only a whole number.
+        last_digits: Some(digits),
     }
 }
 
