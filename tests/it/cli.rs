@@ -132,6 +132,45 @@ fn the_outbound_benchmark_runs_and_reports_its_figures() {
     }
 }
 
+/// The webhook benchmark drives real `serve` processes, checks what it stored, and leaves the
+/// folder it was started in untouched (it reads no configuration, so no `koinonia-data/`).
+#[test]
+fn the_webhook_benchmark_stores_what_it_acknowledged_and_writes_nothing_where_it_runs() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = koinonia(cwd.path())
+        .args(["bench", "webhooks", "--requests", "300", "--members", "20", "--concurrency", "16", "--dir"])
+        .arg(work.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for line in ["webhooks/s", "p99", "first webhook", "koinonia CPU", "acknowledged   300 (200), failed 0, stored 300"]
+    {
+        assert!(report.contains(line), "{line} missing from:\n{report}");
+    }
+    let left: Vec<_> = std::fs::read_dir(cwd.path()).expect("read").collect();
+    assert!(left.is_empty(), "the benchmark wrote into its working folder: {left:?}");
+    let work_left: Vec<_> = std::fs::read_dir(work.path()).expect("read").collect();
+    assert!(work_left.is_empty(), "the benchmark left its temporary folder behind: {work_left:?}");
+}
+
+#[test]
+fn the_read_benchmark_measures_every_route_at_two_sizes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = koinonia(dir.path())
+        .args(["bench", "read", "--messages", "600", "--conversations", "30", "--attachments", "60"])
+        .args(["--requests", "3", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for line in ["at 60 messages", "at 600 messages", "GET /api/conversations/:id", "GET /inbox/:id", "GET /library"] {
+        assert!(report.contains(line), "{line} missing from:\n{report}");
+    }
+}
+
 /// `serve` says where to go: the setup page while no church exists (with the one-time code when
 /// it listens beyond loopback), the sign-in page after.
 #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use super::serve::{connect, send, server_vars, ScratchDatabase, Server};
+use super::serve::{connect, in_scratch, send, server_vars, Payload, Server};
 use crate::config::Config;
 use crate::crypto::phone::PhoneCrypto;
 use crate::db::{self, Db};
@@ -103,17 +103,7 @@ pub async fn read(options: ReadOptions, work_dir: &Path) -> anyhow::Result<ReadR
     if o.requests == 0 || o.requests > 100_000 {
         bail!("--requests must be between 1 and 100000");
     }
-    let dir =
-        tempfile::Builder::new().prefix("koinonia-bench-").tempdir_in(work_dir).context("creating a work folder")?;
-    let scratch = match &o.database_url {
-        Some(url) => Some(ScratchDatabase::create(url).await?),
-        None => None,
-    };
-    let result = run(&options, dir.path(), scratch.as_ref().map(|s| s.url.as_str())).await;
-    if let Some(s) = scratch {
-        s.drop_database().await;
-    }
-    result
+    in_scratch(work_dir, o.database_url.as_deref(), async |dir, url| run(&options, dir, url).await).await
 }
 
 async fn run(o: &ReadOptions, dir: &Path, database_url: Option<&str>) -> anyhow::Result<ReadReport> {
@@ -246,13 +236,11 @@ async fn measure(
     let req = hyper::Request::post("/api/auth/login")
         .header(http::header::HOST, "127.0.0.1")
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(axum::body::Body::from(login))?;
-    conn.ready().await?;
-    let resp = conn.send_request(req).await?;
-    if !resp.status().is_success() {
-        bail!("signing in to the benchmark server failed with {}", resp.status());
+        .body(Payload::new(login))?;
+    let (status, body) = send(&mut conn, req).await?;
+    if !status.is_success() {
+        bail!("signing in to the benchmark server failed with {status}");
     }
-    let body = axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 1 << 20).await?;
     let token = serde_json::from_slice::<serde_json::Value>(&body)?["data"]["token"]
         .as_str()
         .context("no token in the login answer")?
@@ -279,7 +267,7 @@ async fn measure(
             } else {
                 b.header(http::header::AUTHORIZATION, format!("Bearer {token}"))
             };
-            b.body(axum::body::Body::empty())
+            b.body(Payload::empty())
         };
         for _ in 0..3 {
             send(&mut conn, request()?).await?;
@@ -288,7 +276,7 @@ async fn measure(
         let mut latencies = Vec::with_capacity(requests);
         for _ in 0..requests {
             let at = Instant::now();
-            let status = send(&mut conn, request()?).await?;
+            let (status, _) = send(&mut conn, request()?).await?;
             latencies.push(at.elapsed());
             if !status.is_success() {
                 bail!("{route} answered {status}");

@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::Stdio;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use base64::Engine;
+use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 
 /// The variables every benchmark server shares: its data folder, fresh secrets (given, so that
@@ -25,7 +28,52 @@ pub fn server_vars(dir: &Path, database_url: Option<&str>) -> HashMap<String, St
     vars
 }
 
-pub type Conn = hyper::client::conn::http1::SendRequest<axum::body::Body>;
+/// Runs a benchmark in a temporary folder under `work_dir`, on a scratch database of its own
+/// when a PostgreSQL server is given (dropped afterwards, whatever the outcome).
+pub async fn in_scratch<T>(
+    work_dir: &Path,
+    database_url: Option<&str>,
+    run: impl AsyncFnOnce(&Path, Option<&str>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let dir =
+        tempfile::Builder::new().prefix("koinonia-bench-").tempdir_in(work_dir).context("creating a work folder")?;
+    let scratch = match database_url {
+        Some(url) => Some(ScratchDatabase::create(url).await?),
+        None => None,
+    };
+    let result = run(dir.path(), scratch.as_ref().map(|s| s.url.as_str())).await;
+    if let Some(s) = scratch {
+        s.drop_database().await;
+    }
+    result
+}
+
+/// A request body sent in one piece.
+pub struct Payload(Option<Bytes>);
+
+impl Payload {
+    pub fn new(bytes: impl Into<Bytes>) -> Self {
+        Self(Some(bytes.into()))
+    }
+
+    pub fn empty() -> Self {
+        Self(None)
+    }
+}
+
+impl http_body::Body for Payload {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.get_mut().0.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+pub type Conn = hyper::client::conn::http1::SendRequest<Payload>;
 
 pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Conn> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
@@ -35,12 +83,23 @@ pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Conn> {
     Ok(sender)
 }
 
-pub async fn send(conn: &mut Conn, req: hyper::Request<axum::body::Body>) -> anyhow::Result<http::StatusCode> {
+/// Sends a request and reads its whole answer (at most 16 MiB).
+pub async fn send(conn: &mut Conn, req: hyper::Request<Payload>) -> anyhow::Result<(http::StatusCode, Vec<u8>)> {
+    use http_body::Body as _;
     conn.ready().await?;
     let resp = conn.send_request(req).await?;
     let status = resp.status();
-    axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 16 << 20).await?;
-    Ok(status)
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        if let Ok(data) = frame?.into_data() {
+            out.extend_from_slice(&data);
+            if out.len() > 16 << 20 {
+                bail!("an answer of more than 16 MiB");
+            }
+        }
+    }
+    Ok((status, out))
 }
 
 /// A `koinonia serve` child process on a loopback port.
@@ -77,10 +136,9 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(mut conn) = connect(self.addr).await {
-                let req = hyper::Request::get("/healthz")
-                    .header(http::header::HOST, "127.0.0.1")
-                    .body(axum::body::Body::empty())?;
-                if matches!(send(&mut conn, req).await, Ok(s) if s.is_success()) {
+                let req =
+                    hyper::Request::get("/healthz").header(http::header::HOST, "127.0.0.1").body(Payload::empty())?;
+                if matches!(send(&mut conn, req).await, Ok((s, _)) if s.is_success()) {
                     return Ok(());
                 }
             }

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use base64::Engine;
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 
-use super::serve::{connect, machine_busy, machine_ticks, self_cpu, send, server_vars, ScratchDatabase, Server};
+use super::serve::in_scratch;
+use super::serve::{connect, machine_busy, machine_ticks, self_cpu, send, server_vars, Payload, Server};
 use crate::config::Config;
 use crate::db::{self, Db};
 
@@ -121,17 +122,7 @@ pub async fn webhooks(options: WebhooksOptions, work_dir: &Path) -> anyhow::Resu
     if o.members == 0 || o.members > 1_000_000 {
         bail!("--members must be between 1 and 1000000");
     }
-    let dir =
-        tempfile::Builder::new().prefix("koinonia-bench-").tempdir_in(work_dir).context("creating a work folder")?;
-    let scratch = match &o.database_url {
-        Some(url) => Some(ScratchDatabase::create(url).await?),
-        None => None,
-    };
-    let result = run(&options, dir.path(), scratch.as_ref().map(|s| s.url.as_str())).await;
-    if let Some(s) = scratch {
-        s.drop_database().await;
-    }
-    result
+    in_scratch(work_dir, o.database_url.as_deref(), async |dir, url| run(&options, dir, url).await).await
 }
 
 async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> anyhow::Result<WebhooksReport> {
@@ -158,7 +149,7 @@ async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> any
     for (i, signed) in warm.iter().enumerate() {
         let mut conn = connect(servers[i % servers.len()].addr).await?;
         let at = Instant::now();
-        let status = send(&mut conn, webhook_request(signed)?).await?;
+        let (status, _) = send(&mut conn, webhook_request(signed)?).await?;
         first.push(at.elapsed());
         if status != http::StatusCode::OK {
             bail!("the first webhooks were refused with {status}");
@@ -260,7 +251,7 @@ async fn drive(servers: &[Server], bodies: Vec<Signed>, concurrency: usize) -> a
                 let req = webhook_request(signed)?;
                 let at = Instant::now();
                 let ok = match send(&mut conn, req).await {
-                    Ok(status) => status == http::StatusCode::OK,
+                    Ok((status, _)) => status == http::StatusCode::OK,
                     Err(_) => {
                         // The connection broke: count the request as failed and reconnect.
                         conn = connect(addr).await?;
@@ -279,13 +270,13 @@ async fn drive(servers: &[Server], bodies: Vec<Signed>, concurrency: usize) -> a
     Ok(all)
 }
 
-fn webhook_request(signed: &Signed) -> anyhow::Result<hyper::Request<axum::body::Body>> {
+fn webhook_request(signed: &Signed) -> anyhow::Result<hyper::Request<Payload>> {
     Ok(hyper::Request::post("/api/webhooks/telnyx/mms")
         .header(http::header::HOST, "127.0.0.1")
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(crate::telnyx::webhook::TIMESTAMP_HEADER, signed.timestamp.as_str())
         .header(crate::telnyx::webhook::SIGNATURE_HEADER, signed.signature.as_str())
-        .body(axum::body::Body::from(signed.body.clone()))?)
+        .body(Payload::new(signed.body.clone()))?)
 }
 
 /// Inbound messages stored for the church.
