@@ -1,6 +1,14 @@
 //! Phone numbers, always E.164 inside koinonia.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{LazyLock, Mutex};
+
+/// Numbers parsed lately, by their cleaned text: a church hears from the same numbers again and
+/// again, and libphonenumber's patterns cost microseconds a number on every webhook. Bounded:
+/// emptied when full, so no input can grow it.
+static PARSED: LazyLock<Mutex<HashMap<String, Phone>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+const PARSED_MAX: usize = 8192;
 
 /// A phone number in E.164 form (`+15551230000`).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -25,6 +33,9 @@ impl Phone {
         if cleaned.len() > 20 {
             return Err(PhoneError::Invalid);
         }
+        if let Some(known) = PARSED.lock().ok().and_then(|m| m.get(&cleaned).cloned()) {
+            return Ok(known);
+        }
         let region = if cleaned.starts_with('+') { None } else { Some(phonenumber::country::Id::US) };
         let parsed = phonenumber::parse(region, &cleaned).map_err(|_| PhoneError::Invalid)?;
         let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
@@ -35,7 +46,14 @@ impl Phone {
         if !plausible {
             return Err(PhoneError::Invalid);
         }
-        Ok(Self(e164))
+        let phone = Self(e164);
+        if let Ok(mut m) = PARSED.lock() {
+            if m.len() >= PARSED_MAX {
+                m.clear();
+            }
+            m.insert(cleaned, phone.clone());
+        }
+        Ok(phone)
     }
 
     /// Wraps a value read back from koinonia's own storage (already E.164).
@@ -84,6 +102,19 @@ impl fmt::Debug for Phone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsed_numbers_are_remembered_within_a_bound() {
+        let first = Phone::parse("(312) 555-0199").expect("parses");
+        assert_eq!(Phone::parse("(312) 555-0199"), Ok(first.clone()), "the remembered answer is the same");
+        assert_eq!(Phone::parse("312.555.0199"), Ok(first));
+        for i in 0..PARSED_MAX + 100 {
+            let _ = Phone::parse(&format!("+1312{:07}", i));
+        }
+        let held = PARSED.lock().map(|m| m.len()).unwrap_or(usize::MAX);
+        assert!(held <= PARSED_MAX, "{held} numbers held");
+        assert_eq!(Phone::parse("+1312"), Err(PhoneError::Invalid), "refusals are not remembered as numbers");
+    }
 
     #[test]
     fn parses_to_e164() {
