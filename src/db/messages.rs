@@ -75,33 +75,7 @@ const COLUMNS: &str =
                        send_state, send_started_at, provider_status, send_mode, send_preview";
 
 pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO messages ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-    );
-    run!(c, |q| sqlx::query(&sql)
-        .bind(m.id)
-        .bind(m.church_id)
-        .bind(m.conversation_id)
-        .bind(m.member_id)
-        .bind(m.leader_id)
-        .bind(m.direction)
-        .bind(&m.content)
-        .bind(&m.keyword)
-        .bind(m.likely_opt_out)
-        .bind(m.delivery_status)
-        .bind(&m.failure_reason)
-        .bind(&m.provider_message_id)
-        .bind(&m.cc_ciphertext)
-        .bind(m.created_at)
-        .bind(m.updated_at)
-        .bind(m.send_state)
-        .bind(m.send_started_at)
-        .bind(&m.provider_status)
-        .bind(&m.send_mode)
-        .bind(m.send_preview)
-        .execute(&mut **q)
-        .await
-        .map(|_| ()))
+    insert_many(c, std::slice::from_ref(m)).await
 }
 
 /// Inserts many messages in as few statements as the databases' parameter limits allow.
@@ -132,7 +106,9 @@ pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
                     .push_bind(&m.send_mode)
                     .push_bind(m.send_preview);
             });
-            b.build().persistent(false).execute(&mut **q).await.map(|_| ())
+            // One row is always the same statement, worth preparing once; a batch's text varies
+            // with its length and would crowd the per-connection statement cache.
+            b.build().persistent(chunk.len() == 1).execute(&mut **q).await.map(|_| ())
         })?;
     }
     Ok(())

@@ -204,6 +204,14 @@ fn proc_status_kib(field: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// The `p` quantile (0–1) of some latencies, nearest rank; zero when there are none.
+fn percentile(latencies: &[Duration], p: f64) -> Duration {
+    let mut v = latencies.to_vec();
+    v.sort_unstable();
+    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(idx).copied().unwrap_or_default()
+}
+
 /// What `bench outbound` measured.
 #[derive(Debug, Clone)]
 pub struct OutboundReport {
@@ -220,13 +228,6 @@ pub struct OutboundReport {
 }
 
 impl OutboundReport {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.latencies.clone();
-        v.sort();
-        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v.get(idx).copied().unwrap_or_default()
-    }
-
     pub fn render(&self) -> String {
         let rate = |d: Duration| self.messages as f64 / d.as_secs_f64().max(1e-9);
         let sends = rate(self.drain);
@@ -243,8 +244,8 @@ impl OutboundReport {
             sends / self.baseline_per_s.max(1e-9),
             rate(self.enqueue),
             self.enqueue.as_secs_f64(),
-            self.percentile(0.5).as_secs_f64() * 1000.0,
-            self.percentile(0.99).as_secs_f64() * 1000.0,
+            percentile(&self.latencies, 0.5).as_secs_f64() * 1000.0,
+            percentile(&self.latencies, 0.99).as_secs_f64() * 1000.0,
             self.steady_rate,
             self.latencies.len(),
         )

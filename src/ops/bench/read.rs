@@ -283,8 +283,7 @@ async fn measure(
             }
         }
         let cpu = server.cpu().saturating_sub(cpu);
-        latencies.sort();
-        let at = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+        let at = |p: f64| super::percentile(&latencies, p);
         figures.push(RouteFigures {
             route,
             p50: at(0.5),

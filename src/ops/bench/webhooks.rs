@@ -54,13 +54,6 @@ pub struct WebhooksReport {
 }
 
 impl WebhooksReport {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.latencies.clone();
-        v.sort();
-        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v.get(idx).copied().unwrap_or_default()
-    }
-
     /// Whether everything acknowledged was stored, once.
     pub fn consistent(&self) -> bool {
         self.stored == self.acknowledged
@@ -86,9 +79,9 @@ impl WebhooksReport {
             if o.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
             o.requests as f64 / self.elapsed.as_secs_f64().max(1e-9),
             self.elapsed.as_secs_f64(),
-            ms(self.percentile(0.5)),
-            ms(self.percentile(0.99)),
-            ms(self.percentile(1.0)),
+            ms(super::percentile(&self.latencies, 0.5)),
+            ms(super::percentile(&self.latencies, 0.99)),
+            ms(super::percentile(&self.latencies, 1.0)),
             ms(self.first.first().copied().unwrap_or_default()),
             ms(self.first.get(1).copied().unwrap_or_default()),
             ms(self.server_cpu) / n,
