@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
   BASE_URL, DESKTOP, FIXTURES, MMS_MAX, PHONE, SCREENSHOT_DIR,
-  closeBrowser, launchBrowser, makeNoisePng, makeScenePng, screenshot, sha256,
+  closeBrowser, launchBrowser, makeNoisePng, makeScenePng, screenshot, sha256, violations,
 } from "./lib.mjs";
 
 const CHURCH = { name: "Grace Fellowship", number: "+15551230000" };
@@ -67,6 +67,7 @@ test("first run: / leads to /setup, creating the church signs the leader in", as
   await leader.locator("h1").filter({ hasText: "Welcome to koinonia" }).waitFor();
   assert.equal(await leader.locator("#code").count(), 0, "no setup code is asked on 127.0.0.1");
   await screenshot(leader, "setup-desktop");
+  assert.deepEqual(await violations(leader), [], "/setup: no serious or critical accessibility violations");
 
   await leader.fill("#church_name", CHURCH.name);
   await leader.fill("#church_number", CHURCH.number);
