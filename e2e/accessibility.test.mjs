@@ -78,6 +78,9 @@ for (const [width, options] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     found.push(...(await audit(page, "/inbox?q=0142", `a11y-search-${width}`)));
     found.push(...(await audit(page, "/library", `a11y-library-${width}`)));
     found.push(...(await audit(page, "/system", `a11y-system-${width}`)));
+    assert.ok(await page.isVisible('.topbar nav a[href="/system"][aria-current="page"]'), `System is in the ${width} navigation`);
+    const fits = await page.evaluate(() => document.querySelector(".topbar").scrollWidth <= window.innerWidth);
+    assert.ok(fits, `the ${width} top bar fits the screen`);
     found.push(...(await audit(page, "/sandbox", `a11y-sandbox-${width}`)));
     found.push(...(await audit(page, "/api/docs", `a11y-api-docs-${width}`)));
     await page.goto(url("/inbox/00000000-0000-0000-0000-000000000000"));

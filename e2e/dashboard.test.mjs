@@ -52,7 +52,8 @@ async function until(page, what, fn, arg) {
 
 before(async () => {
   browser = await launchBrowser();
-  leaderContext = await browser.newContext({ ...DESKTOP, baseURL: BASE_URL });
+  // The leader's browser is in Chicago: setup offers that zone as the church's.
+  leaderContext = await browser.newContext({ ...DESKTOP, baseURL: BASE_URL, timezoneId: "America/Chicago" });
   leader = await newPage(leaderContext, "leader");
 });
 
@@ -74,6 +75,7 @@ test("first run: / leads to /setup, creating the church signs the leader in", as
   await leader.fill("#email", LEADER.email);
   await leader.fill("#password", LEADER.password);
   await leader.fill("#password_confirm", LEADER.password);
+  assert.equal(await leader.inputValue("#time_zone"), "America/Chicago", "the browser's zone is offered");
   await Promise.all([leader.waitForURL("**/inbox"), leader.click("button:has-text('Create church')")]);
 
   await leader.locator("#conversation-list li.empty").filter({ hasText: "No conversations yet" }).waitFor();
@@ -614,6 +616,7 @@ test("one navigation on every page: the same links and the account, the current 
   assert.deepEqual(seen["/library"].links, seen["/inbox"].links);
   assert.deepEqual(seen["/system"].links, seen["/inbox"].links);
   assert.deepEqual(seen["/inbox"].links, ["Inbox", "Library", "Phone simulator", "System"]);
+  assert.equal(await leader.inputValue("#time_zone"), "America/Chicago", "/system shows the zone chosen at setup");
   await screenshot(leader, "system-desktop");
 });
 

@@ -148,6 +148,9 @@ enum ChurchAction {
         number: String,
         #[arg(long)]
         messaging_profile_id: Option<String>,
+        /// The church's time zone, an IANA name (America/Chicago); the zone of exports. Default UTC.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
 }
 
@@ -285,9 +288,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             eprintln!("database is up to date");
             Ok(())
         }
-        Command::Church { action: ChurchAction::Create { name, number, messaging_profile_id } } => {
+        Command::Church { action: ChurchAction::Create { name, number, messaging_profile_id, time_zone } } => {
             let db = cli::open_db(&config).await?;
-            let id = cli::create_church(&db, &name, &number, messaging_profile_id.as_deref()).await?;
+            let id =
+                cli::create_church(&db, &name, &number, messaging_profile_id.as_deref(), time_zone.as_deref()).await?;
             eprintln!("created church {name:?}");
             println!("{id}");
             Ok(())

@@ -11,19 +11,22 @@ pub struct ChurchRow {
     pub name: String,
     pub phone_number: String,
     pub messaging_profile_id: Option<String>,
+    /// An IANA zone name (`UTC` unless set; see [`crate::domain::ChurchTimeZone`]).
+    pub time_zone: String,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, name, phone_number, messaging_profile_id, created_at";
+const COLUMNS: &str = "id, name, phone_number, messaging_profile_id, time_zone, created_at";
 
 pub async fn insert(c: &mut Conn<'_>, row: &ChurchRow) -> Result<()> {
-    const SQL: &str = "INSERT INTO churches (id, name, phone_number, messaging_profile_id, created_at)
-                       VALUES ($1, $2, $3, $4, $5)";
+    const SQL: &str = "INSERT INTO churches (id, name, phone_number, messaging_profile_id, time_zone, created_at)
+                       VALUES ($1, $2, $3, $4, $5, $6)";
     run!(c, |q| sqlx::query(SQL)
         .bind(row.id)
         .bind(&row.name)
         .bind(&row.phone_number)
         .bind(&row.messaging_profile_id)
+        .bind(&row.time_zone)
         .bind(row.created_at)
         .execute(&mut **q)
         .await
@@ -39,6 +42,17 @@ pub async fn find_by_number(c: &mut Conn<'_>, number: &str) -> Result<Option<Chu
 pub async fn get(c: &mut Conn<'_>, id: ChurchId) -> Result<Option<ChurchRow>> {
     let sql = format!("SELECT {COLUMNS} FROM churches WHERE id = $1");
     run!(c, |q| sqlx::query_as::<_, ChurchRow>(&sql).bind(id).fetch_optional(&mut **q).await)
+}
+
+/// The church's time zone (its IANA name); `None` when there is no such church.
+pub async fn time_zone(c: &mut Conn<'_>, id: ChurchId) -> Result<Option<String>> {
+    const SQL: &str = "SELECT time_zone FROM churches WHERE id = $1";
+    run!(c, |q| sqlx::query_scalar::<_, String>(SQL).bind(id).fetch_optional(&mut **q).await)
+}
+
+pub async fn set_time_zone(c: &mut Conn<'_>, id: ChurchId, zone: &str) -> Result<bool> {
+    const SQL: &str = "UPDATE churches SET time_zone = $2 WHERE id = $1";
+    run!(c, |q| sqlx::query(SQL).bind(id).bind(zone).execute(&mut **q).await.map(|r| r.rows_affected() == 1))
 }
 
 /// Claims first-run setup for `church` (false when it was claimed before). Call in the

@@ -40,6 +40,7 @@ async fn seed(db: &Db) -> Seeded {
             name: format!("Church {n}"),
             phone_number: number.into(),
             messaging_profile_id: None,
+            time_zone: "UTC".into(),
             created_at: now,
         };
         super::churches::insert(c, &church).await.expect("church");

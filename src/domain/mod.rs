@@ -4,9 +4,11 @@ mod actor;
 mod ids;
 mod phone;
 mod status;
+mod time_zone;
 
 pub use actor::{Actor, ClientAddr, Role};
 pub use ids::*;
 pub use phone::{mask_last4, Phone, PhoneError};
 pub(crate) use status::text_enum;
 pub use status::*;
+pub use time_zone::ChurchTimeZone;

@@ -7,7 +7,7 @@ use crate::crypto::password::{self, PasswordError};
 use crate::crypto::session::Claims;
 use crate::db::leaders::LeaderRow;
 use crate::db::{self, Db, UniqueExt};
-use crate::domain::{Actor, ChurchId, ClientAddr, LeaderId, Phone};
+use crate::domain::{Actor, ChurchId, ChurchTimeZone, ClientAddr, LeaderId, Phone};
 use crate::flows::audit;
 
 /// What accounts need: the database, password hashing, sessions, the login limits and the
@@ -32,7 +32,7 @@ pub enum AccountError {
     /// Too many attempts from this address (or at this account): wait this many seconds.
     #[error("too many attempts; try again in {0} seconds")]
     RateLimited(u64),
-    #[error("only an admin of the church can manage its leaders")]
+    #[error("only an admin of the church can do this")]
     AdminOnly,
     /// No such leader (or church) here.
     #[error("not found")]
@@ -72,17 +72,23 @@ fn church_row(
     name: &str,
     number: &str,
     messaging_profile_id: Option<&str>,
+    time_zone: Option<&str>,
 ) -> Result<db::churches::ChurchRow, AccountError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(AccountError::Invalid("the church name must be 1 to 200 characters".into()));
     }
     let phone = Phone::parse(number).map_err(|e| AccountError::Invalid(format!("church number: {e}")))?;
+    let zone = match time_zone.map(str::trim).filter(|z| !z.is_empty()) {
+        Some(z) => ChurchTimeZone::parse(z).map_err(AccountError::Invalid)?,
+        None => ChurchTimeZone::default(),
+    };
     Ok(db::churches::ChurchRow {
         id: ChurchId::new(),
         name: name.to_owned(),
         phone_number: phone.as_str().to_owned(),
         messaging_profile_id: messaging_profile_id.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned),
+        time_zone: zone.name().to_owned(),
         created_at: clock::now(),
     })
 }
@@ -112,8 +118,9 @@ pub async fn create_church(
     name: &str,
     number: &str,
     messaging_profile_id: Option<&str>,
+    time_zone: Option<&str>,
 ) -> Result<ChurchId, AccountError> {
-    let row = church_row(name, number, messaging_profile_id)?;
+    let row = church_row(name, number, messaging_profile_id, time_zone)?;
     let mut tx = db.begin().await?;
     insert_church(&mut tx.conn(), &row).await?;
     tx.commit().await?;
@@ -149,15 +156,12 @@ pub async fn create_leader(
 pub async fn first_run(
     db: &Db,
     passwords: &password::Hasher,
-    church_name: &str,
-    church_number: &str,
-    email: &str,
-    password_text: &str,
+    form: &Setup<'_>,
 ) -> Result<Option<(ChurchId, LeaderId)>, AccountError> {
-    let church = church_row(church_name, church_number, None)?;
-    let email = normalise_email(email)?;
+    let church = church_row(form.church_name, form.church_number, None, Some(form.time_zone))?;
+    let email = normalise_email(form.email)?;
     // Hashed before the transaction: no connection is held while argon2 runs.
-    let hash = passwords.hash(password_text).await?;
+    let hash = passwords.hash(form.password).await?;
     let leader = leader_row(church.id, &email, hash, true);
     let mut tx = db.begin().await?;
     let c = &mut tx.conn();
@@ -181,6 +185,8 @@ pub struct Setup<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub password_confirm: &'a str,
+    /// The church's time zone (the setup page offers the browser's own); empty: UTC.
+    pub time_zone: &'a str,
 }
 
 /// Whether any church exists yet (before one does, `/setup` is open).
@@ -206,7 +212,7 @@ pub async fn setup(deps: &Deps<'_>, form: Setup<'_>, client: ClientAddr) -> Resu
     password::check_strength(form.password).map_err(|e| AccountError::Invalid(format!("Password: {e}.")))?;
     let email = normalise_email(form.email)
         .map_err(|_| AccountError::Invalid("That email address does not look right.".into()))?;
-    let created = first_run(deps.db, deps.passwords, form.church_name, form.church_number, &email, form.password).await;
+    let created = first_run(deps.db, deps.passwords, &form).await;
     match created {
         Ok(Some(_)) => {}
         Ok(None) => return Ok(None),
@@ -450,6 +456,34 @@ pub async fn session_holds(
         (Ok(_), Ok(_)) => false,
         _ => true,
     }
+}
+
+/// The church's time zone (UTC when the church is gone or its zone unknown to this build).
+pub async fn time_zone(db: &Db, church: ChurchId) -> Result<ChurchTimeZone, sqlx::Error> {
+    let mut pooled = db.acquire().await?;
+    time_zone_in(&mut pooled.conn(), church).await
+}
+
+/// [`time_zone`] on a connection the caller holds.
+pub async fn time_zone_in(c: &mut db::Conn<'_>, church: ChurchId) -> Result<ChurchTimeZone, sqlx::Error> {
+    let name = db::churches::time_zone(c, church).await?;
+    Ok(name.map_or_else(ChurchTimeZone::default, |n| ChurchTimeZone::stored(&n)))
+}
+
+/// Sets the church's time zone (admins); audited with the old and new zone.
+pub async fn set_time_zone(deps: &Deps<'_>, actor: &Actor, zone: &str) -> Result<ChurchTimeZone, AccountError> {
+    admin_only(actor)?;
+    let zone = ChurchTimeZone::parse(zone).map_err(AccountError::Invalid)?;
+    let mut tx = deps.db.begin().await?;
+    let c = &mut tx.conn();
+    let before = db::churches::time_zone(c, actor.church).await?.ok_or(AccountError::NotFound)?;
+    if before != zone.name() {
+        db::churches::set_time_zone(c, actor.church, zone.name()).await?;
+        let detail = serde_json::json!({ "from": before, "to": zone.name() });
+        audit::record(c, audit::Entry::by(actor, "church.time_zone").detail(detail)).await?;
+    }
+    tx.commit().await?;
+    Ok(zone)
 }
 
 /// A church's name, if it exists.

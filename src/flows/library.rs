@@ -11,7 +11,9 @@ use crate::config::Config;
 use crate::db;
 use crate::db::attachments::{AttachmentRow, LibraryFilter};
 use crate::db::Db;
-use crate::domain::{Actor, AttachmentId, AttachmentStatus, ChurchId, ClientAddr, ConversationId, MediaKind, MemberId};
+use crate::domain::{
+    Actor, AttachmentId, AttachmentStatus, ChurchId, ChurchTimeZone, ClientAddr, ConversationId, MediaKind, MemberId,
+};
 use crate::flows::audit;
 use crate::media::export::Entry;
 use crate::media::store::MediaStore;
@@ -67,8 +69,14 @@ pub struct FilterInput<'a> {
 }
 
 impl FilterInput<'_> {
-    /// The filter the database reads; 400-worthy sentences for what is not acceptable.
-    pub fn parse(&self) -> Result<LibraryFilter, LibraryError> {
+    /// Whether a day (not a time) is given, which the church's time zone turns into instants.
+    fn names_a_day(&self) -> bool {
+        [self.from, self.to].into_iter().flatten().any(|v| !v.is_empty() && DateTime::parse_from_rfc3339(v).is_err())
+    }
+
+    /// The filter the database reads, days taken in `zone`; 400-worthy sentences for what is not
+    /// acceptable.
+    pub fn parse(&self, zone: ChurchTimeZone) -> Result<LibraryFilter, LibraryError> {
         let media_type = match self.kind.filter(|k| !k.is_empty()) {
             Some(k) => Some(
                 MediaKind::parse(k)
@@ -78,23 +86,36 @@ impl FilterInput<'_> {
         };
         Ok(LibraryFilter {
             media_type,
-            from: self.from.filter(|s| !s.is_empty()).map(|v| parse_when("from", v, false)).transpose()?,
-            until: self.to.filter(|s| !s.is_empty()).map(|v| parse_when("to", v, true)).transpose()?,
+            from: self.from.filter(|s| !s.is_empty()).map(|v| parse_when("from", v, false, zone)).transpose()?,
+            until: self.to.filter(|s| !s.is_empty()).map(|v| parse_when("to", v, true, zone)).transpose()?,
             conversation: parse_id("conversationId", self.conversation_id)?.map(ConversationId),
             member: parse_id("memberId", self.member_id)?.map(MemberId),
         })
     }
 }
 
-/// A date (`2026-11-27`, the whole day) or an RFC 3339 time; `end` moves a date to its next day.
-fn parse_when(field: &str, value: &str, end: bool) -> Result<DateTime<Utc>, LibraryError> {
+/// A date (`2026-11-27`, the whole day in the church's zone) or an RFC 3339 time; `end` moves a
+/// date to the start of its next day.
+fn parse_when(field: &str, value: &str, end: bool, zone: ChurchTimeZone) -> Result<DateTime<Utc>, LibraryError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
     let day = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .map_err(|_| LibraryError::Invalid(format!("{field} must be a date (YYYY-MM-DD) or an RFC 3339 time")))?;
     let day = if end { day.succ_opt().unwrap_or(day) } else { day };
-    Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+    Ok(zone.day_start(day))
+}
+
+/// The church's zone when `filter` names a day (one read), else UTC unread.
+async fn zone_for(
+    c: &mut db::Conn<'_>,
+    church: ChurchId,
+    filter: &FilterInput<'_>,
+) -> Result<ChurchTimeZone, LibraryError> {
+    if !filter.names_a_day() {
+        return Ok(ChurchTimeZone::default());
+    }
+    Ok(super::accounts::time_zone_in(c, church).await?)
 }
 
 /// An optional id given as text.
@@ -112,10 +133,11 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Page<AttachmentRow>, LibraryError> {
-    let filter = filter.parse()?;
     let before = parse_id("cursor", cursor)?.map(AttachmentId);
     let mut pooled = deps.db.acquire().await?;
-    let rows = db::attachments::library(&mut pooled.conn(), church, &filter, before, limit + 1).await?;
+    let c = &mut pooled.conn();
+    let filter = filter.parse(zone_for(c, church, filter).await?)?;
+    let rows = db::attachments::library(c, church, &filter, before, limit + 1).await?;
     Ok(Page::of(rows, limit, |a| a.id.to_string()))
 }
 
@@ -226,7 +248,7 @@ pub async fn export(deps: &Deps<'_>, actor: &Actor, selection: Selection<'_>) ->
             files
         }
         Selection::Filter(filter) => {
-            let filter = filter.parse()?;
+            let filter = filter.parse(zone_for(c, actor.church, &filter).await?)?;
             let mut files = Vec::new();
             let mut before = None;
             loop {
@@ -251,16 +273,21 @@ pub async fn export(deps: &Deps<'_>, actor: &Actor, selection: Selection<'_>) ->
         return Err(LibraryError::Invalid("no stored file matches".into()));
     }
     let member_of = labels(c, actor.church, &files).await?;
+    let zone = super::accounts::time_zone_in(c, actor.church).await?;
     let ids: Vec<String> = files.iter().map(|a| a.id.to_string()).collect();
     audit::record(c, audit::Entry::by(actor, "media.export").detail(serde_json::json!({ "files": ids }))).await?;
     Ok(Export {
-        file_name: format!("koinonia-media-{}.zip", crate::clock::now().format("%Y-%m-%d")),
-        entries: zip_entries(&files, &member_of),
+        file_name: format!("koinonia-media-{}.zip", zone.local(crate::clock::now()).format("%Y-%m-%d")),
+        entries: zip_entries(&files, &member_of, zone),
     })
 }
 
-/// Names entries `{YYYY-MM-DD} {member}/{name}`, keeping them unique.
-fn zip_entries(files: &[AttachmentRow], member_of: &HashMap<ConversationId, String>) -> Vec<Entry> {
+/// Names entries `{YYYY-MM-DD} {member}/{name}` (the day in the church's zone), keeping them unique.
+fn zip_entries(
+    files: &[AttachmentRow],
+    member_of: &HashMap<ConversationId, String>,
+    zone: ChurchTimeZone,
+) -> Vec<Entry> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     files
         .iter()
@@ -268,7 +295,7 @@ fn zip_entries(files: &[AttachmentRow], member_of: &HashMap<ConversationId, Stri
             let key = a.storage_key.clone()?;
             let folder = format!(
                 "{} {}",
-                a.created_at.format("%Y-%m-%d"),
+                zone.local(a.created_at).format("%Y-%m-%d"),
                 member_of.get(&a.conversation_id).map_or("member", String::as_str)
             );
             let base = format!(

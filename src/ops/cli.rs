@@ -22,20 +22,9 @@ pub async fn create_church(
     name: &str,
     number: &str,
     messaging_profile_id: Option<&str>,
+    time_zone: Option<&str>,
 ) -> anyhow::Result<ChurchId> {
-    Ok(accounts::create_church(db, name, number, messaging_profile_id).await?)
-}
-
-/// First-run setup (see [`accounts::first_run`]). `None`: setup was done already.
-pub async fn first_run(
-    db: &Db,
-    passwords: &password::Hasher,
-    church_name: &str,
-    church_number: &str,
-    email: &str,
-    password_text: &str,
-) -> anyhow::Result<Option<(ChurchId, LeaderId)>> {
-    Ok(accounts::first_run(db, passwords, church_name, church_number, email, password_text).await?)
+    Ok(accounts::create_church(db, name, number, messaging_profile_id, time_zone).await?)
 }
 
 /// Creates a leader of `church`; returns its id.

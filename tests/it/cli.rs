@@ -47,12 +47,19 @@ fn church_and_leader_create_print_ids_and_refuse_bad_input() {
     for args in [
         vec!["church", "create", "--name", "Again", "--number", "+15551230000"],
         vec!["church", "create", "--name", "Bad", "--number", "12"],
+        vec!["church", "create", "--name", "Mars", "--number", "+15551230007", "--time-zone", "Mars/Olympus"],
     ] {
         let out = koinonia(dir.path()).args(&args).output().expect("run");
         assert!(!out.status.success(), "{args:?}");
         assert!(out.stdout.is_empty());
         assert!(!out.stderr.is_empty());
     }
+    let out = koinonia(dir.path())
+        .args(["church", "create", "--name", "Hope", "--number", "+15551230008", "--time-zone", "America/Chicago"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(uuid::Uuid::parse_str(String::from_utf8_lossy(&out.stdout).trim()).is_ok());
     assert_eq!(
         std::fs::read_to_string(&secrets).expect("secrets").lines().filter(|l| l.contains('=')).count(),
         3,

@@ -27,6 +27,7 @@ async fn story(db: Db) {
         name: "Grace".into(),
         phone_number: "+15551230000".into(),
         messaging_profile_id: Some("profile".into()),
+        time_zone: "America/Chicago".into(),
         created_at: now,
     };
     db::churches::insert(c, &church).await.expect("church");
@@ -40,6 +41,10 @@ async fn story(db: Db) {
     assert_eq!((found.id, found.created_at), (church.id, now), "uuid and time round-trip exactly");
     assert!(db::churches::get(c, church.id).await.expect("get").is_some());
     assert_eq!(db::churches::count(c).await.expect("count"), 1);
+    assert_eq!(db::churches::time_zone(c, church.id).await.expect("zone").as_deref(), Some("America/Chicago"));
+    assert!(db::churches::set_time_zone(c, church.id, "Asia/Kolkata").await.expect("set zone"));
+    assert_eq!(db::churches::get(c, church.id).await.expect("get").expect("some").time_zone, "Asia/Kolkata");
+    assert_eq!(db::churches::time_zone(c, ChurchId::new()).await.expect("zone"), None);
 
     let leader = db::leaders::LeaderRow {
         id: LeaderId::new(),
@@ -312,6 +317,7 @@ fn church_row(name: &str, number: &str, now: DateTime<Utc>) -> db::churches::Chu
         name: name.into(),
         phone_number: number.into(),
         messaging_profile_id: None,
+        time_zone: "UTC".into(),
         created_at: now,
     }
 }

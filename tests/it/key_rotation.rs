@@ -241,7 +241,7 @@ async fn the_reencrypt_command_resumes_after_being_killed() {
     // Members written under the old key, in one transaction.
     let config = koinonia::Config::from_vars(&env(&old_key, None)).expect("config");
     let db = koinonia::ops::cli::open_db(&config).await.expect("db");
-    let church = koinonia::ops::cli::create_church(&db, "Grace", CHURCH_NUMBER, None).await.expect("church");
+    let church = koinonia::ops::cli::create_church(&db, "Grace", CHURCH_NUMBER, None, None).await.expect("church");
     let old = PhoneCrypto::new(&config.secrets);
     let mut tx = db.begin().await.expect("tx");
     for i in 0..MEMBERS {

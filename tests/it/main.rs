@@ -22,5 +22,6 @@ mod previews;
 mod process;
 mod read_api;
 mod store;
+mod time_zones;
 mod wakeups;
 mod webhook_security;

@@ -13,15 +13,15 @@ const OTHER_MEMBER: &str = "+13125550002";
 /// What Python's zipfile reads in an archive: entry names, the JSON and text files, and the
 /// SHA-256 of every entry.
 #[derive(Debug)]
-struct Archive {
-    names: Vec<String>,
-    member: Value,
-    messages: Value,
-    transcript: String,
-    sha256: BTreeMap<String, String>,
+pub(crate) struct Archive {
+    pub names: Vec<String>,
+    pub member: Value,
+    pub messages: Value,
+    pub transcript: String,
+    pub sha256: BTreeMap<String, String>,
 }
 
-fn read_zip(bytes: &[u8]) -> Archive {
+pub(crate) fn read_zip(bytes: &[u8]) -> Archive {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("export.zip");
     std::fs::write(&path, bytes).expect("write zip");

@@ -320,7 +320,7 @@ async fn the_media_library_lists_and_filters_a_churchs_files() {
 
 /// Names and SHA-256 of a ZIP's entries, read by Python's zipfile (an independent reader), after
 /// its integrity test.
-fn zip_contents(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn zip_contents(bytes: &[u8]) -> Vec<(String, String)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("export.zip");
     std::fs::write(&path, bytes).expect("write zip");

@@ -15,7 +15,9 @@ use crate::db;
 use crate::db::attachments::AttachmentRow;
 use crate::db::members::MemberRow;
 use crate::db::messages::MessageRow;
-use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, Direction, MediaKind, MemberId, MessageId};
+use crate::domain::{
+    AttachmentId, AttachmentStatus, ChurchId, ChurchTimeZone, Direction, MediaKind, MemberId, MessageId,
+};
 use crate::media::export::{Entry, Inline};
 use crate::media::names;
 
@@ -44,22 +46,23 @@ pub async fn build(
     id: MemberId,
     now: DateTime<Utc>,
 ) -> Result<Option<MemberExport>, ExportError> {
-    let (member, messages, files) = {
+    let (member, messages, files, zone) = {
         let mut pooled = db.acquire().await?;
         let c = &mut pooled.conn();
         let Some(member) = db::members::get(c, church, id).await? else { return Ok(None) };
-        match db::conversations::find_for_member(c, church, id).await? {
+        let zone = crate::flows::accounts::time_zone_in(c, church).await?;
+        let (messages, files) = match db::conversations::find_for_member(c, church, id).await? {
             Some(conversation) => (
-                member,
                 db::messages::of_conversation(c, church, conversation).await?,
                 db::attachments::of_conversation(c, church, conversation).await?,
             ),
-            None => (member, Vec::new(), Vec::new()),
-        }
+            None => (Vec::new(), Vec::new()),
+        };
+        (member, messages, files, zone)
     };
     let phone = phone.decrypt(&member.phone_ciphertext)?;
     let name = display_name(&member);
-    let media = media_entries(&files);
+    let media = media_entries(&files, zone);
     let file_of: HashMap<AttachmentId, &str> = media.iter().map(|(id, e)| (*id, e.path.as_str())).collect();
     let mut by_message: HashMap<MessageId, Vec<&AttachmentRow>> = HashMap::new();
     for a in &files {
@@ -83,7 +86,7 @@ pub async fn build(
         .iter()
         .map(|m| message_json(m, by_message.get(&m.id).map_or(&[][..], Vec::as_slice), &file_of))
         .collect();
-    let transcript = transcript(&name, phone.as_str(), &messages, &by_message, &file_of, now);
+    let transcript = transcript(&name, phone.as_str(), &messages, &by_message, &file_of, now, zone);
 
     let inline = vec![
         Inline { path: "member.json".into(), bytes: pretty(&member_json) },
@@ -91,7 +94,7 @@ pub async fn build(
         Inline { path: "messages.txt".into(), bytes: Bytes::from(transcript) },
     ];
     Ok(Some(MemberExport {
-        file_name: format!("koinonia-member-{}-{}.zip", slug(&member), now.format("%Y-%m-%d")),
+        file_name: format!("koinonia-member-{}-{}.zip", slug(&member), zone.local(now).format("%Y-%m-%d")),
         inline,
         media: media.into_iter().map(|(_, e)| e).collect(),
     }))
@@ -135,14 +138,15 @@ fn slug(m: &MemberRow) -> String {
 }
 
 /// The stored originals as `media/{YYYY-MM-DD} {file name}`, unique within the archive.
-fn media_entries(files: &[AttachmentRow]) -> Vec<(AttachmentId, Entry)> {
+fn media_entries(files: &[AttachmentRow], zone: ChurchTimeZone) -> Vec<(AttachmentId, Entry)> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     files
         .iter()
         .filter(|a| a.status == AttachmentStatus::Stored)
         .filter_map(|a| {
             let key = a.storage_key.clone()?;
-            let base = format!("media/{} {}", a.created_at.format("%Y-%m-%d"), names::display_name(&a.name));
+            let day = zone.local(a.created_at).format("%Y-%m-%d");
+            let base = format!("media/{day} {}", names::display_name(&a.name));
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
             let path = if *n == 1 {
@@ -195,19 +199,21 @@ fn transcript(
     by_message: &HashMap<MessageId, Vec<&AttachmentRow>>,
     file_of: &HashMap<AttachmentId, &str>,
     now: DateTime<Utc>,
+    zone: ChurchTimeZone,
 ) -> String {
     let who = if name.is_empty() { phone.to_owned() } else { format!("{name} ({phone})") };
     let member_label = if name.is_empty() { "Member" } else { name };
+    // `%Z` names the offset's abbreviation (CST, IST, or +0530 where a zone has none).
     let mut out = format!(
-        "Messages between the church and {who}\nExported {} UTC. Times are UTC.\n",
-        now.format("%Y-%m-%d %H:%M")
+        "Messages between the church and {who}\nExported {}. Times are the church's local time ({zone}).\n",
+        zone.local(now).format("%Y-%m-%d %H:%M %Z"),
     );
     if messages.is_empty() {
         out.push_str("\n(no messages)\n");
     }
     for m in messages {
         let from = if m.direction == Direction::Outbound { "Church" } else { member_label };
-        out.push_str(&format!("\n{}  {from}", m.created_at.format("%Y-%m-%d %H:%M")));
+        out.push_str(&format!("\n{}  {from}", zone.local(m.created_at).format("%Y-%m-%d %H:%M")));
         if let Some(status) = &m.delivery_status {
             out.push_str(&format!(" [{status}]"));
         }

@@ -165,7 +165,7 @@ fn copy_and_hash(from: &Path, to: &Path) -> anyhow::Result<String> {
 
 /// Records an inbound MMS announcing the file, as a webhook would; returns the attachment.
 async fn announce(state: &AppState, url: &str) -> anyhow::Result<crate::domain::AttachmentId> {
-    let church = crate::ops::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
+    let church = crate::ops::cli::create_church(&state.db, "Bench", "+15550100000", None, None).await?;
     let msg = InboundMessage {
         event_id: Some(format!("bench-{}", uuid::Uuid::new_v4())),
         event_type: "message.received".into(),
@@ -312,7 +312,7 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     let mut config = Config::from_vars(&vars)?;
     config.workers.poll_interval = Duration::from_millis(200);
     let state = AppState::build(config).await?;
-    let church = crate::ops::cli::create_church(&state.db, "Bench", "+15550100000", None).await?;
+    let church = crate::ops::cli::create_church(&state.db, "Bench", "+15550100000", None, None).await?;
     let leader_id = crate::ops::cli::create_leader(
         &state.db,
         &state.passwords,

@@ -111,7 +111,7 @@ async fn run(o: &ReadOptions, dir: &Path, database_url: Option<&str>) -> anyhow:
     let config = Config::from_vars(&vars)?;
     let db = crate::ops::cli::open_db(&config).await?;
     let phone = PhoneCrypto::new(&config.secrets);
-    let church = crate::ops::cli::create_church(&db, "Bench", CHURCH_NUMBER, None).await?;
+    let church = crate::ops::cli::create_church(&db, "Bench", CHURCH_NUMBER, None, None).await?;
     let passwords = crate::crypto::password::Hasher::new(crate::crypto::password::HasherLimits::for_this_machine());
     crate::ops::cli::create_leader(&db, &passwords, church, EMAIL, PASSWORD, true).await?;
 

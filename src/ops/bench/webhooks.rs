@@ -127,7 +127,7 @@ async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> any
     );
     let config = Config::from_vars(&vars)?;
     let db = crate::ops::cli::open_db(&config).await?;
-    let church = crate::ops::cli::create_church(&db, "Bench", CHURCH_NUMBER, None).await?;
+    let church = crate::ops::cli::create_church(&db, "Bench", CHURCH_NUMBER, None, None).await?;
 
     let mut servers = Vec::with_capacity(o.instances);
     for i in 0..o.instances {

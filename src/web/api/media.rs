@@ -116,10 +116,10 @@ pub struct LibraryQuery {
     #[param(value_type = Option<MediaKind>, nullable = false)]
     #[schema(value_type = Option<MediaKind>)]
     pub kind: Option<String>,
-    /// From this day (`YYYY-MM-DD`) or time (RFC 3339) on.
+    /// From this day (`YYYY-MM-DD`, on the church's clock: its time zone) or time (RFC 3339) on.
     #[param(nullable = false)]
     pub from: Option<String>,
-    /// Up to this day (included) or time.
+    /// Up to this day (included, on the church's clock) or time.
     #[param(nullable = false)]
     pub to: Option<String>,
     /// One member's files.

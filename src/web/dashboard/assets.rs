@@ -14,6 +14,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("sandbox.js", "text/javascript; charset=utf-8", include_str!("../../../static/sandbox.js")),
     ("library.js", "text/javascript; charset=utf-8", include_str!("../../../static/library.js")),
     ("times.js", "text/javascript; charset=utf-8", include_str!("../../../static/times.js")),
+    ("setup.js", "text/javascript; charset=utf-8", include_str!("../../../static/setup.js")),
     ("member-actions.js", "text/javascript; charset=utf-8", include_str!("../../../static/member-actions.js")),
     ("icon.svg", "image/svg+xml", include_str!("../../../static/icon.svg")),
 ];

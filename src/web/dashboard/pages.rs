@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/inbox/{id}", get(thread))
         .route("/inbox/fragments/list", get(list_fragment))
         .route("/system", get(system))
+        .route("/system/time-zone", post(set_time_zone))
         .route("/inbox/{id}/fragments/messages", get(messages_fragment))
         .route("/inbox/{id}/fragments/message/{message}", get(message_fragment))
 }
@@ -97,6 +98,19 @@ struct SetupPage {
     church_name: String,
     church_number: String,
     email: String,
+    zones: Vec<ZoneOption>,
+}
+
+/// One choice of time zone: its IANA name and whether it is the one chosen.
+pub struct ZoneOption {
+    pub name: &'static str,
+    pub selected: bool,
+}
+
+/// Every time zone, `chosen` selected (UTC when `chosen` is none of them).
+pub fn zone_options(chosen: &str) -> Vec<ZoneOption> {
+    let chosen = crate::domain::ChurchTimeZone::stored(chosen);
+    crate::domain::ChurchTimeZone::names().map(|name| ZoneOption { name, selected: name == chosen.name() }).collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -113,6 +127,8 @@ pub struct SetupForm {
     password_confirm: String,
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    time_zone: String,
 }
 
 async fn setup_form(State(state): State<AppState>) -> PageResult {
@@ -125,6 +141,7 @@ async fn setup_form(State(state): State<AppState>) -> PageResult {
         church_name: String::new(),
         church_number: String::new(),
         email: String::new(),
+        zones: zone_options("UTC"),
     };
     Ok((page_headers(&state), page).into_response())
 }
@@ -140,6 +157,7 @@ async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form
         email: &form.email,
         password: &form.password,
         password_confirm: &form.password_confirm,
+        time_zone: &form.time_zone,
     };
     match accounts::setup(&state.accounts(), setup, addr).await {
         Ok(Some(signed_in)) => signed_in_page(&state, &signed_in.token),
@@ -152,6 +170,7 @@ async fn setup(State(state): State<AppState>, addr: ClientAddr, Form(form): Form
                 church_name: form.church_name.clone(),
                 church_number: form.church_number.clone(),
                 email: form.email.clone(),
+                zones: zone_options(&form.time_zone),
             };
             Ok((StatusCode::BAD_REQUEST, page_headers(&state), page).into_response())
         }
@@ -311,6 +330,7 @@ async fn render_inbox(state: &AppState, session: PageSession, selected: Option<C
 struct SystemPage {
     nav: Nav,
     checks: Vec<crate::ops::doctor::Check>,
+    zones: Vec<ZoneOption>,
 }
 
 /// The self-check, for a church's admins.
@@ -319,8 +339,28 @@ async fn system(State(state): State<AppState>, session: PageSession) -> PageResu
         return Err(ApiError::NotFound.into());
     }
     let checks = crate::ops::doctor::run(&state.config).await;
-    let page = SystemPage { nav: Nav::of(&state, &session, "system"), checks };
+    let zone = accounts::time_zone(&state.db, session.leader.church).await.map_err(ApiError::from)?;
+    let page = SystemPage { nav: Nav::of(&state, &session, "system"), checks, zones: zone_options(zone.name()) };
     Ok((page_headers(&state), page).into_response())
+}
+
+/// The church settings form on /system.
+#[derive(Deserialize)]
+pub struct TimeZoneForm {
+    #[serde(default)]
+    time_zone: String,
+}
+
+/// Sets the church's time zone (admins), then back to /system.
+async fn set_time_zone(
+    State(state): State<AppState>,
+    session: PageSession,
+    CsrfForm(form): CsrfForm<TimeZoneForm>,
+) -> PageResult {
+    accounts::set_time_zone(&state.accounts(), &session.leader.actor(), &form.time_zone)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Redirect::to("/system").into_response())
 }
 
 #[derive(Template, WebTemplate)]

@@ -240,7 +240,7 @@ impl TestApp {
 
     /// A church owning `number`, made through the operator command's code.
     pub async fn church(&self, name: &str, number: &str) -> ChurchId {
-        koinonia::ops::cli::create_church(&self.state.db, name, number, None).await.expect("church")
+        koinonia::ops::cli::create_church(&self.state.db, name, number, None, None).await.expect("church")
     }
 
     /// An admin of `church` (password "correct horse battery"), logged in: returns the bearer token.
