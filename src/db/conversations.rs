@@ -87,6 +87,11 @@ pub async fn record_messages(
     at: DateTime<Utc>,
     moved: &[(ConversationId, String, i64)],
 ) -> Result<()> {
+    // On PostgreSQL the rows are locked in id order first: concurrent batches moving the same
+    // conversations would otherwise lock them in the order a scan meets them, which an update
+    // changes (the new row version lives elsewhere), and could deadlock (a 1 s stall, a retry).
+    // SQLite has one writer at a time.
+    let postgres = matches!(c, Conn::Postgres(_));
     for chunk in moved.chunks(500) {
         run!(&mut *c, |q| {
             let mut b =
@@ -100,12 +105,21 @@ pub async fn record_messages(
             for (id, _, n) in chunk {
                 b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
             }
-            b.push(" ELSE 0 END WHERE church_id = ").push_bind(church).push(" AND id IN (");
+            b.push(" ELSE 0 END");
+            if postgres {
+                b.push(" FROM (SELECT id AS locked FROM conversations WHERE church_id = ");
+            } else {
+                b.push(" WHERE church_id = ");
+            }
+            b.push_bind(church).push(" AND id IN (");
             let mut list = b.separated(", ");
             for (id, _, _) in chunk {
                 list.push_bind(*id);
             }
             b.push(")");
+            if postgres {
+                b.push(" ORDER BY id FOR NO KEY UPDATE) AS l WHERE conversations.id = l.locked");
+            }
             b.build().persistent(false).execute(&mut **q).await.map(|_| ())
         })?;
     }

@@ -18,7 +18,7 @@ fn member(i: usize) -> String {
 }
 
 /// One number from the Prometheus text (a plain sample line, labels excluded).
-fn sample(metrics: &str, name: &str) -> f64 {
+pub(crate) fn sample(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
