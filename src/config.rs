@@ -155,6 +155,9 @@ pub struct Config {
     pub workers: WorkerTuning,
     pub limits: crate::limits::LimitSettings,
     pub server: ServerSettings,
+    /// The virus scanner (`CLAMD_ADDRESS`, `CLAMD_REQUIRED`, `CLAMD_TIMEOUT_SECONDS`,
+    /// `CLAMD_TOO_LARGE`).
+    pub scan: crate::scan::ScanSettings,
 }
 
 /// How slowly a body may arrive.
@@ -408,6 +411,30 @@ impl Config {
         }
         workers.send_reconcile = Duration::from_secs(reconcile);
 
+        let scan = {
+            let defaults = crate::scan::ScanSettings::default();
+            let address = v
+                .get("CLAMD_ADDRESS")
+                .map(|a| crate::scan::Address::parse(a).map_err(|e| invalid("CLAMD_ADDRESS", e)))
+                .transpose()?;
+            let required = v.bool("CLAMD_REQUIRED", false)?;
+            if required && address.is_none() {
+                return Err(ConfigError::Missing {
+                    var: "CLAMD_ADDRESS",
+                    why: "when CLAMD_REQUIRED is true (files would wait for a scanner that does not exist)",
+                });
+            }
+            let timeout = positive("CLAMD_TIMEOUT_SECONDS")?.map_or(defaults.timeout, Duration::from_secs);
+            let too_large = match v.get("CLAMD_TOO_LARGE").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("not_scanned") => crate::scan::TooLarge::NotScanned,
+                Some("refuse") => crate::scan::TooLarge::Refuse,
+                Some(other) => {
+                    return Err(invalid("CLAMD_TOO_LARGE", format!("expected not_scanned or refuse, got {other:?}")))
+                }
+            };
+            crate::scan::ScanSettings { address, required, timeout, too_large }
+        };
+
         let embedded = matches!(database, DatabaseKind::Sqlite { .. });
         let secrets = secrets::load(&v.0.clone(), &data_dir, embedded)?;
 
@@ -440,6 +467,7 @@ impl Config {
             secrets,
             workers,
             limits: crate::limits::LimitSettings::default(),
+            scan,
         })
     }
 

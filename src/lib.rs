@@ -20,6 +20,7 @@ pub mod live;
 pub mod media;
 pub mod net;
 pub mod ops;
+pub mod scan;
 pub mod secrets;
 pub mod sms;
 pub mod state;

@@ -39,6 +39,11 @@ pub struct AttachmentRow {
     pub preview_large_bytes: Option<i64>,
     /// NULL until tried, then `ready`, `unavailable` or `failed`.
     pub preview_state: Option<PreviewState>,
+    /// The virus scanner's word: `clean`, `not_scanned` or `infected` (see [`crate::scan`]);
+    /// NULL for files stored before scanning existed.
+    pub scan_state: Option<String>,
+    /// Why a file is not scanned, or the signature an infected one matched.
+    pub scan_detail: Option<String>,
 }
 
 impl AttachmentRow {
@@ -82,6 +87,8 @@ impl AttachmentRow {
             preview_large_key: None,
             preview_large_bytes: None,
             preview_state: None,
+            scan_state: None,
+            scan_detail: None,
         }
     }
 }
@@ -89,16 +96,17 @@ impl AttachmentRow {
 const INSERTED: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
                         declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
                         height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, \
-                        link_token";
+                        link_token, scan_state, scan_detail";
 const COLUMNS: &str = "id, church_id, conversation_id, message_id, position, status, source_url, declared_type, \
                        declared_size, declared_sha256, media_type, mime_type, name, storage_key, size_bytes, width, \
                        height, duration_seconds, sha256, failure_reason, keep, created_at, stored_at, deleted_at, \
-                       link_token, preview_small_key, preview_large_key, preview_large_bytes, preview_state";
+                       link_token, preview_small_key, preview_large_key, preview_large_bytes, preview_state, \
+                       scan_state, scan_detail";
 
 pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
     let sql = format!(
         "INSERT INTO attachments ({INSERTED}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
     );
     run!(c, |q| sqlx::query(&sql)
         .bind(a.id)
@@ -126,6 +134,8 @@ pub async fn insert(c: &mut Conn<'_>, a: &AttachmentRow) -> Result<()> {
         .bind(a.stored_at)
         .bind(a.deleted_at)
         .bind(&a.link_token)
+        .bind(&a.scan_state)
+        .bind(&a.scan_detail)
         .execute(&mut **q)
         .await
         .map(|_| ()))
@@ -182,13 +192,16 @@ pub struct Stored {
     pub height: Option<i32>,
     pub duration_seconds: Option<f64>,
     pub sha256: String,
+    /// `clean` or `not_scanned`, and why not.
+    pub scan_state: &'static str,
+    pub scan_detail: Option<String>,
 }
 
 /// pending → stored. False when the attachment was no longer pending.
 pub async fn mark_stored(c: &mut Conn<'_>, id: AttachmentId, s: &Stored, now: DateTime<Utc>) -> Result<bool> {
     const SQL: &str = "UPDATE attachments SET status = 'stored', storage_key = $2, media_type = $3, mime_type = $4,
                            name = $5, size_bytes = $6, width = $7, height = $8, duration_seconds = $9, sha256 = $10,
-                           failure_reason = NULL, stored_at = $11
+                           failure_reason = NULL, stored_at = $11, scan_state = $12, scan_detail = $13
                        WHERE id = $1 AND status = 'pending'";
     run!(c, |q| sqlx::query(SQL)
         .bind(id)
@@ -202,6 +215,8 @@ pub async fn mark_stored(c: &mut Conn<'_>, id: AttachmentId, s: &Stored, now: Da
         .bind(s.duration_seconds)
         .bind(&s.sha256)
         .bind(now)
+        .bind(s.scan_state)
+        .bind(&s.scan_detail)
         .execute(&mut **q)
         .await
         .map(|r| r.rows_affected() == 1))
@@ -217,6 +232,21 @@ pub async fn mark_failed(c: &mut Conn<'_>, id: AttachmentId, reason: &str) -> Re
     .execute(&mut **q)
     .await
     .map(|r| r.rows_affected() == 1))
+}
+
+/// pending → failed because the virus scanner found `signature`: never stored, the reason says
+/// so (see [`crate::scan::blocked_reason`]).
+pub async fn mark_blocked(c: &mut Conn<'_>, id: AttachmentId, signature: &str) -> Result<bool> {
+    const SQL: &str = "UPDATE attachments SET status = 'failed', failure_reason = $2, scan_state = 'infected',
+                           scan_detail = $3
+                       WHERE id = $1 AND status = 'pending'";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(id)
+        .bind(crate::scan::blocked_reason(signature))
+        .bind(signature)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
 }
 
 /// Notes the latest problem of a still-pending download (shown while it retries).

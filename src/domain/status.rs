@@ -106,8 +106,16 @@ impl DeliveryStatus {
 }
 
 text_enum!(
-    /// Where a file stands.
-    AttachmentStatus { Pending = "pending", Stored = "stored", Failed = "failed", Deleted = "deleted" }
+    /// Where a file stands. `blocked` is how the API and pages show a `failed` file the virus
+    /// scanner found malware in; the database keeps such a file as `failed` (scan_state
+    /// `infected`).
+    AttachmentStatus {
+        Pending = "pending",
+        Stored = "stored",
+        Failed = "failed",
+        Deleted = "deleted",
+        Blocked = "blocked",
+    }
 );
 
 text_enum!(

@@ -87,6 +87,7 @@ pub async fn fetch(deps: &Deps<'_>, id: AttachmentId, attempt: i32) -> Result<()
         let key = deps.store.key_for(row.church_id, row.conversation_id, row.id, &safe);
         let ingested = ingest::stream_into_store(
             deps.store,
+            &crate::scan::Scanner::new(&deps.config.scan),
             deps.config.max_media_size_bytes,
             body,
             &key,
@@ -101,6 +102,13 @@ pub async fn fetch(deps: &Deps<'_>, id: AttachmentId, attempt: i32) -> Result<()
 
     let (key, ingested) = match outcome {
         Ok(done) => done,
+        Err(IngestError::Infected(signature)) => {
+            if let Some(staged) = staged {
+                let _ = deps.store.delete(staged).await;
+            }
+            block(deps, &row, &signature).await?;
+            return Ok(());
+        }
         Err(e) => {
             tracing::info!(attachment = %row.id, attempt, error = %e, "inbound file not stored");
             let job_error = job_error(&e);
@@ -134,6 +142,8 @@ pub async fn fetch(deps: &Deps<'_>, id: AttachmentId, attempt: i32) -> Result<()
         height: i.height.and_then(|h| i32::try_from(h).ok()),
         duration_seconds: i.duration_seconds,
         sha256: i.sha256.clone(),
+        scan_state: ingested.scan_record().0,
+        scan_detail: ingested.scan_record().1,
     };
     {
         let now = clock::now();
@@ -154,6 +164,30 @@ pub async fn fetch(deps: &Deps<'_>, id: AttachmentId, attempt: i32) -> Result<()
     metrics::counter!("koinonia_media_stored_total", "direction" => "inbound").increment(1);
     metrics::counter!("koinonia_media_bytes_stored_total").increment(ingested.bytes);
     tracing::info!(attachment = %row.id, bytes = ingested.bytes, mime, "inbound file stored");
+    Ok(())
+}
+
+/// The virus scanner found `signature` in a member's file: it was never stored; the attachment
+/// reads "Blocked: …", the event is audited and counted, and the message text stays.
+async fn block(deps: &Deps<'_>, row: &db::attachments::AttachmentRow, signature: &str) -> Result<(), JobError> {
+    tracing::warn!(attachment = %row.id, signature, "inbound file blocked: the virus scanner found malware");
+    let mut tx = deps.db.begin().await?;
+    let c = &mut tx.conn();
+    if db::attachments::mark_blocked(c, row.id, signature).await? {
+        let entry = crate::flows::audit::Entry::system(row.church_id, "media.blocked")
+            .subject("attachment", row.id.0)
+            .detail(serde_json::json!({ "signature": signature, "direction": "inbound" }));
+        crate::flows::audit::record(c, entry).await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("koinonia_media_blocked_total", "direction" => "inbound").increment(1);
+    let row = {
+        let mut pooled = deps.db.acquire().await?;
+        db::attachments::get_for_job(&mut pooled.conn(), row.id).await?
+    };
+    if let Some(row) = row {
+        announce(deps.live, &row).await;
+    }
     Ok(())
 }
 

@@ -332,7 +332,7 @@ pub async fn open(deps: &Deps<'_>, actor: &Actor, id: AttachmentId) -> Result<St
             let why = a.failure_reason.clone().unwrap_or_else(|| "media removed".into());
             return Err(LibraryError::Gone(format!("this file is gone: {why}")));
         }
-        AttachmentStatus::Failed => {
+        AttachmentStatus::Failed | AttachmentStatus::Blocked => {
             let reason = a.failure_reason.as_deref().unwrap_or("unknown reason");
             return Err(LibraryError::Missing(format!("this file could not be stored: {reason}")));
         }
@@ -352,7 +352,9 @@ pub async fn open_link(deps: &Deps<'_>, token: &str, client: ClientAddr) -> Resu
     match a.status {
         AttachmentStatus::Stored => {}
         AttachmentStatus::Deleted => return Err(LibraryError::Gone("this file has been removed".into())),
-        AttachmentStatus::Pending | AttachmentStatus::Failed => return Err(LibraryError::NotFound),
+        AttachmentStatus::Pending | AttachmentStatus::Failed | AttachmentStatus::Blocked => {
+            return Err(LibraryError::NotFound)
+        }
     }
     let entry = audit::Entry::member(a.church_id, "media.link_open", client);
     presign_audited(deps, &a, entry).await

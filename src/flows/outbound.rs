@@ -119,6 +119,12 @@ pub enum ReplyError {
     /// The upload itself broke off or was malformed.
     #[error("invalid multipart body: {0}")]
     Upload(String),
+    /// The virus scanner found malware in the uploaded file (the signature); nothing was kept.
+    #[error("{}", crate::scan::blocked_reason(.0))]
+    Blocked(String),
+    /// No verdict from the virus scanner, and one is required.
+    #[error("The virus scanner is not answering, so the file cannot be checked; try again in a minute.")]
+    ScannerUnavailable,
     #[error("the file could not be stored: {0}")]
     Store(crate::media::ingest::IngestError),
 }
@@ -136,6 +142,9 @@ pub struct Upload {
     pub height: Option<i32>,
     pub duration_seconds: Option<f64>,
     pub sha256: String,
+    /// The scanner's word (`clean` or `not_scanned`) and why not.
+    pub scan_state: &'static str,
+    pub scan_detail: Option<String>,
 }
 
 impl Upload {
@@ -151,6 +160,8 @@ impl Upload {
             height: i.inspection.height.and_then(|h| i32::try_from(h).ok()),
             duration_seconds: i.inspection.duration_seconds,
             sha256: i.inspection.sha256.clone(),
+            scan_state: i.scan_record().0,
+            scan_detail: i.scan_record().1,
         })
     }
 }
@@ -229,9 +240,17 @@ impl MediaReply {
         let attachment = AttachmentId::new();
         let key = deps.store.key_for(self.actor.church, self.conversation, attachment, &names::safe_name(&original));
         let max = deps.config.max_media_size_bytes;
-        let ingested = ingest::stream_into_store(deps.store, max, body, &key, &original, self.conversation, None)
-            .await
-            .map_err(|e| upload_error(deps, e))?;
+        let scanner = crate::scan::Scanner::new(&deps.config.scan);
+        let ingested =
+            ingest::stream_into_store(deps.store, &scanner, max, body, &key, &original, self.conversation, None).await;
+        let ingested = match ingested {
+            Ok(i) => i,
+            Err(IngestError::Infected(signature)) => {
+                blocked_upload(deps, &self.actor, &original, &signature).await?;
+                return Err(ReplyError::Blocked(signature));
+            }
+            Err(e) => return Err(upload_error(deps, e)),
+        };
         self.stored.add(&key);
         let name = ingest::with_extension(&original, ingested.inspection.mime_type.unwrap_or_default());
         self.upload = Upload::from_ingested(attachment, key, name, &ingested);
@@ -263,8 +282,25 @@ fn upload_error(deps: &Deps<'_>, e: IngestError) -> ReplyError {
         IngestError::NotAllowed(t) => ReplyError::Refused(format!("File type {t} is not allowed")),
         IngestError::Rejected(reason) => ReplyError::Refused(format!("File not accepted: {reason}")),
         IngestError::Upload { message, .. } => ReplyError::Upload(message),
+        IngestError::ScannerUnavailable(why) => {
+            tracing::warn!(reason = %why, "a reply's file waits for a virus scanner that does not answer");
+            ReplyError::ScannerUnavailable
+        }
+        IngestError::NotScannable(why) => ReplyError::Refused(format!("File not accepted: {why}")),
+        IngestError::Infected(signature) => ReplyError::Blocked(signature),
         other => ReplyError::Store(other),
     }
+}
+
+/// A leader's upload the virus scanner refused: nothing was kept; audited and counted.
+async fn blocked_upload(deps: &Deps<'_>, actor: &Actor, name: &str, signature: &str) -> Result<(), ReplyError> {
+    tracing::warn!(signature, "a reply's file was blocked: the virus scanner found malware");
+    let mut pooled = deps.db.acquire().await?;
+    let entry = crate::flows::audit::Entry::by(actor, "media.blocked")
+        .detail(serde_json::json!({ "signature": signature, "direction": "outbound", "name": name }));
+    crate::flows::audit::record(&mut pooled.conn(), entry).await?;
+    metrics::counter!("koinonia_media_blocked_total", "direction" => "outbound").increment(1);
+    Ok(())
 }
 
 /// The reply's file is over `MAX_MEDIA_SIZE_BYTES`.
@@ -472,6 +508,8 @@ async fn record(
             duration_seconds: u.duration_seconds,
             sha256: Some(u.sha256),
             stored_at: Some(now),
+            scan_state: Some(u.scan_state.to_owned()),
+            scan_detail: u.scan_detail,
             link_token: matches!(mode, SendMode::Link | SendMode::PreviewLink).then(link_token).transpose()?,
             ..db::attachments::AttachmentRow::new(actor.church, conversation, message.id, 0, u.name, now)
         };

@@ -50,6 +50,15 @@ pub enum IngestError {
     /// The uploader's request body broke off, was malformed or outgrew the request limit.
     #[error("upload: {message}")]
     Upload { message: String, too_large: bool },
+    /// The virus scanner found this signature: the file is not kept.
+    #[error("{}", crate::scan::blocked_reason(.0))]
+    Infected(String),
+    /// No verdict from the virus scanner, and one is required: try again later.
+    #[error("waiting for the virus scanner: {0}")]
+    ScannerUnavailable(String),
+    /// Too long for the virus scanner, and such files are refused (`CLAMD_TOO_LARGE=refuse`).
+    #[error("{0}")]
+    NotScannable(String),
 }
 
 /// What leaders read when the store failed: the detail (folder path, S3 endpoint and bucket) is
@@ -71,8 +80,13 @@ impl IngestError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Fetch(f) => f.is_retryable(),
-            Self::HashMismatch | Self::Store(_) => true,
-            Self::NotAllowed(_) | Self::Rejected(_) | Self::TooLarge(_) | Self::Upload { .. } => false,
+            Self::HashMismatch | Self::Store(_) | Self::ScannerUnavailable(_) => true,
+            Self::NotAllowed(_)
+            | Self::Rejected(_)
+            | Self::TooLarge(_)
+            | Self::Upload { .. }
+            | Self::Infected(_)
+            | Self::NotScannable(_) => false,
         }
     }
 }
@@ -81,12 +95,24 @@ impl IngestError {
 pub struct Ingested {
     pub inspection: Inspection,
     pub bytes: u64,
+    /// The scanner's word: clean, or not scanned (and why).
+    pub scan: crate::scan::Outcome,
 }
 
-/// Streams `body` into `store` at `key`, inspecting it on the way. `declared_sha256`, when the
-/// sender announced one, must match; `max` bytes at most are accepted.
+impl Ingested {
+    /// The scan state and detail to store with the attachment.
+    pub fn scan_record(&self) -> (&'static str, Option<String>) {
+        self.scan.recorded()
+    }
+}
+
+/// Streams `body` into `store` at `key`, inspecting and virus-scanning it on the way.
+/// `declared_sha256`, when the sender announced one, must match; `max` bytes at most are
+/// accepted. The object is completed only when every check passed, the scanner's included.
+#[allow(clippy::too_many_arguments)]
 pub async fn stream_into_store(
     store: &MediaStore,
+    scanner: &crate::scan::Scanner,
     max: u64,
     body: BoxStream<'_, Result<Bytes, IngestError>>,
     key: &str,
@@ -145,9 +171,11 @@ pub async fn stream_into_store(
         uploaded_at: crate::clock::now(),
     };
     let mut writer = store.writer(key, &info).await?;
+    let mut scan = scanner.start().await;
     let result = async {
         for chunk in &head {
             inspector.update(chunk);
+            scan.write(chunk).await;
             writer.write(chunk).await?;
         }
         drop(std::mem::take(&mut head));
@@ -157,6 +185,7 @@ pub async fn stream_into_store(
                 return Err(too_large());
             }
             inspector.update(&chunk);
+            scan.write(&chunk).await;
             writer.write(&chunk).await?;
         }
         Ok::<(), IngestError>(())
@@ -173,8 +202,19 @@ pub async fn stream_into_store(
         writer.abort().await;
         return Err(e);
     }
+    let scan = scan.finish().await;
+    let refused = match &scan {
+        crate::scan::Outcome::Infected(sig) => Some(IngestError::Infected(sig.clone())),
+        crate::scan::Outcome::Hold(why) => Some(IngestError::ScannerUnavailable(why.clone())),
+        crate::scan::Outcome::Refused(why) => Some(IngestError::NotScannable(why.clone())),
+        crate::scan::Outcome::Clean | crate::scan::Outcome::NotScanned(_) => None,
+    };
+    if let Some(e) = refused {
+        writer.abort().await;
+        return Err(e);
+    }
     let bytes = finish(writer).await?;
-    Ok(Ingested { inspection, bytes })
+    Ok(Ingested { inspection, bytes, scan })
 }
 
 async fn finish(writer: MediaWriter) -> Result<u64, IngestError> {

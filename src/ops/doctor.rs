@@ -60,6 +60,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
     store(config, &mut out).await;
     preview_tools(&mut out).await;
     backend_url(config, &mut out);
+    scanner(config, &mut out).await;
     telnyx(config, db.as_ref(), &mut out).await;
     if let Some(db) = &db {
         rejections(db, &mut out).await;
@@ -67,6 +68,67 @@ pub async fn run(config: &Config) -> Vec<Check> {
         db.close().await;
     }
     out
+}
+
+/// The virus scanner: reachable, its signatures' age, and that it detects the EICAR test file.
+async fn scanner(config: &Config, out: &mut Vec<Check>) {
+    use crate::scan::clamd::{signature_date, Verdict, EICAR};
+    const NAME: &str = "virus scanner";
+    let Some(address) = config.scan.address.clone() else {
+        // Recommended, not required: the embedded first run is healthy without it.
+        out.push(check(
+            Level::Ok,
+            NAME,
+            "off (CLAMD_ADDRESS is not set): files are kept without a virus scan; running ClamAV's clamd and setting CLAMD_ADDRESS is recommended (see the README).",
+        ));
+        return;
+    };
+    let clamd = crate::scan::Clamd::new(address.clone(), config.scan.timeout.min(std::time::Duration::from_secs(10)));
+    let version = match clamd.ping().await {
+        Ok(()) => clamd.version().await.unwrap_or_else(|_| "ClamAV (version unknown)".into()),
+        Err(e) => {
+            let held = if config.scan.required { "files wait until it answers" } else { "files are kept unscanned" };
+            out.push(check(Level::Error, NAME, format!("{e}; {held}.")));
+            return;
+        }
+    };
+    match clamd.scan_bytes(EICAR).await {
+        Ok(Verdict::Infected(_)) => {}
+        Ok(_) => {
+            out.push(check(
+                Level::Error,
+                NAME,
+                format!("{version} at {address} does not detect the EICAR test file: its signatures are missing (run freshclam)."),
+            ));
+            return;
+        }
+        Err(e) => {
+            out.push(check(
+                Level::Error,
+                NAME,
+                format!("{version} at {address} could not scan the EICAR test file: {e}."),
+            ));
+            return;
+        }
+    }
+    let age = signature_date(&version).map(|d| (crate::clock::now().naive_utc() - d).num_days());
+    match age {
+        Some(days) if days > 3 => out.push(check(
+            Level::Warn,
+            NAME,
+            format!("{version} at {address}: its signatures are {days} days old; run freshclam (or its service)."),
+        )),
+        Some(_) => out.push(check(
+            Level::Ok,
+            NAME,
+            format!("{version} at {address} answers and detects the EICAR test file; signatures are current."),
+        )),
+        None => out.push(check(
+            Level::Warn,
+            NAME,
+            format!("{version} at {address} detects the EICAR test file, but names no signature database date (are ClamAV's official signatures loaded? run freshclam)."),
+        )),
+    }
 }
 
 /// The optional converters behind HEIC previews and video posters.

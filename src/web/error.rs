@@ -240,6 +240,8 @@ impl From<crate::flows::outbound::ReplyError> for ApiError {
             ReplyError::Invalid(msg) => Self::BadRequest(msg),
             e @ ReplyError::TooLarge(_) => Self::PayloadTooLarge(e.to_string()),
             ReplyError::Refused(msg) => Self::UnsupportedMediaType(msg),
+            e @ ReplyError::Blocked(_) => Self::Status(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            e @ ReplyError::ScannerUnavailable => Self::Status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             e @ ReplyError::Upload(_) => Self::BadRequest(e.to_string()),
             ReplyError::Db(e) => Self::Database(e),
             other => Self::Internal(other.into()),

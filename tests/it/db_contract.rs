@@ -202,6 +202,8 @@ async fn story(db: Db) {
         preview_large_key: None,
         preview_large_bytes: None,
         preview_state: None,
+        scan_state: None,
+        scan_detail: None,
     };
     db::attachments::insert(c, &att).await.expect("attachment");
     db::attachments::note_problem(c, att.id, "HTTP 404").await.expect("note");
@@ -215,12 +217,15 @@ async fn story(db: Db) {
         height: Some(3),
         duration_seconds: Some(1.5),
         sha256: "ab".repeat(32),
+        scan_state: "clean",
+        scan_detail: None,
     };
     assert!(db::attachments::mark_stored(c, att.id, &stored, now).await.expect("stored"));
     assert!(!db::attachments::mark_stored(c, att.id, &stored, now).await.expect("twice"), "only from pending");
     assert!(!db::attachments::mark_failed(c, att.id, "late").await.expect("failed"), "stored stays stored");
     let a = db::attachments::get(c, church.id, att.id).await.expect("get").expect("some");
     assert_eq!((a.status.as_str(), a.duration_seconds, a.failure_reason), ("stored", Some(1.5), None));
+    assert_eq!(a.scan_state.as_deref(), Some("clean"));
     assert!(db::attachments::get(c, ChurchId::new(), att.id).await.expect("get").is_none());
     assert!(db::attachments::get_for_job(c, att.id).await.expect("job").is_some());
     let many = db::attachments::get_many(c, church.id, &[att.id, AttachmentId::new()]).await.expect("many");
@@ -411,6 +416,8 @@ fn attachment_row(
         preview_large_key: None,
         preview_large_bytes: None,
         preview_state: None,
+        scan_state: None,
+        scan_detail: None,
     }
 }
 

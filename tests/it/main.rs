@@ -21,6 +21,7 @@ mod people;
 mod previews;
 mod process;
 mod read_api;
+mod scanning;
 mod statements;
 mod store;
 mod time_zones;

@@ -68,6 +68,10 @@ pub struct AttachmentView {
     pub sha256: Option<String>,
     #[schema(required = true)]
     pub failure_reason: Option<String>,
+    /// What the virus scanner said: `clean`, `not_scanned` (with the reason) or `infected`
+    /// (with the signature; the status reads `blocked`). Null for files stored before scanning.
+    #[schema(required = true)]
+    pub scan: Option<ScanView>,
     pub keep: bool,
     /// Preview images (JPEG; longest side 320 and 1280 px), once made.
     #[schema(required = true)]
@@ -76,6 +80,17 @@ pub struct AttachmentView {
     #[serde(skip)]
     #[schema(ignore)]
     pub preview_pending: bool,
+}
+
+/// The virus scanner's word on a file.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Scan)]
+pub struct ScanView {
+    /// `clean`, `not_scanned` or `infected`.
+    pub state: String,
+    /// Why it was not scanned, or the signature an infected file matched.
+    #[schema(required = true)]
+    pub detail: Option<String>,
 }
 
 /// URLs of an attachment's preview images.
@@ -161,9 +176,10 @@ fn conversation_with(row: &InboxRow, phone: Option<&Phone>) -> ConversationView 
 
 pub fn attachment(a: &AttachmentRow) -> AttachmentView {
     let stored = a.status == AttachmentStatus::Stored;
+    let infected = a.scan_state.as_deref() == Some("infected");
     AttachmentView {
         id: a.id,
-        status: a.status,
+        status: if infected && a.status == AttachmentStatus::Failed { AttachmentStatus::Blocked } else { a.status },
         url: format!("/api/media/{}", a.id),
         kind: a.media_type,
         mime_type: a.mime_type.clone(),
@@ -174,6 +190,7 @@ pub fn attachment(a: &AttachmentRow) -> AttachmentView {
         duration_seconds: a.duration_seconds,
         sha256: a.sha256.clone(),
         failure_reason: a.failure_reason.clone(),
+        scan: a.scan_state.as_ref().map(|state| ScanView { state: state.clone(), detail: a.scan_detail.clone() }),
         keep: a.keep,
         previews: (stored && a.preview_small_key.is_some() && a.preview_large_key.is_some()).then(|| PreviewsView {
             small: format!("/api/media/{}/preview/small", a.id),
@@ -259,6 +276,13 @@ impl MessageView {
 }
 
 impl AttachmentView {
+    /// Why a kept file was not virus-scanned (the pages say so, quietly).
+    pub fn not_scanned(&self) -> Option<&str> {
+        let scan =
+            self.scan.as_ref().filter(|s| s.state == "not_scanned" && self.status == AttachmentStatus::Stored)?;
+        Some(scan.detail.as_deref().unwrap_or("not scanned"))
+    }
+
     /// The preview job has not run yet.
     pub fn preview_waiting(&self) -> bool {
         self.preview_pending

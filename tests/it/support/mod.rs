@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod clamd;
 pub mod process;
 pub mod s3;
 
