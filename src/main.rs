@@ -44,6 +44,13 @@ enum Command {
         #[command(subcommand)]
         action: RetentionAction,
     },
+    /// Scan the stored files again with the virus scanner's current signatures; a file now
+    /// known to be malware is blocked and deleted (needs CLAMD_ADDRESS).
+    Rescan {
+        /// Only files stored on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Secret rotation.
     Keys {
         #[command(subcommand)]
@@ -277,6 +284,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             state.db.close().await;
             if report.failed > 0 {
                 anyhow::bail!("{} files could not be deleted; run again later", report.failed);
+            }
+            Ok(())
+        }
+        Command::Rescan { since } => {
+            let since = since
+                .map(|d| {
+                    chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+                        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                        .map_err(|_| anyhow::anyhow!("--since must be a day, YYYY-MM-DD"))
+                })
+                .transpose()?;
+            let Some(address) = config.scan.address.clone() else {
+                anyhow::bail!("CLAMD_ADDRESS is not set: there is no virus scanner to rescan with");
+            };
+            let clamd = koinonia::scan::Clamd::new(address, config.scan.timeout);
+            clamd.ping().await?;
+            let state = koinonia::AppState::build(config).await?;
+            let r = koinonia::flows::rescan::rescan(&state.retention(), &clamd, since).await?;
+            println!(
+                "rescan: {} files scanned, {} clean, {} blocked, {} not checked",
+                r.scanned, r.clean, r.blocked, r.unchecked
+            );
+            state.db.close().await;
+            if r.unchecked > 0 {
+                anyhow::bail!("{} files could not be checked (the log says why); run again later", r.unchecked);
             }
             Ok(())
         }

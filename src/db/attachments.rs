@@ -249,6 +249,53 @@ pub async fn mark_blocked(c: &mut Conn<'_>, id: AttachmentId, signature: &str) -
         .map(|r| r.rows_affected() == 1))
 }
 
+/// Stored files stored at or after `since` (all when `None`), after the keyset position
+/// `after`, oldest first (`koinonia rescan`).
+pub async fn stored_since(
+    c: &mut Conn<'_>,
+    since: Option<DateTime<Utc>>,
+    after: Option<(DateTime<Utc>, AttachmentId)>,
+    limit: i64,
+) -> Result<Vec<AttachmentRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM attachments
+         WHERE status = 'stored' AND ($1 IS NULL OR stored_at >= $1)
+           AND ($2 IS NULL OR stored_at > $2 OR (stored_at = $2 AND id > $3))
+         ORDER BY stored_at, id LIMIT $4"
+    );
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
+        .bind(since)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit)
+        .fetch_all(&mut **q)
+        .await)
+}
+
+/// stored → failed because a rescan found `signature`: the file is no longer served, and the
+/// row forgets its objects (deleted next; whatever is left, the orphan sweep removes). False
+/// when it was no longer stored.
+pub async fn block_stored(c: &mut Conn<'_>, id: AttachmentId, signature: &str) -> Result<bool> {
+    const SQL: &str = "UPDATE attachments SET status = 'failed', failure_reason = $2, scan_state = 'infected',
+                           scan_detail = $3, storage_key = NULL, preview_small_key = NULL,
+                           preview_large_key = NULL, preview_large_bytes = NULL
+                       WHERE id = $1 AND status = 'stored'";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(id)
+        .bind(crate::scan::blocked_reason(signature))
+        .bind(signature)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Records a scan of a stored file that found nothing.
+pub async fn set_clean(c: &mut Conn<'_>, id: AttachmentId) -> Result<()> {
+    const SQL: &str =
+        "UPDATE attachments SET scan_state = 'clean', scan_detail = NULL WHERE id = $1 AND status = 'stored'";
+    run!(c, |q| sqlx::query(SQL).bind(id).execute(&mut **q).await.map(|_| ()))
+}
+
 /// Notes the latest problem of a still-pending download (shown while it retries).
 pub async fn note_problem(c: &mut Conn<'_>, id: AttachmentId, reason: &str) -> Result<()> {
     run!(c, |q| sqlx::query("UPDATE attachments SET failure_reason = $2 WHERE id = $1 AND status = 'pending'")

@@ -37,19 +37,6 @@ impl Entry {
         Self { church: Some(church), actor_type: "member", actor_id: None, action, subject: None, client, detail: None }
     }
 
-    /// An action koinonia took by itself in a church (the virus scanner blocking a file).
-    pub fn system(church: ChurchId, action: &'static str) -> Self {
-        Self {
-            church: Some(church),
-            actor_type: "system",
-            actor_id: None,
-            action,
-            subject: None,
-            client: ClientAddr::default(),
-            detail: None,
-        }
-    }
-
     pub fn subject(mut self, kind: &'static str, id: uuid::Uuid) -> Self {
         self.subject = Some((kind, id));
         self

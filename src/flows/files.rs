@@ -174,7 +174,8 @@ async fn block(deps: &Deps<'_>, row: &db::attachments::AttachmentRow, signature:
     let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     if db::attachments::mark_blocked(c, row.id, signature).await? {
-        let entry = crate::flows::audit::Entry::system(row.church_id, "media.blocked")
+        let system = crate::domain::Actor::system(row.church_id);
+        let entry = crate::flows::audit::Entry::by(&system, "media.blocked")
             .subject("attachment", row.id.0)
             .detail(serde_json::json!({ "signature": signature, "direction": "inbound" }));
         crate::flows::audit::record(c, entry).await?;

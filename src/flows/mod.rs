@@ -11,6 +11,7 @@ pub mod library;
 pub mod members;
 pub mod orphans;
 pub mod outbound;
+pub mod rescan;
 pub mod retention;
 pub mod sandbox;
 pub mod webhooks;

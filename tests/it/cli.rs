@@ -222,3 +222,14 @@ fn serve_prints_the_address_to_open() {
     let line = first_line(dir.path(), "127.0.0.1");
     assert!(line.ends_with("/login"), "{line}");
 }
+
+#[test]
+fn rescan_needs_a_scanner_and_a_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = koinonia(dir.path()).args(["rescan"]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLAMD_ADDRESS"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = koinonia(dir.path()).args(["rescan", "--since", "last week"]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -305,3 +305,72 @@ async fn doctor_checks_the_scanner_detects_eicar() {
     assert_eq!(down.level, Level::Error, "{down}");
     assert!(down.sentence.contains("cannot be reached"), "{down}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescan_blocks_stored_files_known_bad_today() {
+    use koinonia::flows::rescan::{rescan, RescanReport};
+    // Stored while no scanner was set up: kept, not scanned.
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    let church = app.church("Grace", CHURCH_NUMBER).await;
+    let token = app.admin(church, "pastor@grace.test").await;
+    let (photo, pdf) = (fixture("photo.jpg"), infected_pdf());
+    let media = vec![serve_fixture(&app, &photo).await, serve_fixture(&app, &pdf).await];
+    let event = received_event("evt-before-scanning", MEMBER_NUMBER, CHURCH_NUMBER, "Old files", media);
+    assert_eq!(app.post_webhook("/api/webhooks/telnyx/mms", &event).await.status(), 200);
+    let list = app.get_json(&token, "/api/conversations").await;
+    let conversation = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+    let before = media_of(&settled_thread(&app, &token, &conversation).await);
+    assert!(before.iter().all(|m| m["status"] == "stored" && m["scan"]["state"] == "not_scanned"), "{before:?}");
+    assert!(store_holds(&app, PDF_MARKER.as_bytes()));
+
+    let Some(clamd) = TestClamd::start() else { return };
+    let clamd = koinonia::scan::Clamd::new(
+        koinonia::scan::Address::parse(&clamd.address).expect("address"),
+        Duration::from_secs(10),
+    );
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let none = rescan(&app.state.retention(), &clamd, Some(tomorrow)).await.expect("rescan");
+    assert_eq!(none, RescanReport::default(), "--since leaves older files alone");
+    let report = rescan(&app.state.retention(), &clamd, None).await.expect("rescan");
+    assert_eq!(report, RescanReport { scanned: 2, clean: 1, blocked: 1, unchecked: 0 });
+
+    let after = media_of(&app.get_json(&token, &format!("/api/conversations/{conversation}")).await);
+    let blocked = by_name(&after, "bulletin.pdf");
+    assert_eq!(blocked["status"], "blocked", "{blocked}");
+    assert_eq!(blocked["scan"]["detail"], PDF_SIGNATURE);
+    assert_eq!(by_name(&after, "photo.jpg")["scan"]["state"], "clean");
+    assert!(!store_holds(&app, PDF_MARKER.as_bytes()), "the blocked file left the store");
+    assert!(store_holds(&app, &photo.bytes));
+    let id = blocked["id"].as_str().expect("id");
+    assert_eq!(app.get(&token, &format!("/api/media/{id}")).await.status(), 404);
+    assert_eq!(app.count("audit_log WHERE action = 'media.blocked'").await, 1);
+
+    // Once blocked, a file is not scanned again.
+    let again = rescan(&app.state.retention(), &clamd, None).await.expect("rescan");
+    assert_eq!(again, RescanReport { scanned: 1, clean: 1, blocked: 0, unchecked: 0 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_longer_than_the_scanner_takes_are_handled_as_configured() {
+    let Some(clamd) = TestClamd::start() else { return };
+    // The test clamd takes 4 MB (StreamMaxLength); this text file is 5 MB.
+    let big = made("minutes.txt", "text/plain", "Minutes of the meeting. ".repeat(5 << 20 >> 4).into_bytes());
+    assert!(big.bytes.len() > 4 << 20);
+    for (policy, status, state) in [("not_scanned", "stored", Some("not_scanned")), ("refuse", "failed", None)] {
+        let extra = [("CLAMD_TOO_LARGE", policy)];
+        let Some(app) = scanned_app(Backend::Sqlite, Store::Local, &clamd, &extra).await else { return };
+        let church = app.church("Grace", CHURCH_NUMBER).await;
+        let token = app.leader(church, "pastor@grace.test").await;
+        let media = vec![serve_fixture(&app, &big).await];
+        let event = received_event("evt-big", MEMBER_NUMBER, CHURCH_NUMBER, "The minutes", media);
+        assert_eq!(app.post_webhook("/api/webhooks/telnyx/mms", &event).await.status(), 200);
+        let list = app.get_json(&token, "/api/conversations").await;
+        let conversation = list["data"]["conversations"][0]["id"].as_str().expect("conversation").to_owned();
+        let m = media_of(&settled_thread(&app, &token, &conversation).await).remove(0);
+        assert_eq!(m["status"].as_str(), Some(status), "{policy}: {m}");
+        assert_eq!(m["scan"]["state"].as_str(), state, "{policy}: {m}");
+        let why = if policy == "refuse" { m["failureReason"].as_str() } else { m["scan"]["detail"].as_str() };
+        assert!(why.is_some_and(|w| w.contains("longer than the virus scanner accepts")), "{policy}: {m}");
+        assert_eq!(store_holds(&app, b"Minutes of the meeting."), policy == "not_scanned", "{policy}");
+    }
+}
