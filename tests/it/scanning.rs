@@ -61,6 +61,13 @@ fn by_name<'a>(media: &'a [Value], name: &str) -> &'a Value {
     media.iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} in {media:?}"))
 }
 
+/// The dashboard's thread page, as `email` sees it.
+async fn thread_page(app: &TestApp, email: &str, conversation: &str) -> String {
+    let (cookie, _) = crate::time_zones::page_session(app, email).await;
+    let res = app.http.get(app.url(&format!("/inbox/{conversation}"))).header("cookie", cookie).send().await;
+    res.expect("page").text().await.expect("html")
+}
+
 async fn scanned_app(backend: Backend, store: Store, clamd: &TestClamd, extra: &[(&str, &str)]) -> Option<TestApp> {
     let mut options = Options::default().var("CLAMD_ADDRESS", &clamd.address);
     for (k, v) in extra {
@@ -103,6 +110,12 @@ async fn malware_in_an_mms(backend: Backend, store: Store) {
         assert_eq!(res.status(), 404, "{name} is not served");
         assert!(res.text().await.expect("text").contains("malware"));
     }
+
+    // The thread page says so, naming the signature.
+    let html = thread_page(&app, "pastor@grace.test", &conversation).await;
+    assert!(html.contains(&format!("Blocked: this file contains malware ({EICAR_SIGNATURE})")), "{html}");
+    assert!(html.contains(&format!("Blocked: this file contains malware ({PDF_SIGNATURE})")));
+    assert!(!html.contains("Not scanned for viruses"), "the photo was scanned");
 
     // Nothing of them in the store; the photo is there.
     assert!(!store_holds(&app, EICAR), "the EICAR file reached the store");
@@ -268,6 +281,8 @@ async fn without_a_scanner_files_are_kept_not_scanned_and_say_why() {
     let m = media_of(&settled_thread(&app, &token, &conversation).await).remove(0);
     assert_eq!((m["status"].as_str(), m["scan"]["state"].as_str()), (Some("stored"), Some("not_scanned")), "{m}");
     assert!(m["scan"]["detail"].as_str().is_some_and(|d| d.contains("CLAMD_ADDRESS")), "{m}");
+    let html = thread_page(&app, "pastor@grace.test", &conversation).await;
+    assert!(html.contains("Not scanned for viruses"), "the page says so, quietly");
 
     // An address nobody answers at, scanning not required: kept, not scanned, with the reason.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();

@@ -137,7 +137,7 @@ async fn system_page(app: &TestApp, cookie: &str) -> String {
 }
 
 /// Signs `email` in through the login form: its session cookie and a page's CSRF token.
-async fn page_session(app: &TestApp, email: &str) -> (String, String) {
+pub(crate) async fn page_session(app: &TestApp, email: &str) -> (String, String) {
     let res =
         app.http.post(app.url("/login")).form(&[("email", email), ("password", PASSWORD)]).send().await.expect("login");
     assert_eq!(res.status(), 303, "signed in");
