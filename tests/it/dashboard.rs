@@ -381,3 +381,40 @@ async fn the_system_page_shows_the_self_check_to_admins_only() {
     let page = app.http.get(app.url("/system")).header("cookie", &helper_cookie).send().await.expect("system");
     assert_eq!(page.status(), 404);
 }
+
+/// "Add to Home Screen": the manifest names the inbox as the start page, full-screen, with icons
+/// that exist at the sizes it declares; the service worker is served from the root, uncached.
+#[tokio::test]
+async fn the_dashboard_is_installable() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, Store::Local).await else { return };
+    let res = app.http.get(app.url("/manifest.webmanifest")).send().await.expect("manifest");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/manifest+json");
+    let manifest: Value = res.json().await.expect("manifest is JSON");
+    assert_eq!((manifest["start_url"].as_str(), manifest["display"].as_str()), (Some("/inbox"), Some("standalone")));
+    assert!(manifest["name"].is_string() && manifest["short_name"].is_string() && manifest["theme_color"].is_string());
+    let icons = manifest["icons"].as_array().expect("icons");
+    let mut sizes = Vec::new();
+    for icon in icons.iter().filter(|i| i["type"] == "image/png") {
+        let res = app.http.get(app.url(icon["src"].as_str().expect("src"))).send().await.expect("icon");
+        assert_eq!((res.status().as_u16(), res.headers()["content-type"].to_str().ok()), (200, Some("image/png")));
+        let png = res.bytes().await.expect("png");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{icon}");
+        let (w, h) = (
+            u32::from_be_bytes(png[16..20].try_into().expect("w")),
+            u32::from_be_bytes(png[20..24].try_into().expect("h")),
+        );
+        assert_eq!(icon["sizes"].as_str(), Some(format!("{w}x{h}").as_str()), "the declared size is the real one");
+        sizes.push((w, icon["purpose"].as_str().unwrap_or("any").to_owned()));
+    }
+    for needed in [(192, "any"), (512, "any"), (512, "maskable")] {
+        assert!(sizes.iter().any(|(w, p)| *w == needed.0 && p == needed.1), "{needed:?} in {sizes:?}");
+    }
+    let sw = app.http.get(app.url("/sw.js")).send().await.expect("sw");
+    assert_eq!(sw.status(), 200);
+    assert!(sw.headers()["content-type"].to_str().expect("type").starts_with("text/javascript"));
+    assert_eq!(sw.headers()["cache-control"], "no-cache");
+    let html = app.http.get(app.url("/setup")).send().await.expect("setup").text().await.expect("html");
+    assert!(html.contains(r#"<link rel="manifest" href="/manifest.webmanifest">"#));
+    assert!(html.contains(r#"<script src="/static/pwa.js" defer></script>"#));
+}

@@ -8,19 +8,43 @@ use axum::Router;
 
 use crate::state::AppState;
 
-const FILES: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("../../../static/app.css")),
-    ("app.js", "text/javascript; charset=utf-8", include_str!("../../../static/app.js")),
-    ("sandbox.js", "text/javascript; charset=utf-8", include_str!("../../../static/sandbox.js")),
-    ("library.js", "text/javascript; charset=utf-8", include_str!("../../../static/library.js")),
-    ("times.js", "text/javascript; charset=utf-8", include_str!("../../../static/times.js")),
-    ("setup.js", "text/javascript; charset=utf-8", include_str!("../../../static/setup.js")),
-    ("member-actions.js", "text/javascript; charset=utf-8", include_str!("../../../static/member-actions.js")),
-    ("icon.svg", "image/svg+xml", include_str!("../../../static/icon.svg")),
+const FILES: &[(&str, &str, &[u8])] = &[
+    ("app.css", "text/css; charset=utf-8", include_bytes!("../../../static/app.css")),
+    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/app.js")),
+    ("sandbox.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/sandbox.js")),
+    ("library.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/library.js")),
+    ("times.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/times.js")),
+    ("setup.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/setup.js")),
+    ("member-actions.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/member-actions.js")),
+    ("icon.svg", "image/svg+xml", include_bytes!("../../../static/icon.svg")),
+    ("icon-192.png", "image/png", include_bytes!("../../../static/icon-192.png")),
+    ("icon-512.png", "image/png", include_bytes!("../../../static/icon-512.png")),
+    ("icon-maskable-512.png", "image/png", include_bytes!("../../../static/icon-maskable-512.png")),
+    ("pwa.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/pwa.js")),
+    ("offline.html", "text/html; charset=utf-8", include_bytes!("../../../static/offline.html")),
 ];
 
+/// The web app manifest: "Add to Home Screen" opens the inbox full-screen.
+const MANIFEST: &[u8] = include_bytes!("../../../static/manifest.webmanifest");
+/// The service worker, served from the root so that its scope is the whole dashboard.
+const SERVICE_WORKER: &[u8] = include_bytes!("../../../static/sw.js");
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/{name}", get(serve))
+    Router::new()
+        .route("/static/{name}", get(serve))
+        .route("/manifest.webmanifest", get(manifest))
+        .route("/sw.js", get(service_worker))
+}
+
+async fn manifest() -> Response {
+    ([(header::CONTENT_TYPE, "application/manifest+json"), (header::CACHE_CONTROL, "public, max-age=300")], MANIFEST)
+        .into_response()
+}
+
+/// Browsers check for a new worker on every visit when it is not cached.
+async fn service_worker() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SERVICE_WORKER)
+        .into_response()
 }
 
 async fn serve(Path(name): Path<String>) -> Response {
