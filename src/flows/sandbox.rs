@@ -145,7 +145,7 @@ impl Outgoing {
                 writer.abort().await;
                 return Err(SandboxError::TooLarge(format_size(max)));
             }
-            writer.write(&chunk).await?;
+            writer.put(chunk).await?;
         }
         writer.finish().await?;
         self.staged.add(&key);

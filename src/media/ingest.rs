@@ -173,12 +173,11 @@ pub async fn stream_into_store(
     let mut writer = store.writer(key, &info).await?;
     let mut scan = scanner.start().await;
     let result = async {
-        for chunk in &head {
-            inspector.update(chunk);
-            scan.write(chunk).await;
-            writer.write(chunk).await?;
+        for chunk in std::mem::take(&mut head) {
+            inspector.update(&chunk);
+            scan.write(&chunk).await;
+            writer.put(chunk).await?;
         }
-        drop(std::mem::take(&mut head));
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             if inspector.bytes_seen() + chunk.len() as u64 > max {
@@ -186,7 +185,7 @@ pub async fn stream_into_store(
             }
             inspector.update(&chunk);
             scan.write(&chunk).await;
-            writer.write(&chunk).await?;
+            writer.put(chunk).await?;
         }
         Ok::<(), IngestError>(())
     }

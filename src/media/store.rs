@@ -351,6 +351,14 @@ impl MediaWriter {
         Ok(())
     }
 
+    /// [`Self::write`] for bytes the caller owns: kept by reference, not copied into the part.
+    pub async fn put(&mut self, chunk: bytes::Bytes) -> Result<(), StoreError> {
+        self.inner.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await?;
+        self.written += chunk.len() as u64;
+        self.inner.put(chunk);
+        Ok(())
+    }
+
     pub fn written(&self) -> u64 {
         self.written
     }
