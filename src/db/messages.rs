@@ -295,15 +295,38 @@ pub struct SendContext {
     pub unreachable: bool,
 }
 
-pub async fn send_context(c: &mut Conn<'_>, id: MessageId) -> Result<Option<SendContext>> {
-    run!(c, |q| sqlx::query_as::<_, SendContext>(
-        "SELECT ch.phone_number AS church_number, mb.phone_ciphertext, mb.opted_out, mb.unreachable
-         FROM messages m JOIN churches ch ON ch.id = m.church_id JOIN members mb ON mb.id = m.member_id
-         WHERE m.id = $1"
-    )
-    .bind(id)
-    .fetch_optional(&mut **q)
-    .await)
+/// A message to send and, in the same read, where it goes: the send job's first step.
+#[derive(sqlx::FromRow)]
+struct ForSend {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    church_number: Option<String>,
+    phone_ciphertext: Option<Vec<u8>>,
+    member_opted_out: Option<bool>,
+    member_unreachable: Option<bool>,
+}
+
+/// The message (machine side, by id alone) and its [`SendContext`] (none when its church or
+/// member is gone), in one statement.
+pub async fn for_send(c: &mut Conn<'_>, id: MessageId) -> Result<Option<(MessageRow, Option<SendContext>)>> {
+    let columns: Vec<String> = COLUMNS.split(',').map(|col| format!("m.{}", col.trim())).collect();
+    let sql = format!(
+        "SELECT {}, ch.phone_number AS church_number, mb.phone_ciphertext, mb.opted_out AS member_opted_out,
+                mb.unreachable AS member_unreachable
+         FROM messages m LEFT JOIN churches ch ON ch.id = m.church_id LEFT JOIN members mb ON mb.id = m.member_id
+         WHERE m.id = $1",
+        columns.join(", ")
+    );
+    let row = run!(c, |q| sqlx::query_as::<_, ForSend>(&sql).bind(id).fetch_optional(&mut **q).await)?;
+    Ok(row.map(|r| {
+        let ctx = match (r.church_number, r.phone_ciphertext, r.member_opted_out, r.member_unreachable) {
+            (Some(church_number), Some(phone_ciphertext), Some(opted_out), Some(unreachable)) => {
+                Some(SendContext { church_number, phone_ciphertext, opted_out, unreachable })
+            }
+            _ => None,
+        };
+        (r.message, ctx)
+    }))
 }
 
 /// Every message of one conversation, oldest first (a member's data export).

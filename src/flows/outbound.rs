@@ -549,14 +549,14 @@ pub async fn send(deps: &Deps<'_>, id: MessageId) -> Result<(), JobError> {
     let (message, ctx, phone, attachments) = {
         let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
-        let Some(message) = db::messages::get_for_job(c, id).await? else { return Ok(()) };
+        // The message and where it goes, in one read.
+        let Some((message, ctx)) = db::messages::for_send(c, id).await? else { return Ok(()) };
         match message.send_state {
             Some(SendState::Pending) => {}
             Some(SendState::InFlight) => return reconcile(deps, c, &message).await,
             Some(SendState::Accepted | SendState::Failed) | None => return Ok(()),
         }
-        let ctx =
-            db::messages::send_context(c, id).await?.ok_or_else(|| JobError::fatal("church or member is gone"))?;
+        let ctx = ctx.ok_or_else(|| JobError::fatal("church or member is gone"))?;
         if ctx.opted_out {
             db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
             return Ok(());

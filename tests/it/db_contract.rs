@@ -616,6 +616,13 @@ async fn story_more(db: Db) {
     assert!(db::messages::get_for_job(c, MessageId::new()).await.expect("get").is_none());
     let m = db::messages::get_for_job(c, o1.id).await.expect("get").expect("some");
     assert_eq!((m.church_id, m.leader_id, m.send_state), (hope.id, Some(plain.id), Some(SendState::Pending)));
+    // The send job's one read: the message and where it goes.
+    let (sent, ctx) = db::messages::for_send(c, o1.id).await.expect("for send").expect("some");
+    assert_eq!((sent.id, sent.content.as_str()), (o1.id, o1.content.as_str()));
+    let ctx = ctx.expect("its church and member exist");
+    assert_eq!(ctx.church_number, hope.phone_number);
+    assert!(!ctx.phone_ciphertext.is_empty() && !ctx.opted_out);
+    assert!(db::messages::for_send(c, MessageId::new()).await.expect("for send").is_none());
     // Who sent what: the member, or a leader with their email; another church's ids are absent.
     let mut who = db::messages::senders(c, hope.id, &[m_in.id, o1.id, MessageId::new()]).await.expect("senders");
     who.sort_by_key(|(id, _, _)| *id);
@@ -746,7 +753,7 @@ async fn story_more(db: Db) {
     assert!(db::messages::of_conversation(c, zion.id, conv.id).await.expect("messages").is_empty(), "tenancy");
     assert!(db::messages::of_conversation(c, hope.id, conv_b.id).await.expect("messages").is_empty());
 
-    let ctx = db::messages::send_context(c, o1.id).await.expect("context").expect("some");
+    let ctx = db::messages::for_send(c, o1.id).await.expect("context").expect("some").1.expect("context");
     assert_eq!(
         (ctx.church_number.as_str(), ctx.phone_ciphertext.clone(), ctx.opted_out, ctx.unreachable),
         ("+15551231111", sealed(&CUR, 11), false, true)
@@ -758,10 +765,9 @@ async fn story_more(db: Db) {
     let a = db::members::get(c, hope.id, anna.id).await.expect("get").expect("some");
     assert_eq!(a.updated_at, ago(400), "clearing a reachable member changes nothing");
     db::members::set_opted_out(c, hope.id, anna.id, true, ago(300)).await.expect("opt out");
-    let ctx = db::messages::send_context(c, o1.id).await.expect("context").expect("some");
+    let ctx = db::messages::for_send(c, o1.id).await.expect("context").expect("some").1.expect("context");
     assert_eq!((ctx.opted_out, ctx.unreachable), (true, false));
     db::members::set_opted_out(c, hope.id, anna.id, false, ago(300)).await.expect("opt in");
-    assert!(db::messages::send_context(c, MessageId::new()).await.expect("context").is_none());
 
     // A deleted leader's messages stay, without their author.
     assert!(db::leaders::delete(c, hope.id, plain.id).await.expect("delete"));
