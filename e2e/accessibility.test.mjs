@@ -5,10 +5,9 @@
 // leader and their conversation with a photo, a PDF and a reply, so the pages are not empty.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, screenshot, violations } from "./lib.mjs";
+import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, newContextPage, screenshot, violations } from "./lib.mjs";
 
 const LEADER = { email: "pastor@grace.test", password: "correct horse battery staple" };
-const TIMEOUT = 20_000;
 const url = (path) => new URL(path, BASE_URL).toString();
 
 let browser;
@@ -30,16 +29,7 @@ after(async () => {
   await closeBrowser(browser);
 });
 
-async function newPage(options, storageState) {
-  const context = await browser.newContext({ ...options, baseURL: BASE_URL, storageState });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => problems.push(`uncaught ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(m.text());
-  });
-  return page;
-}
+const newPage = (options, storageState) => newContextPage(browser, options, problems, storageState);
 
 /** The first conversation's dashboard path (dashboard.test.mjs made it: a photo, a PDF, a reply). */
 async function firstThread(page) {

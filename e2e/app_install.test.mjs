@@ -4,9 +4,8 @@
 // API answer, no page, no media. Needs no sign-in (the worker registers on every page).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, screenshot } from "./lib.mjs";
+import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, newContextPage, screenshot } from "./lib.mjs";
 
-const TIMEOUT = 20_000;
 const url = (path) => new URL(path, BASE_URL).toString();
 
 let browser;
@@ -20,16 +19,7 @@ after(async () => {
   await closeBrowser(browser);
 });
 
-async function newPage(options) {
-  const context = await browser.newContext({ ...options, baseURL: BASE_URL });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => problems.push(`uncaught ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(m.text());
-  });
-  return page;
-}
+const newPage = (options) => newContextPage(browser, options, problems);
 
 test("the manifest is linked and valid, with the icons it names", async () => {
   const page = await newPage(PHONE);

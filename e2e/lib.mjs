@@ -48,6 +48,22 @@ export async function launchBrowser() {
   return browser;
 }
 
+/**
+ * A page in a new browser context with `options` (and a signed-in `storageState`, if given);
+ * uncaught errors and console errors (CSP violations land there) are pushed onto `problems`.
+ */
+export async function newContextPage(browser, options, problems, storageState) {
+  const context = await browser.newContext({ ...options, baseURL: BASE_URL, storageState });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on("pageerror", (e) => problems.push(`uncaught ${e.message}`));
+  page.on("console", (m) => {
+    // A failed request (e.g. the 401 of a wrong password) is logged too; it is expected.
+    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(m.text());
+  });
+  return page;
+}
+
 /** Closes the browser and removes its scratch folder. */
 export async function closeBrowser(browser) {
   if (!browser?.isConnected()) return;

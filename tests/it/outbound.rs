@@ -116,7 +116,7 @@ pub async fn delivery_report(
     app.post_webhook(&path, &body).await.status().as_u16()
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     token: &str,
     conversation: &str,

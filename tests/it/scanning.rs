@@ -10,6 +10,7 @@ use serde_json::Value;
 use sha2::Digest;
 
 use crate::inbound_flow::{serve_fixture, settled_thread, CHURCH_NUMBER, MEMBER_NUMBER};
+use crate::outbound::upload;
 use crate::support::clamd::{TestClamd, EICAR, EICAR_SIGNATURE, PDF_MARKER, PDF_SIGNATURE};
 use crate::support::{fixture, received_event, wait_for, Backend, Fixture, Options, Store, TestApp};
 
@@ -198,17 +199,7 @@ async fn an_infected_reply_is_refused_and_nothing_is_sent_or_kept() {
     let church = app.church("Grace", CHURCH_NUMBER).await;
     let token = app.leader(church, "pastor@grace.test").await;
     let conversation = conversation_of_a_member(&app, &token).await;
-    let form = reqwest::multipart::Form::new()
-        .text("content", "Here is the file")
-        .part("file", reqwest::multipart::Part::bytes(EICAR.to_vec()).file_name("notes.txt"));
-    let res = app
-        .http
-        .post(app.url(&format!("/api/conversations/{conversation}/reply-with-media")))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("reply");
+    let res = upload(&app, &token, &conversation, "notes.txt", EICAR.to_vec(), Some("Here is the file")).await;
     assert_eq!(res.status(), 422);
     let body: Value = res.json().await.expect("json");
     let error = body["error"].as_str().unwrap_or_default();
@@ -220,16 +211,7 @@ async fn an_infected_reply_is_refused_and_nothing_is_sent_or_kept() {
     assert_eq!(app.count("audit_log WHERE action = 'media.blocked'").await, 1, "audited");
 
     // A clean file goes, scanned.
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(fixture("photo.jpg").bytes).file_name("photo.jpg"));
-    let res = app
-        .http
-        .post(app.url(&format!("/api/conversations/{conversation}/reply-with-media")))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .expect("reply");
+    let res = upload(&app, &token, &conversation, "photo.jpg", fixture("photo.jpg").bytes, None).await;
     assert_eq!(res.status(), 201);
     assert_eq!(app.count("attachments WHERE scan_state = 'clean'").await, 1);
 }
