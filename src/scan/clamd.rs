@@ -72,6 +72,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Chunks sent to clamd are at most this long (its default `StreamMaxLength` chunking is fine
 /// with any size; smaller chunks keep the pipeline's memory flat).
 const CHUNK: usize = 256 << 10;
+/// The longest wait for a connection to clamd.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An answer longer than this is not clamd's.
 const MAX_REPLY: usize = 4096;
 
@@ -91,23 +93,31 @@ impl Clamd {
         &self.address
     }
 
+    /// Connects within [`CONNECT_TIMEOUT`] (or the step deadline, if shorter): a scanner host that
+    /// drops packets must not hold every file for the whole step deadline before it is judged
+    /// unreachable.
     async fn connect(&self) -> Result<Box<dyn Io>, ClamdError> {
         let unreachable = |e: std::io::Error| ClamdError::Unreachable(self.address.to_string(), e.to_string());
+        let limit = self.timeout.min(CONNECT_TIMEOUT);
         let io: Box<dyn Io> = match &self.address {
             Address::Tcp(hp) => {
-                let s = self.deadline(tokio::net::TcpStream::connect(hp.as_str())).await?.map_err(unreachable)?;
+                let s = self.within(limit, tokio::net::TcpStream::connect(hp.as_str())).await?.map_err(unreachable)?;
                 let _ = s.set_nodelay(true);
                 Box::new(s)
             }
             Address::Unix(p) => {
-                Box::new(self.deadline(tokio::net::UnixStream::connect(p)).await?.map_err(unreachable)?)
+                Box::new(self.within(limit, tokio::net::UnixStream::connect(p)).await?.map_err(unreachable)?)
             }
         };
         Ok(io)
     }
 
     async fn deadline<F: std::future::Future>(&self, f: F) -> Result<F::Output, ClamdError> {
-        tokio::time::timeout(self.timeout, f).await.map_err(|_| ClamdError::Timeout(self.timeout.as_secs()))
+        self.within(self.timeout, f).await
+    }
+
+    async fn within<F: std::future::Future>(&self, limit: Duration, f: F) -> Result<F::Output, ClamdError> {
+        tokio::time::timeout(limit, f).await.map_err(|_| ClamdError::Timeout(limit.as_secs().max(1)))
     }
 
     /// A one-line command and its answer.
@@ -275,6 +285,26 @@ mod tests {
         assert!(signature_date("ClamAV 1.4.6/27000/Tue Dec  1 09:00:00 2026").is_some(), "a padded day");
         assert_eq!(signature_date("ClamAV 1.4.6"), None);
         assert_eq!(EICAR.len(), 68);
+    }
+
+    /// A daemon that takes the connection and never answers gives no verdict: an error within
+    /// the step deadline, never "clean".
+    #[tokio::test]
+    async fn a_silent_daemon_is_a_timeout_not_a_verdict() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket); // kept open, never read or answered
+            }
+        });
+        let clamd = Clamd::new(Address::Tcp(addr.to_string()), Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        assert!(matches!(clamd.scan_bytes(EICAR).await, Err(ClamdError::Timeout(_))));
+        assert!(matches!(clamd.ping().await, Err(ClamdError::Timeout(_))));
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded by the step deadline");
+        held.abort();
     }
 
     #[test]
