@@ -234,12 +234,15 @@ pub async fn mark_failed(c: &mut Conn<'_>, id: AttachmentId, reason: &str) -> Re
     .map(|r| r.rows_affected() == 1))
 }
 
-/// pending → failed because the virus scanner found `signature`: never stored, the reason says
-/// so (see [`crate::scan::blocked_reason`]).
+/// pending or stored → failed because the virus scanner found `signature` (on arrival, or by a
+/// rescan): never served again, the reason says so (see [`crate::scan::blocked_reason`]), and
+/// the row forgets its objects (a stored one's are deleted next; whatever is left, the orphan
+/// sweep removes). False when the file was neither pending nor stored.
 pub async fn mark_blocked(c: &mut Conn<'_>, id: AttachmentId, signature: &str) -> Result<bool> {
     const SQL: &str = "UPDATE attachments SET status = 'failed', failure_reason = $2, scan_state = 'infected',
-                           scan_detail = $3
-                       WHERE id = $1 AND status = 'pending'";
+                           scan_detail = $3, storage_key = NULL, preview_small_key = NULL,
+                           preview_large_key = NULL, preview_large_bytes = NULL
+                       WHERE id = $1 AND status IN ('pending', 'stored')";
     run!(c, |q| sqlx::query(SQL)
         .bind(id)
         .bind(crate::scan::blocked_reason(signature))
@@ -270,23 +273,6 @@ pub async fn stored_since(
         .bind(limit)
         .fetch_all(&mut **q)
         .await)
-}
-
-/// stored → failed because a rescan found `signature`: the file is no longer served, and the
-/// row forgets its objects (deleted next; whatever is left, the orphan sweep removes). False
-/// when it was no longer stored.
-pub async fn block_stored(c: &mut Conn<'_>, id: AttachmentId, signature: &str) -> Result<bool> {
-    const SQL: &str = "UPDATE attachments SET status = 'failed', failure_reason = $2, scan_state = 'infected',
-                           scan_detail = $3, storage_key = NULL, preview_small_key = NULL,
-                           preview_large_key = NULL, preview_large_bytes = NULL
-                       WHERE id = $1 AND status = 'stored'";
-    run!(c, |q| sqlx::query(SQL)
-        .bind(id)
-        .bind(crate::scan::blocked_reason(signature))
-        .bind(signature)
-        .execute(&mut **q)
-        .await
-        .map(|r| r.rows_affected() == 1))
 }
 
 /// Records a scan of a stored file that found nothing.

@@ -89,7 +89,7 @@ async fn block(
     let won = {
         let mut tx = deps.db.begin().await?;
         let c = &mut tx.conn();
-        let won = db::attachments::block_stored(c, a.id, signature).await?;
+        let won = db::attachments::mark_blocked(c, a.id, signature).await?;
         if won {
             let entry = audit::Entry::by(&Actor::system(a.church_id), "media.blocked")
                 .subject("attachment", a.id.0)
