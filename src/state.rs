@@ -181,6 +181,7 @@ impl AppState {
             config: &self.config,
             live: &self.live,
             intake: &self.intake,
+            phone: &self.phone,
         }
     }
 

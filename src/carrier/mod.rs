@@ -10,7 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
 use crate::config::Config;
-use crate::telnyx::api::{SendError, SendMessage, SentMessage, TelnyxClient, TelnyxError};
+use crate::telnyx::api::{SendError, SendMessage, SentMessage, TelnyxClient, TelnyxError, To};
 
 /// The carrier of this deployment.
 #[derive(Clone)]
@@ -41,10 +41,17 @@ impl Carrier {
         match self {
             Self::Telnyx(client) => client.send_message(msg).await,
             // The simulator's inbox is the conversation itself: the member "receives" at once.
-            Self::Sandbox => Ok(SentMessage {
-                id: format!("sandbox-{}", uuid::Uuid::new_v4()),
-                to_status: Some("delivered".to_owned()),
-            }),
+            Self::Sandbox => {
+                let numbers: Vec<&str> = match msg.to {
+                    To::One(n) => vec![n],
+                    To::Group(ns) => ns.iter().map(String::as_str).collect(),
+                };
+                Ok(SentMessage {
+                    id: format!("sandbox-{}", uuid::Uuid::new_v4()),
+                    to_status: Some("delivered".to_owned()),
+                    recipients: numbers.into_iter().map(|n| (n.to_owned(), Some("delivered".to_owned()))).collect(),
+                })
+            }
         }
     }
 }

@@ -352,8 +352,8 @@ pub async fn set_keep(c: &mut Conn<'_>, church: ChurchId, id: AttachmentId, keep
         .map(|r| r.rows_affected() == 1))
 }
 
-/// Every stored original of a member's conversation, with its attachment id (for erasure; the
-/// previews' keys follow from these).
+/// Every stored original of a member's own conversation and of what they sent to groups, with
+/// its attachment id (for erasure; the previews' keys follow from these).
 pub async fn keys_of_member(
     c: &mut Conn<'_>,
     church: ChurchId,
@@ -361,7 +361,11 @@ pub async fn keys_of_member(
 ) -> Result<Vec<(AttachmentId, String)>> {
     run!(c, |q| sqlx::query_as::<_, (AttachmentId, String)>(
         "SELECT a.id, a.storage_key FROM attachments a JOIN conversations cv ON cv.id = a.conversation_id
-         WHERE a.church_id = $1 AND cv.member_id = $2 AND a.storage_key IS NOT NULL"
+         WHERE a.church_id = $1 AND cv.member_id = $2 AND cv.group_key IS NULL AND a.storage_key IS NOT NULL
+         UNION ALL
+         SELECT a.id, a.storage_key FROM messages m JOIN attachments a ON a.message_id = m.id
+         WHERE m.member_id = $2 AND m.church_id = $1 AND m.direction = 'inbound' AND a.storage_key IS NOT NULL
+           AND m.conversation_id IN (SELECT p.conversation_id FROM conversation_participants p WHERE p.member_id = $2)"
     )
     .bind(church)
     .bind(member)
@@ -428,7 +432,7 @@ pub(crate) fn library_sql() -> String {
            AND ($3 IS NULL OR created_at >= $3)
            AND ($4 IS NULL OR created_at < $4)
            AND ($5 IS NULL OR conversation_id = $5)
-           AND ($6 IS NULL OR conversation_id IN (SELECT id FROM conversations WHERE church_id = $1 AND member_id = $6))
+           AND ($6 IS NULL OR conversation_id IN (SELECT id FROM conversations WHERE church_id = $1 AND member_id = $6 AND group_key IS NULL))
            AND ($7 IS NULL OR id < $7)
          ORDER BY church_id, id DESC LIMIT $8"
     )

@@ -1,4 +1,5 @@
-//! Conversations: one per church and member, with the inbox's summary columns.
+//! Conversations, with the inbox's summary columns: one per church and member, and one per group
+//! of members texting the church number together (a group MMS, keyed by its participants).
 
 use chrono::{DateTime, Utc};
 
@@ -15,6 +16,8 @@ pub struct ConversationRow {
     pub unread_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// A group conversation's key (see [`group_key`]); none for a member's own conversation.
+    pub group_key: Option<Vec<u8>>,
 }
 
 /// A conversation joined with what the inbox shows of its member.
@@ -32,18 +35,37 @@ pub struct InboxRow {
     pub last_message_preview: String,
     pub unread_count: i64,
     pub created_at: DateTime<Utc>,
+    /// A group conversation (its `member_*` columns are its first participant's).
+    pub is_group: bool,
+    /// A group's members in the order they joined; empty for a member's own conversation.
+    #[sqlx(skip)]
+    pub participants: Vec<Participant>,
+}
+
+/// A member of a group conversation, as the inbox shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Participant {
+    pub conversation_id: ConversationId,
+    pub member_id: MemberId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_last4: String,
+    pub phone_ciphertext: Vec<u8>,
+    pub opted_out: bool,
+    pub unreachable: bool,
 }
 
 const COLUMNS: &str =
-    "id, church_id, member_id, last_message_at, last_message_preview, unread_count, created_at, updated_at";
+    "id, church_id, member_id, last_message_at, last_message_preview, unread_count, created_at, updated_at, group_key";
 const INBOX_COLUMNS: &str = "c.id, c.member_id, m.first_name, m.last_name, m.phone_last4, m.phone_ciphertext, \
-                             m.opted_out, m.unreachable, c.last_message_at, c.last_message_preview, c.unread_count, c.created_at";
+                             m.opted_out, m.unreachable, c.last_message_at, c.last_message_preview, c.unread_count, c.created_at, \
+                             (c.group_key IS NOT NULL) AS is_group";
 
 pub async fn find_or_create(c: &mut Conn<'_>, new: &ConversationRow) -> Result<ConversationRow> {
     let sql = format!(
         "INSERT INTO conversations (id, church_id, member_id, last_message_at, last_message_preview, unread_count, created_at, updated_at)
          VALUES ($1, $2, $3, $4, '', 0, $4, $4)
-         ON CONFLICT (church_id, member_id) DO UPDATE SET updated_at = conversations.updated_at
+         ON CONFLICT (church_id, member_id) WHERE group_key IS NULL DO UPDATE SET updated_at = conversations.updated_at
          RETURNING {COLUMNS}"
     );
     run!(c, |q| sqlx::query_as::<_, ConversationRow>(&sql)
@@ -166,7 +188,8 @@ pub(crate) fn list_sql() -> String {
 pub(crate) fn number_search_sql(exact: bool) -> String {
     let digits = if exact { "m.phone_last4 = $4" } else { "m.phone_last4 LIKE $4" };
     format!(
-        "SELECT {INBOX_COLUMNS} FROM members m JOIN conversations c ON c.church_id = m.church_id AND c.member_id = m.id
+        "SELECT {INBOX_COLUMNS} FROM members m
+             JOIN conversations c ON c.church_id = m.church_id AND c.member_id = m.id AND c.group_key IS NULL
          WHERE m.church_id = $1
            AND ($2 IS NULL OR c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))
            AND ({digits} OR m.phone_hash = $5)
@@ -175,7 +198,44 @@ pub(crate) fn number_search_sql(exact: bool) -> String {
     )
 }
 
+/// The SQL of [`list`]'s search among the members of groups: the church's members that match
+/// (`$4`, `$5`: by number as in [`number_search_sql`]; by name when `by_name`, `$5` unused), then
+/// the groups they are in.
+pub(crate) fn groups_search_sql(by_name: bool, exact: bool) -> String {
+    let matches = match (by_name, exact) {
+        (true, _) => {
+            "LOWER(COALESCE(pm.first_name, '') || ' ' || COALESCE(pm.last_name, '')) LIKE $4 OR pm.phone_hash = $5"
+        }
+        (false, true) => "pm.phone_last4 = $4 OR pm.phone_hash = $5",
+        (false, false) => "pm.phone_last4 LIKE $4 OR pm.phone_hash = $5",
+    };
+    format!(
+        "SELECT {INBOX_COLUMNS} FROM members pm
+             JOIN conversation_participants p ON p.member_id = pm.id
+             JOIN conversations c ON c.id = p.conversation_id
+             JOIN members m ON m.id = c.member_id
+         WHERE pm.church_id = $1 AND c.church_id = $1
+           AND ($2 IS NULL OR c.last_message_at < $2 OR (c.last_message_at = $2 AND c.id < $3))
+           AND ({matches})
+         ORDER BY c.last_message_at DESC, c.id DESC
+         LIMIT $6"
+    )
+}
+
+/// A page of the inbox, newest first, with each group's participants.
 pub async fn list(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    after: Option<&InboxCursor>,
+    filter: &InboxFilter,
+    limit: i64,
+) -> Result<Vec<InboxRow>> {
+    let mut rows = list_rows(c, church, after, filter, limit).await?;
+    fill_participants(c, church, &mut rows).await?;
+    Ok(rows)
+}
+
+async fn list_rows(
     c: &mut Conn<'_>,
     church: ChurchId,
     after: Option<&InboxCursor>,
@@ -192,21 +252,27 @@ pub async fn list(
             1..=3 => Some(format!("%{digits}")),
             _ => None,
         };
-        return run!(c, |q| sqlx::query_as::<_, InboxRow>(&number_search_sql(exact))
-            .bind(church)
-            .bind(after.map(|a| a.last_message_at))
-            .bind(after.map(|a| a.id))
-            .bind(pattern.as_deref())
-            .bind(filter.phone_hash.as_deref())
-            .bind(limit)
-            .fetch_all(&mut **q)
-            .await);
+        // A member's own conversations, then the groups they are in: merged in inbox order.
+        let mut rows = Vec::new();
+        for sql in [number_search_sql(exact), groups_search_sql(false, exact)] {
+            let found: Vec<InboxRow> = run!(&mut *c, |q| sqlx::query_as::<_, InboxRow>(&sql)
+                .bind(church)
+                .bind(after.map(|a| a.last_message_at))
+                .bind(after.map(|a| a.id))
+                .bind(pattern.as_deref())
+                .bind(filter.phone_hash.as_deref())
+                .bind(limit)
+                .fetch_all(&mut **q)
+                .await)?;
+            rows.extend(found);
+        }
+        return Ok(merged(rows, limit));
     }
     // One statement for the rest: absent filters are bound as NULL and switch themselves off.
     let sql = list_sql();
     let name = filter.name_like.as_ref().map(|n| format!("%{}%", escape_like(n)));
     let digits = filter.last_digits.as_ref().map(|d| format!("%{d}"));
-    run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql)
+    let rows: Vec<InboxRow> = run!(&mut *c, |q| sqlx::query_as::<_, InboxRow>(&sql)
         .bind(church)
         .bind(after.map(|a| a.last_message_at))
         .bind(after.map(|a| a.id))
@@ -215,7 +281,28 @@ pub async fn list(
         .bind(filter.phone_hash.as_deref())
         .bind(limit)
         .fetch_all(&mut **q)
-        .await)
+        .await)?;
+    let Some(name) = name else { return Ok(rows) };
+    // A name also finds the groups its member is in (not only those they started).
+    let sql = groups_search_sql(true, false);
+    let groups: Vec<InboxRow> = run!(&mut *c, |q| sqlx::query_as::<_, InboxRow>(&sql)
+        .bind(church)
+        .bind(after.map(|a| a.last_message_at))
+        .bind(after.map(|a| a.id))
+        .bind(name.as_str())
+        .bind(None::<Vec<u8>>)
+        .bind(limit)
+        .fetch_all(&mut **q)
+        .await)?;
+    Ok(merged(rows.into_iter().chain(groups).collect(), limit))
+}
+
+/// Rows of several searches as one page: inbox order, each conversation once, `limit` at most.
+fn merged(mut rows: Vec<InboxRow>, limit: i64) -> Vec<InboxRow> {
+    rows.sort_by_key(|r| std::cmp::Reverse((r.last_message_at, r.id)));
+    rows.dedup_by_key(|r| r.id);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    rows
 }
 
 /// `%` and `_` in a search are literal characters, not wildcards.
@@ -233,7 +320,161 @@ pub(crate) fn get_sql() -> String {
 
 pub async fn get(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<Option<InboxRow>> {
     let sql = get_sql();
-    run!(c, |q| sqlx::query_as::<_, InboxRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)
+    let row =
+        run!(&mut *c, |q| sqlx::query_as::<_, InboxRow>(&sql).bind(church).bind(id).fetch_optional(&mut **q).await)?;
+    let mut rows: Vec<InboxRow> = row.into_iter().collect();
+    fill_participants(c, church, &mut rows).await?;
+    Ok(rows.pop())
+}
+
+/// Reads the participants of the groups among `rows` (one statement, none without groups).
+async fn fill_participants(c: &mut Conn<'_>, church: ChurchId, rows: &mut [InboxRow]) -> Result<()> {
+    let groups: Vec<ConversationId> = rows.iter().filter(|r| r.is_group).map(|r| r.id).collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mut found = participants(c, church, &groups).await?;
+    for row in rows.iter_mut().filter(|r| r.is_group) {
+        row.participants = found.iter().filter(|p| p.conversation_id == row.id).cloned().collect();
+    }
+    found.clear();
+    Ok(())
+}
+
+/// The participants of these group conversations of the church, each group's in joining order.
+pub async fn participants(c: &mut Conn<'_>, church: ChurchId, ids: &[ConversationId]) -> Result<Vec<Participant>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<Participant> = run!(&mut *c, |q| {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT p.conversation_id, p.member_id, m.first_name, m.last_name, m.phone_last4, m.phone_ciphertext,
+                        m.opted_out, m.unreachable
+                 FROM conversation_participants p JOIN members m ON m.id = p.member_id
+                 WHERE p.church_id = ",
+            );
+            b.push_bind(church).push(" AND p.conversation_id IN (");
+            let mut list = b.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            b.push(") ORDER BY p.conversation_id, p.position");
+            b.build_query_as::<Participant>().persistent(false).fetch_all(&mut **q).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The key of a group conversation: a digest of its members' ids, in any order (member ids are
+/// unique per number and church, and unlike the numbers' blind index never change).
+pub fn group_key(members: &[MemberId]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut ids: Vec<[u8; 16]> = members.iter().map(|m| *m.0.as_bytes()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"koinonia group v1");
+    for id in &ids {
+        hash.update(id);
+    }
+    hash.finalize().to_vec()
+}
+
+/// Finds or creates the group conversation of exactly these members (the first one, who wrote
+/// first, is the one the inbox shows first), with its participants. Two first messages of the
+/// same group at once still make one conversation.
+pub async fn find_or_create_group(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    members: &[MemberId],
+    now: DateTime<Utc>,
+) -> Result<ConversationId> {
+    let key = group_key(members);
+    let existing: Option<ConversationId> =
+        run!(&mut *c, |q| sqlx::query_scalar("SELECT id FROM conversations WHERE church_id = $1 AND group_key = $2")
+            .bind(church)
+            .bind(&key)
+            .fetch_optional(&mut **q)
+            .await)?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let first = members.first().copied().ok_or(sqlx::Error::RowNotFound)?;
+    let id: ConversationId = run!(&mut *c, |q| {
+        sqlx::query_scalar(
+        "INSERT INTO conversations (id, church_id, member_id, group_key, last_message_at, last_message_preview, unread_count, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, '', 0, $5, $5)
+         ON CONFLICT (church_id, group_key) DO UPDATE SET updated_at = conversations.updated_at
+         RETURNING id"
+    )
+    .bind(ConversationId::new())
+    .bind(church)
+    .bind(first)
+    .bind(&key)
+    .bind(now)
+    .fetch_one(&mut **q)
+    .await
+    })?;
+    for (position, member) in members.iter().enumerate() {
+        run!(&mut *c, |q| sqlx::query(
+            "INSERT INTO conversation_participants (conversation_id, member_id, church_id, position)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, member_id) DO NOTHING"
+        )
+        .bind(id)
+        .bind(*member)
+        .bind(church)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))?;
+    }
+    Ok(id)
+}
+
+/// Before a member is erased: each group they head is handed to its next participant (with the
+/// leaders' replies filed under that member), so erasing one member of a group takes their own
+/// messages only. A group with nobody else left goes with the member. Returns the groups the
+/// member was in.
+pub async fn leave_groups(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Vec<ConversationId>> {
+    let groups: Vec<ConversationId> = run!(&mut *c, |q| sqlx::query_scalar(
+        "SELECT conversation_id FROM conversation_participants WHERE church_id = $1 AND member_id = $2"
+    )
+    .bind(church)
+    .bind(member)
+    .fetch_all(&mut **q)
+    .await)?;
+    for group in &groups {
+        let next: Option<MemberId> = run!(&mut *c, |q| sqlx::query_scalar(
+            "SELECT p.member_id FROM conversation_participants p JOIN conversations cv ON cv.id = p.conversation_id
+             WHERE p.conversation_id = $1 AND cv.church_id = $2 AND cv.member_id = $3 AND p.member_id <> $3
+             ORDER BY p.position LIMIT 1"
+        )
+        .bind(*group)
+        .bind(church)
+        .bind(member)
+        .fetch_optional(&mut **q)
+        .await)?;
+        let Some(next) = next else { continue };
+        run!(&mut *c, |q| sqlx::query(
+            "UPDATE messages SET member_id = $3 WHERE conversation_id = $1 AND church_id = $2 AND member_id = $4
+                 AND direction = 'outbound'"
+        )
+        .bind(*group)
+        .bind(church)
+        .bind(next)
+        .bind(member)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))?;
+        run!(&mut *c, |q| sqlx::query("UPDATE conversations SET member_id = $3 WHERE id = $1 AND church_id = $2")
+            .bind(*group)
+            .bind(church)
+            .bind(next)
+            .execute(&mut **q)
+            .await
+            .map(|_| ()))?;
+    }
+    Ok(groups)
 }
 
 /// [`get`] for many conversations of one church, in one statement per thousand.
@@ -255,6 +496,7 @@ pub async fn get_many(c: &mut Conn<'_>, church: ChurchId, ids: &[ConversationId]
         })?;
         out.extend(rows);
     }
+    fill_participants(c, church, &mut out).await?;
     Ok(out)
 }
 
@@ -268,10 +510,10 @@ pub async fn mark_read(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -
         .map(|r| r.rows_affected() == 1))
 }
 
-/// The conversation of a member, if any.
+/// A member's own (one-to-one) conversation, if any.
 pub async fn find_for_member(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Option<ConversationId>> {
     run!(c, |q| sqlx::query_scalar::<_, ConversationId>(
-        "SELECT id FROM conversations WHERE church_id = $1 AND member_id = $2"
+        "SELECT id FROM conversations WHERE church_id = $1 AND member_id = $2 AND group_key IS NULL"
     )
     .bind(church)
     .bind(member)

@@ -63,14 +63,15 @@ pub struct KnownContact {
     pub conversation_id: ConversationId,
 }
 
-/// The members of `church` with these phone hashes that have a conversation, in one statement.
+/// The members of `church` with these phone hashes that have their own conversation, in one
+/// statement.
 pub async fn known_contacts(c: &mut Conn<'_>, church: ChurchId, hashes: &[&[u8]]) -> Result<Vec<KnownContact>> {
     let mut found = Vec::with_capacity(hashes.len());
     for chunk in hashes.chunks(1000) {
         let rows: Vec<KnownContact> = run!(&mut *c, |q| {
             let mut b = sqlx::QueryBuilder::new(
                 "SELECT m.phone_hash, m.id AS member_id, m.opted_out, v.id AS conversation_id
-                 FROM members m JOIN conversations v ON v.church_id = m.church_id AND v.member_id = m.id
+                 FROM members m JOIN conversations v ON v.church_id = m.church_id AND v.member_id = m.id AND v.group_key IS NULL
                  WHERE m.church_id = ",
             );
             b.push_bind(church).push(" AND m.phone_hash IN (");

@@ -293,6 +293,9 @@ pub struct SendContext {
     pub phone_ciphertext: Vec<u8>,
     pub opted_out: bool,
     pub unreachable: bool,
+    /// A reply to a group conversation: it goes to its recipients ([`super::recipients`]), not to
+    /// the member above.
+    pub is_group: bool,
 }
 
 /// A message to send and, in the same read, where it goes: the send job's first step.
@@ -304,6 +307,7 @@ struct ForSend {
     phone_ciphertext: Option<Vec<u8>>,
     member_opted_out: Option<bool>,
     member_unreachable: Option<bool>,
+    is_group: Option<bool>,
 }
 
 /// The message (machine side, by id alone) and its [`SendContext`] (none when its church or
@@ -312,16 +316,18 @@ pub async fn for_send(c: &mut Conn<'_>, id: MessageId) -> Result<Option<(Message
     let columns: Vec<String> = COLUMNS.split(',').map(|col| format!("m.{}", col.trim())).collect();
     let sql = format!(
         "SELECT {}, ch.phone_number AS church_number, mb.phone_ciphertext, mb.opted_out AS member_opted_out,
-                mb.unreachable AS member_unreachable
+                mb.unreachable AS member_unreachable, (cv.group_key IS NOT NULL) AS is_group
          FROM messages m LEFT JOIN churches ch ON ch.id = m.church_id LEFT JOIN members mb ON mb.id = m.member_id
+              LEFT JOIN conversations cv ON cv.id = m.conversation_id
          WHERE m.id = $1",
         columns.join(", ")
     );
     let row = run!(c, |q| sqlx::query_as::<_, ForSend>(&sql).bind(id).fetch_optional(&mut **q).await)?;
     Ok(row.map(|r| {
+        let is_group = r.is_group.unwrap_or(false);
         let ctx = match (r.church_number, r.phone_ciphertext, r.member_opted_out, r.member_unreachable) {
             (Some(church_number), Some(phone_ciphertext), Some(opted_out), Some(unreachable)) => {
-                Some(SendContext { church_number, phone_ciphertext, opted_out, unreachable })
+                Some(SendContext { church_number, phone_ciphertext, opted_out, unreachable, is_group })
             }
             _ => None,
         };

@@ -27,6 +27,7 @@ pub mod notify;
 pub mod phone_ciphertexts;
 #[cfg(test)]
 mod plans;
+pub mod recipients;
 pub mod webhook_events;
 pub mod webhook_rejections;
 
@@ -124,7 +125,26 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
             Self::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
-            Self::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Self::Sqlite(p) => {
+                // SQLite rebuilds a table to change a column (migrations 0009, 0014): dropping the
+                // old table must not cascade into the rows that refer to it, so migrations run
+                // with foreign-key enforcement off (SQLite's documented procedure; the pragma is
+                // a no-op inside a transaction, hence set on the connection around them), and
+                // every foreign key is checked once they are done.
+                let mut conn = p.acquire().await?;
+                sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
+                let ran = SQLITE_MIGRATIONS.run(&mut *conn).await;
+                let broken: Result<Vec<(String,)>, sqlx::Error> =
+                    sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&mut *conn).await;
+                let restored = sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await;
+                ran?;
+                restored?;
+                if let Some((table,)) = broken?.into_iter().next() {
+                    return Err(DbError::Migrate(sqlx::migrate::MigrateError::Execute(sqlx::Error::Protocol(
+                        format!("after the migrations, a row of {table} refers to a row that does not exist"),
+                    ))));
+                }
+            }
         }
         Ok(())
     }

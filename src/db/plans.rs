@@ -80,6 +80,7 @@ async fn seed(db: &Db) -> Seeded {
                     unread_count: 0,
                     created_at: now,
                     updated_at: now,
+                    group_key: None,
                 },
             )
             .await

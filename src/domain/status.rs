@@ -103,6 +103,18 @@ impl DeliveryStatus {
             Self::Delivered | Self::Failed => 3,
         }
     }
+
+    /// A group reply's own status from its recipients': failed when every one failed, otherwise
+    /// the least advanced of those not failed (`delivered` only once each of them has it). It
+    /// never moves back, since each recipient's status only moves forward.
+    pub fn of_group(recipients: &[Self]) -> Option<Self> {
+        let live = recipients.iter().copied().filter(|s| *s != Self::Failed);
+        match live.min_by_key(|s| s.rank()) {
+            Some(least) => Some(least),
+            None if recipients.is_empty() => None,
+            None => Some(Self::Failed),
+        }
+    }
 }
 
 text_enum!(

@@ -36,6 +36,11 @@ pub struct Deps<'a> {
 /// Most files kept from one message (Telnyx sends at most 10).
 pub const MAX_FILES: usize = 20;
 
+/// Most members of a group conversation (a group MMS has at most 8 recipients besides its
+/// sender; a few more are accepted). A larger group's message is filed under its sender alone,
+/// with the other numbers noted, so no message is lost to a huge `cc` list.
+pub const MAX_GROUP_MEMBERS: usize = 10;
+
 /// A file announced by the carrier, to be downloaded.
 #[derive(Debug, Clone)]
 pub struct AnnouncedFile {
@@ -127,7 +132,16 @@ pub(crate) async fn after_commit(deps: &Deps<'_>, effects: Vec<Effect>) {
 struct Pending<'m> {
     msg: &'m InboundMessage,
     church: ChurchId,
+    /// The church's own number (never a member of a group).
+    church_number: Phone,
     hash: Vec<u8>,
+}
+
+/// The other members of a group text: every number of `to` and `cc` but the church's and the
+/// sender's, once each, in the order given. Empty for a message to the church alone.
+fn group_others(msg: &InboundMessage, church_number: &Phone) -> Vec<Phone> {
+    let mut seen: HashSet<&str> = [msg.from.as_str(), church_number.as_str()].into_iter().collect();
+    msg.cc.iter().chain(&msg.to).filter(|p| seen.insert(p.as_str())).cloned().collect()
 }
 
 /// Writes inbound messages inside the caller's transaction, in as few statements as their number
@@ -157,13 +171,15 @@ pub(crate) async fn write_all(
                     found
                 }
             };
-            if found.is_some() {
-                church = found;
+            if let Some(id) = found {
+                church = Some((id, number.clone()));
                 break;
             }
         }
         match church {
-            Some(church) => pending.push((i, Pending { msg, church, hash: deps.phone.blind_index(&msg.from) })),
+            Some((church, church_number)) => {
+                pending.push((i, Pending { msg, church, church_number, hash: deps.phone.blind_index(&msg.from) }))
+            }
             None => outcomes[i] = Some(Outcome::UnknownNumber),
         }
     }
@@ -216,7 +232,21 @@ pub(crate) async fn write_all(
     for (i, p) in &pending {
         let msg = p.msg;
         let key = (p.church, p.hash.as_slice());
+        let others = group_others(msg, &p.church_number);
+        let group = !others.is_empty() && others.len() < MAX_GROUP_MEMBERS;
+        if others.len() >= MAX_GROUP_MEMBERS {
+            tracing::warn!(
+                numbers = others.len() + 1,
+                "a group text too large for a group conversation; filed under its sender"
+            );
+        }
         let (member, mut opted_out, conversation) = match contacts.get(&key) {
+            _ if group => {
+                let (sender, conversation) =
+                    crate::flows::contacts::group_conversation(c, deps.phone, p.church, &msg.from, &others, now)
+                        .await?;
+                (sender.id, sender.opted_out, conversation)
+            }
             Some(known) => *known,
             None => {
                 let (member, conversation) =
@@ -236,7 +266,11 @@ pub(crate) async fn write_all(
             }
             _ => {}
         }
-        contacts.insert(key, (member, opted_out, conversation));
+        if !group {
+            contacts.insert(key, (member, opted_out, conversation));
+        } else if let Some(own) = contacts.get_mut(&key) {
+            own.1 = opted_out; // the member's own conversation, if this batch meets it, knows too
+        }
 
         let cc_ciphertext = if msg.cc.is_empty() {
             None

@@ -11,8 +11,9 @@ use super::Page;
 use crate::crypto::phone::PhoneCrypto;
 use crate::db;
 use crate::db::attachments::AttachmentRow;
-use crate::db::conversations::{InboxCursor, InboxFilter, InboxRow};
+use crate::db::conversations::{InboxCursor, InboxFilter, InboxRow, Participant};
 use crate::db::messages::MessageRow;
+use crate::db::recipients::RecipientRow;
 use crate::db::Db;
 use crate::domain::{ChurchId, ConversationId, MessageId, Phone};
 use crate::live::Live;
@@ -43,10 +44,13 @@ pub struct Conversation {
     pub phone: Option<Phone>,
 }
 
-/// One message with its files, in position order.
+/// One message with its files, in position order. In a group conversation, an inbound message
+/// names its sender and a reply each recipient's delivery.
 pub struct ThreadMessage {
     pub message: MessageRow,
     pub files: Vec<AttachmentRow>,
+    pub sender: Option<Participant>,
+    pub recipients: Vec<(RecipientRow, Option<Participant>)>,
 }
 
 /// A page of one conversation: the newest `limit` messages older than the cursor, oldest first;
@@ -105,12 +109,52 @@ pub async fn thread(
         (Some(first), Some(last)) => db::attachments::for_messages(c, church, id, first.id, last.id).await?,
         _ => Vec::new(),
     };
+    let recipients = group_recipients(c, church, &conversation, &page.items).await?;
     drop(pooled);
-    Ok(Thread {
-        conversation: with_phone(deps, conversation, true),
-        messages: with_files(page.items, files),
-        next_cursor: page.next_cursor,
-    })
+    let messages = attributed(with_files(page.items, files), &conversation.participants, recipients);
+    Ok(Thread { conversation: with_phone(deps, conversation, true), messages, next_cursor: page.next_cursor })
+}
+
+/// The recipients of a group's replies among `messages` (none outside a group).
+async fn group_recipients(
+    c: &mut db::Conn<'_>,
+    church: ChurchId,
+    conversation: &InboxRow,
+    messages: &[MessageRow],
+) -> Result<Vec<RecipientRow>, sqlx::Error> {
+    if !conversation.is_group {
+        return Ok(Vec::new());
+    }
+    let replies: Vec<MessageId> =
+        messages.iter().filter(|m| m.direction == crate::domain::Direction::Outbound).map(|m| m.id).collect();
+    if replies.is_empty() {
+        return Ok(Vec::new());
+    }
+    db::recipients::of_messages(c, church, &replies).await
+}
+
+/// Names each group message's sender and each reply's recipients from the group's members.
+fn attributed(
+    mut messages: Vec<ThreadMessage>,
+    participants: &[Participant],
+    recipients: Vec<RecipientRow>,
+) -> Vec<ThreadMessage> {
+    if participants.is_empty() {
+        return messages;
+    }
+    let who = |member| participants.iter().find(|p| p.member_id == member).cloned();
+    let mut by_message: HashMap<MessageId, Vec<(RecipientRow, Option<Participant>)>> = HashMap::new();
+    for r in recipients {
+        let p = who(r.member_id);
+        by_message.entry(r.message_id).or_default().push((r, p));
+    }
+    for m in &mut messages {
+        if m.message.direction == crate::domain::Direction::Inbound {
+            m.sender = who(m.message.member_id);
+        }
+        m.recipients = by_message.remove(&m.message.id).unwrap_or_default();
+    }
+    messages
 }
 
 /// One message of a conversation with its files (the dashboard redraws one bubble at a time).
@@ -127,7 +171,10 @@ pub async fn message(
         .filter(|m| m.conversation_id == conversation)
         .ok_or(InboxError::NotFound)?;
     let files = db::attachments::for_messages(c, church, conversation, id, id).await?;
-    Ok(ThreadMessage { message, files })
+    let conv = db::conversations::get(c, church, conversation).await?.ok_or(InboxError::NotFound)?;
+    let recipients = group_recipients(c, church, &conv, std::slice::from_ref(&message)).await?;
+    let one = ThreadMessage { message, files, sender: None, recipients: Vec::new() };
+    attributed(vec![one], &conv.participants, recipients).pop().ok_or(InboxError::NotFound)
 }
 
 /// Marks a conversation read for the whole church (its leaders share one inbox), tells open
@@ -171,7 +218,7 @@ fn with_files(messages: Vec<MessageRow>, files: Vec<AttachmentRow>) -> Vec<Threa
         .into_iter()
         .map(|message| {
             let files = by_message.remove(&message.id).unwrap_or_default();
-            ThreadMessage { message, files }
+            ThreadMessage { message, files, sender: None, recipients: Vec::new() }
         })
         .collect()
 }

@@ -42,6 +42,9 @@ pub struct Deps<'a> {
     pub config: &'a Config,
 }
 
+/// Most recipients of a group text (Telnyx's `group_mms` limit).
+pub const MAX_GROUP_RECIPIENTS: usize = 8;
+
 /// Most characters of one reply (MMS text is not segment-limited, but a reply is not a letter).
 pub const MAX_REPLY_CHARS: usize = 5000;
 /// Send attempts for answers that certainly did not take effect (429, 5xx, refused connections).
@@ -102,6 +105,9 @@ pub enum ReplyError {
     Unreachable(String),
     #[error("{0}")]
     Invalid(String),
+    /// A reply to a group conversation that cannot go as a group text (why, for the leader).
+    #[error("{0}")]
+    Group(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -325,8 +331,42 @@ pub async fn precheck(
     let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let conv = db::conversations::get(c, actor.church, conversation).await?.ok_or(ReplyError::NotFound)?;
+    if conv.is_group {
+        return group_recipients(deps, &conv).map(|_| ());
+    }
     let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
     check_member(&member, force)
+}
+
+/// Who a reply to a group goes to: every participant who has not opted out — at least two, at
+/// most [`MAX_GROUP_RECIPIENTS`], all in the US or Canada (where group MMS exists).
+fn group_recipients(deps: &Deps<'_>, conv: &db::conversations::InboxRow) -> Result<Vec<(MemberId, Phone)>, ReplyError> {
+    let mut to = Vec::new();
+    for p in conv.participants.iter().filter(|p| !p.opted_out) {
+        to.push((p.member_id, deps.phone.decrypt(&p.phone_ciphertext)?));
+    }
+    let opted_out = conv.participants.len() - to.len();
+    if to.len() < 2 {
+        let who = if to.is_empty() { "No member" } else { "Only one member" };
+        return Err(ReplyError::Group(format!(
+            "{who} of this group can receive texts ({opted_out} opted out by replying STOP): a group text needs at least two. \
+             Reply to them one to one from their own conversation instead."
+        )));
+    }
+    if to.len() > MAX_GROUP_RECIPIENTS {
+        return Err(ReplyError::Group(format!(
+            "A group text reaches at most {MAX_GROUP_RECIPIENTS} people; this group has {}.",
+            to.len()
+        )));
+    }
+    if to.iter().any(|(_, phone)| !phone.is_us_or_canada()) {
+        return Err(ReplyError::Group(
+            "Group texts reach numbers in the US and Canada only, and this group has a number elsewhere. \
+             Reply to its members one to one instead."
+                .to_owned(),
+        ));
+    }
+    Ok(to)
 }
 
 fn check_member(member: &db::members::MemberRow, force: bool) -> Result<(), ReplyError> {
@@ -359,17 +399,24 @@ pub async fn reply(
     let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
     let conv = db::conversations::get(c, actor.church, conversation).await?.ok_or(ReplyError::NotFound)?;
-    let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
-    check_member(&member, reply.force)?;
-    let phone = deps.phone.decrypt(&member.phone_ciphertext)?;
+    let (member, phone, group) = if conv.is_group {
+        let group = group_recipients(deps, &conv)?;
+        let first = group.first().map(|(_, phone)| phone.clone()).ok_or(ReplyError::NotFound)?;
+        (conv.member_id, first, group.into_iter().map(|(id, _)| id).collect())
+    } else {
+        let member = db::members::get(c, actor.church, conv.member_id).await?.ok_or(ReplyError::NotFound)?;
+        check_member(&member, reply.force)?;
+        (member.id, deps.phone.decrypt(&member.phone_ciphertext)?, Vec::new())
+    };
     let recorded = record(
         deps,
         c,
         actor,
         Draft {
             conversation,
-            member: member.id,
+            member,
             phone: &phone,
+            group,
             content,
             upload: reply.upload,
             large_image: reply.large_image,
@@ -401,7 +448,15 @@ pub async fn start_conversation(
         deps,
         c,
         actor,
-        Draft { conversation, member: member.id, phone, content, upload: None, large_image: LargeImage::Preview },
+        Draft {
+            conversation,
+            member: member.id,
+            phone,
+            group: Vec::new(),
+            content,
+            upload: None,
+            large_image: LargeImage::Preview,
+        },
         now,
     )
     .await?;
@@ -469,7 +524,10 @@ fn choose_mode(
 struct Draft<'p> {
     conversation: ConversationId,
     member: MemberId,
+    /// The member's number (a group's first recipient's: every one is in the US or Canada).
     phone: &'p Phone,
+    /// A group reply's recipients; empty for a member's own conversation.
+    group: Vec<MemberId>,
     content: String,
     upload: Option<Upload>,
     large_image: LargeImage,
@@ -483,8 +541,11 @@ async fn record(
     draft: Draft<'_>,
     now: DateTime<Utc>,
 ) -> Result<Recorded, ReplyError> {
-    let Draft { conversation, member, phone, content, upload, large_image } = draft;
-    let mode = choose_mode(deps, phone, &content, upload.as_ref(), large_image)?;
+    let Draft { conversation, member, phone, group, content, upload, large_image } = draft;
+    let mut mode = choose_mode(deps, phone, &content, upload.as_ref(), large_image)?;
+    if !group.is_empty() && mode == SendMode::Sms {
+        mode = SendMode::MmsText; // a group text is MMS by its nature
+    }
     let message = db::messages::MessageRow {
         leader_id: actor.leader_id(),
         delivery_status: Some(if mode == SendMode::Link { DeliveryStatus::LinkSent } else { DeliveryStatus::Queued }),
@@ -494,6 +555,7 @@ async fn record(
         ..db::messages::MessageRow::new(actor.church, conversation, member, Direction::Outbound, content, now)
     };
     db::messages::insert(c, &message).await?;
+    db::recipients::insert_many(c, actor.church, message.id, &group, now).await?;
     let mut attachments = Vec::new();
     if let Some(u) = upload {
         let row = db::attachments::AttachmentRow {
@@ -544,9 +606,40 @@ fn link_token() -> Result<String, ReplyError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Where a reply goes: its member, or the recipients of a group reply.
+enum Destination {
+    One(Phone),
+    Group(Vec<(MemberId, Phone)>),
+}
+
+/// The recipients of a group reply who can still be written to; those who opted out since it
+/// was written are marked failed. `None` (and the message failed) when fewer than two remain.
+async fn group_destination(
+    deps: &Deps<'_>,
+    c: &mut Conn<'_>,
+    id: MessageId,
+) -> Result<Option<Vec<(MemberId, Phone)>>, JobError> {
+    let now = clock::now();
+    let mut to = Vec::new();
+    for r in db::recipients::for_send(c, id).await? {
+        if r.opted_out {
+            let why = "The member has opted out (replied STOP).";
+            db::recipients::apply(c, id, Some(r.member_id), None, Some(DeliveryStatus::Failed), Some(why), now).await?;
+            continue;
+        }
+        to.push((r.member_id, deps.phone.decrypt(&r.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?));
+    }
+    if to.len() < 2 {
+        let why = "Fewer than two members of the group can receive texts now (the others opted out).";
+        db::messages::mark_send_failed(c, id, why, now).await?;
+        return Ok(None);
+    }
+    Ok(Some(to))
+}
+
 /// Job body of `message.send`. No database connection is held across the carrier call.
 pub async fn send(deps: &Deps<'_>, id: MessageId) -> Result<(), JobError> {
-    let (message, ctx, phone, attachments) = {
+    let (message, ctx, destination, attachments) = {
         let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         // The message and where it goes, in one read.
@@ -557,14 +650,21 @@ pub async fn send(deps: &Deps<'_>, id: MessageId) -> Result<(), JobError> {
             Some(SendState::Accepted | SendState::Failed) | None => return Ok(()),
         }
         let ctx = ctx.ok_or_else(|| JobError::fatal("church or member is gone"))?;
-        if ctx.opted_out {
-            db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
-            return Ok(());
-        }
-        let phone = deps.phone.decrypt(&ctx.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?;
+        let destination = if ctx.is_group {
+            match group_destination(deps, c, id).await? {
+                Some(to) => Destination::Group(to),
+                None => return Ok(()),
+            }
+        } else {
+            if ctx.opted_out {
+                db::messages::mark_send_failed(c, id, "The member has opted out (replied STOP).", clock::now()).await?;
+                return Ok(());
+            }
+            Destination::One(deps.phone.decrypt(&ctx.phone_ciphertext).map_err(|e| JobError::fatal(e.to_string()))?)
+        };
         let with_files = matches!(message.send_mode.as_deref(), Some("mms" | "link"));
         let attachments = if with_files { db::attachments::of_message(c, id).await? } else { Vec::new() };
-        (message, ctx, phone, attachments)
+        (message, ctx, destination, attachments)
     };
     let mode = SendMode::of(&message);
 
@@ -607,9 +707,16 @@ pub async fn send(deps: &Deps<'_>, id: MessageId) -> Result<(), JobError> {
     let force_mms =
         mode == SendMode::MmsText || (matches!(mode, SendMode::Link | SendMode::PreviewLink) && !sms::fits_sms(&text));
     let webhook_url = deps.config.public_url(&format!("/api/webhooks/telnyx/status?m={id}"));
+    let group_numbers: Vec<String> = match &destination {
+        Destination::Group(to) => to.iter().map(|(_, p)| p.as_str().to_owned()).collect(),
+        Destination::One(_) => Vec::new(),
+    };
     let request = SendMessage {
         from: &ctx.church_number,
-        to: phone.as_str(),
+        to: match &destination {
+            Destination::One(phone) => telnyx_api::To::One(phone.as_str()),
+            Destination::Group(_) => telnyx_api::To::Group(&group_numbers),
+        },
         text: (!text.is_empty()).then_some(text.as_str()),
         media_urls: &media_urls,
         webhook_url: Some(&webhook_url),
@@ -626,7 +733,7 @@ pub async fn send(deps: &Deps<'_>, id: MessageId) -> Result<(), JobError> {
     let result = deps.carrier.send(&request).await;
     metrics::histogram!("koinonia_send_seconds").record(started.elapsed().as_secs_f64());
     let now = clock::now();
-    let outcome = record_send_outcome(deps, &message, &ctx, mode, result, now).await;
+    let outcome = record_send_outcome(deps, &message, &ctx, &destination, mode, result, now).await;
     announce(deps.live, &message).await;
     outcome
 }
@@ -667,6 +774,7 @@ async fn record_send_outcome(
     deps: &Deps<'_>,
     message: &db::messages::MessageRow,
     ctx: &db::messages::SendContext,
+    destination: &Destination,
     mode: SendMode,
     result: Result<crate::telnyx::api::SentMessage, SendError>,
     now: DateTime<Utc>,
@@ -674,7 +782,27 @@ async fn record_send_outcome(
     let id = message.id;
     let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
+    if let (Destination::Group(_), Err(e @ SendError::Rejected { .. })) = (destination, &result) {
+        let reason = e.leader_message();
+        db::messages::mark_send_failed(c, id, &reason, now).await?;
+        db::recipients::apply(c, id, None, None, Some(DeliveryStatus::Failed), Some(&reason), now).await?;
+        metrics::counter!("koinonia_sends_total", "outcome" => "rejected", "mode" => "group").increment(1);
+        tracing::warn!(message = %id, error = %e, "carrier refused the group reply");
+        return Ok(());
+    }
     match result {
+        Ok(sent) if matches!(destination, Destination::Group(_)) => {
+            let Destination::Group(to) = destination else { return Ok(()) };
+            for (number, word) in &sent.recipients {
+                let Some((member, _)) = to.iter().find(|(_, p)| p.as_str() == number) else { continue };
+                let status = word.as_deref().and_then(report_status);
+                db::recipients::apply(c, id, Some(*member), word.as_deref(), status, None, now).await?;
+            }
+            let status = DeliveryStatus::of_group(&db::recipients::statuses(c, id).await?);
+            db::messages::mark_accepted(c, id, &sent.id, status, now).await?;
+            metrics::counter!("koinonia_sends_total", "outcome" => "accepted", "mode" => "group").increment(1);
+            Ok(())
+        }
         Ok(sent) => {
             let status = sent.to_status.as_deref().and_then(report_status);
             db::messages::mark_accepted(c, id, &sent.id, status, now).await?;
@@ -726,6 +854,45 @@ async fn reconcile(deps: &Deps<'_>, c: &mut Conn<'_>, message: &db::messages::Me
     Ok(())
 }
 
+/// A delivery report of a group reply: each member it names moves forward (and what it says of
+/// that member — opted out, unreachable — is recorded), then the message's own status is summed
+/// up from its recipients'.
+async fn apply_group_report(
+    c: &mut Conn<'_>,
+    phone: &PhoneCrypto,
+    message: &db::messages::MessageRow,
+    report: &DeliveryReport,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let church = message.church_id;
+    let codes: Vec<&str> = report.errors.iter().map(|e| e.code.as_str()).collect();
+    for (number, word) in &report.recipients {
+        let Ok(number) = Phone::parse(number) else { continue };
+        let Some(member) = db::members::find_by_hash(c, church, &phone.blind_index(&number)).await? else { continue };
+        let status = report_status(word);
+        let changed = db::recipients::apply(c, message.id, Some(member.id), Some(word), status, reason, now).await?;
+        if changed == 0 {
+            continue; // not a recipient of this message
+        }
+        if codes.contains(&telnyx_api::CODE_OPTED_OUT) {
+            db::members::set_opted_out(c, church, member.id, true, now).await?;
+        } else if status == Some(DeliveryStatus::Failed)
+            && codes.iter().any(|c| telnyx_api::CODES_UNREACHABLE.contains(c))
+        {
+            let why = reason.unwrap_or("the carrier could not deliver to this number");
+            db::members::set_unreachable(c, church, member.id, why, now).await?;
+        } else if status == Some(DeliveryStatus::Delivered) {
+            db::members::clear_unreachable(c, church, member.id, now).await?;
+        }
+    }
+    let summed = DeliveryStatus::of_group(&db::recipients::statuses(c, message.id).await?);
+    let word = summed.map_or_else(|| report.status.clone(), |s| s.as_str().to_owned());
+    let why = (summed == Some(DeliveryStatus::Failed)).then_some(reason).flatten();
+    db::messages::apply_delivery_report(c, message.id, &report.provider_id, &word, summed, why, now).await?;
+    Ok(())
+}
+
 /// koinonia's status and its rank for a carrier status word.
 fn report_status(telnyx_status: &str) -> Option<DeliveryStatus> {
     telnyx_api::delivery_status(telnyx_status)
@@ -740,7 +907,12 @@ pub struct DeliveryReport {
     /// koinonia's message id, from the `webhook_url`'s `m` parameter, when present.
     pub message: Option<MessageId>,
     pub provider_id: String,
+    /// The group message's id, when the carrier gives one besides `provider_id`.
+    pub group_message_id: Option<String>,
     pub status: String,
+    /// Each recipient the report names, with its status (`payload.to[]`): a group reply's
+    /// reports name the member they are about.
+    pub recipients: Vec<(String, String)>,
     pub errors: Vec<ApiErrorDetail>,
 }
 
@@ -755,7 +927,12 @@ pub enum ReportOutcome {
 /// Moves a message's status forward from a delivery report (never backward). The event id, the
 /// new status and what it says about the member are one transaction: a report that fails is
 /// not recorded as seen, so the carrier's retry is applied.
-pub async fn apply_report(db: &Db, live: &Live, report: &DeliveryReport) -> Result<ReportOutcome, sqlx::Error> {
+pub async fn apply_report(
+    db: &Db,
+    phone: &PhoneCrypto,
+    live: &Live,
+    report: &DeliveryReport,
+) -> Result<ReportOutcome, sqlx::Error> {
     let now = clock::now();
     let mut tx = db.begin().await?;
     let c = &mut tx.conn();
@@ -764,17 +941,20 @@ pub async fn apply_report(db: &Db, live: &Live, report: &DeliveryReport) -> Resu
             return Ok(ReportOutcome::Duplicate);
         }
     }
+    let ids = [Some(report.provider_id.as_str()), report.group_message_id.as_deref()];
     let by_hint = match report.message {
         Some(id) => db::messages::get_for_job(c, id).await?.filter(|m| {
             m.direction == Direction::Outbound
-                && m.provider_message_id.as_deref().is_none_or(|p| p == report.provider_id)
+                && m.provider_message_id.as_deref().is_none_or(|p| ids.contains(&Some(p)))
         }),
         None => None,
     };
-    let message = match by_hint {
-        Some(m) => Some(m),
-        None => db::messages::find_by_provider_id(c, &report.provider_id).await?,
-    };
+    let mut message = by_hint;
+    for id in ids.into_iter().flatten() {
+        if message.is_none() {
+            message = db::messages::find_by_provider_id(c, id).await?;
+        }
+    }
     let Some(message) = message else {
         tx.commit().await?;
         return Ok(ReportOutcome::UnknownMessage);
@@ -784,6 +964,13 @@ pub async fn apply_report(db: &Db, live: &Live, report: &DeliveryReport) -> Resu
         tracing::warn!(status = %report.status, message = %message.id, "unknown delivery status recorded as is");
     }
     let reason = telnyx_api::delivery_failure_reason(&report.errors);
+    let group = db::recipients::statuses(c, message.id).await?;
+    if !group.is_empty() {
+        apply_group_report(c, phone, &message, report, reason.as_deref(), now).await?;
+        tx.commit().await?;
+        announce(live, &message).await;
+        return Ok(ReportOutcome::Applied);
+    }
     db::messages::apply_delivery_report(
         c,
         message.id,

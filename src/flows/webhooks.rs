@@ -21,6 +21,7 @@ pub struct Deps<'a> {
     pub config: &'a crate::config::Config,
     pub live: &'a crate::live::Live,
     pub intake: &'a inbound::Intake,
+    pub phone: &'a crate::crypto::phone::PhoneCrypto,
 }
 
 /// The two webhook routes (with their aliases).
@@ -227,6 +228,8 @@ fn inbound_message(env: Envelope) -> Result<InboundMessage, WebhookError> {
 struct StatusPayload {
     id: String,
     #[serde(default)]
+    group_message_id: Option<String>,
+    #[serde(default)]
     to: Vec<crate::telnyx::webhook::Party>,
     #[serde(default)]
     errors: Vec<crate::telnyx::api::ApiErrorDetail>,
@@ -249,10 +252,17 @@ async fn delivery(
         event_type: env.data.event_type.clone(),
         message: hint,
         provider_id: payload.id,
+        group_message_id: payload.group_message_id.filter(|g| !g.is_empty()),
         status: payload.to.first().and_then(|t| t.status.clone()).unwrap_or_default(),
+        recipients: payload
+            .to
+            .iter()
+            .take(crate::flows::inbound::MAX_GROUP_MEMBERS)
+            .map(|t| (t.phone_number.clone(), t.status.clone().unwrap_or_default()))
+            .collect(),
         errors: payload.errors,
     };
-    match outbound::apply_report(deps.db, deps.live, &report).await? {
+    match outbound::apply_report(deps.db, deps.phone, deps.live, &report).await? {
         ReportOutcome::Applied => Ok(Taken::Recorded),
         ReportOutcome::Duplicate => {
             metrics::counter!("koinonia_webhooks_duplicate_total").increment(1);

@@ -131,12 +131,24 @@ impl TelnyxClient {
     /// Makes exactly one HTTP request; retrying is the caller's decision, and
     /// only a [`SendError::Retryable`] may be retried.
     pub async fn send_message(&self, req: &SendMessage<'_>) -> Result<SentMessage, SendError> {
+        let (url, to, kind) = match req.to {
+            To::One(number) => (self.messages_url.clone(), ToBody::One(number), req.force_mms.then_some("MMS")),
+            // A group MMS is MMS by its nature: `group_mms` takes no `type`.
+            To::Group(numbers) => {
+                let mut url = self.messages_url.clone();
+                // `messages_url` was checked to be a base URL, so this always appends.
+                if let Ok(mut path) = url.path_segments_mut() {
+                    path.push("group_mms");
+                }
+                (url, ToBody::Many(numbers), None)
+            }
+        };
         let body = RequestBody {
             from: req.from,
-            to: req.to,
+            to,
             text: req.text.filter(|t| !t.is_empty()),
             media_urls: req.media_urls,
-            kind: req.force_mms.then_some("MMS"),
+            kind,
             webhook_url: req.webhook_url,
         };
         let Some(auth) = bearer(&self.key) else {
@@ -147,21 +159,20 @@ impl TelnyxClient {
             });
         };
         tracing::debug!(
-            url = %redact(&self.messages_url),
+            url = %redact(&url),
             media = req.media_urls.len(),
             force_mms = req.force_mms,
             "telnyx send request"
         );
 
-        let response =
-            match self.http.post(self.messages_url.clone()).header(AUTHORIZATION, auth).json(&body).send().await {
-                Ok(response) => response,
-                Err(err) => {
-                    let err = transport_error(err);
-                    tracing::debug!(error = %err, "telnyx send failed");
-                    return Err(err);
-                }
-            };
+        let response = match self.http.post(url).header(AUTHORIZATION, auth).json(&body).send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let err = transport_error(err);
+                tracing::debug!(error = %err, "telnyx send failed");
+                return Err(err);
+            }
+        };
         let status = response.status();
         let retry_after = parse_retry_after(response.headers());
         let body = read_capped(response).await;
@@ -189,11 +200,19 @@ impl TelnyxClient {
     }
 }
 
-/// One message to send. `from` is the church number, `to` the member's, both +E.164.
+/// Who a message goes to: one number, or the members of a group (a group MMS,
+/// `POST {base}/messages/group_mms`, at most 8 numbers in the US and Canada).
+#[derive(Clone, Copy)]
+pub enum To<'a> {
+    One(&'a str),
+    Group(&'a [String]),
+}
+
+/// One message to send. `from` is the church number, `to` the member's (or the group's), +E.164.
 #[derive(Clone, Copy)]
 pub struct SendMessage<'a> {
     pub from: &'a str,
-    pub to: &'a str,
+    pub to: To<'a>,
     /// Message text; `None` (or empty) for media only.
     pub text: Option<&'a str>,
     /// Public (presigned) URLs of the media; empty for SMS.
@@ -210,7 +229,13 @@ impl fmt::Debug for SendMessage<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendMessage")
             .field("from", &mask_number(self.from))
-            .field("to", &mask_number(self.to))
+            .field(
+                "to",
+                &match self.to {
+                    To::One(n) => vec![mask_number(n)],
+                    To::Group(ns) => ns.iter().map(|n| mask_number(n)).collect(),
+                },
+            )
             .field("text_chars", &self.text.map(|t| t.chars().count()))
             .field("media_urls", &self.media_urls.len())
             .field("webhook_url", &self.webhook_url.is_some())
@@ -226,6 +251,8 @@ pub struct SentMessage {
     pub id: String,
     /// `data.to[0].status`, normally `queued`.
     pub to_status: Option<String>,
+    /// Each recipient's number and status (`data.to[]`): a group MMS lists every member.
+    pub recipients: Vec<(String, Option<String>)>,
 }
 
 /// One entry of Telnyx's `errors[]` (send answers and `message.finalized`
@@ -347,7 +374,7 @@ pub fn delivery_failure_reason(errors: &[ApiErrorDetail]) -> Option<String> {
 #[derive(Serialize)]
 struct RequestBody<'a> {
     from: &'a str,
-    to: &'a str,
+    to: ToBody<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -356,6 +383,13 @@ struct RequestBody<'a> {
     kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ToBody<'a> {
+    One(&'a str),
+    Many(&'a [String]),
 }
 
 #[derive(Deserialize)]
@@ -372,6 +406,8 @@ struct SuccessData {
 
 #[derive(Deserialize)]
 struct Recipient {
+    #[serde(default)]
+    phone_number: Option<String>,
     #[serde(default)]
     status: Option<String>,
 }
@@ -482,8 +518,10 @@ fn parse_success(status: StatusCode, bytes: &[u8]) -> Result<SentMessage, SendEr
     if id.is_empty() {
         return Err(ambiguous("the message id is empty".to_owned()));
     }
-    let to_status = parsed.data.to.unwrap_or_default().into_iter().next().and_then(|r| r.status);
-    Ok(SentMessage { id, to_status })
+    let to = parsed.data.to.unwrap_or_default();
+    let to_status = to.first().and_then(|r| r.status.clone());
+    let recipients = to.into_iter().filter_map(|r| Some((r.phone_number?, r.status))).collect();
+    Ok(SentMessage { id, to_status, recipients })
 }
 
 /// `errors[]` of an error answer; `None` when the body has none.
@@ -643,7 +681,7 @@ mod tests {
     fn sms<'a>(text: &'a str, media: &'a [String]) -> SendMessage<'a> {
         SendMessage {
             from: "+15551230001",
-            to: "+15559870002",
+            to: To::One("+15559870002"),
             text: Some(text),
             media_urls: media,
             webhook_url: None,
@@ -721,10 +759,8 @@ mod tests {
             ..sms("See you Sunday!", &[])
         };
         let sent = client(&server).send_message(&req).await.expect("sent");
-        assert_eq!(
-            sent,
-            SentMessage { id: "403195bd-9cb7-4d24-81d6-32680da2d823".into(), to_status: Some("queued".into()) }
-        );
+        assert_eq!(sent.id, "403195bd-9cb7-4d24-81d6-32680da2d823");
+        assert_eq!(sent.to_status.as_deref(), Some("queued"));
         assert_eq!(
             only_body(&server).await,
             json!({
@@ -788,7 +824,38 @@ mod tests {
         let server = MockServer::start().await;
         mount(&server, ResponseTemplate::new(200).set_body_json(json!({ "data": { "id": "abc" } }))).await;
         let sent = client(&server).send_message(&sms("hi", &[])).await.expect("sent");
-        assert_eq!(sent, SentMessage { id: "abc".into(), to_status: None });
+        assert_eq!(sent, SentMessage { id: "abc".into(), to_status: None, recipients: Vec::new() });
+    }
+
+    #[tokio::test]
+    async fn a_group_mms_goes_to_group_mms_with_every_number() {
+        let server = MockServer::start().await;
+        let answer = json!({ "data": { "id": "g-1", "type": "MMS", "to": [
+            { "phone_number": "+15559870002", "status": "queued" },
+            { "phone_number": "+15559870003", "status": "queued" }
+        ] } });
+        Mock::given(method("POST"))
+            .and(path("/v2/messages/group_mms"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let group = vec!["+15559870002".to_owned(), "+15559870003".to_owned()];
+        let req = SendMessage { to: To::Group(&group), force_mms: true, ..sms("Hello all", &[]) };
+        let sent = client(&server).send_message(&req).await.expect("sent");
+        assert_eq!(sent.id, "g-1");
+        assert_eq!(
+            sent.recipients,
+            vec![
+                ("+15559870002".to_owned(), Some("queued".to_owned())),
+                ("+15559870003".to_owned(), Some("queued".to_owned()))
+            ]
+        );
+        assert_eq!(
+            only_body(&server).await,
+            json!({ "from": "+15551230001", "to": ["+15559870002", "+15559870003"], "text": "Hello all" })
+        );
+        assert!(!format!("{req:?}").contains("9870002"), "numbers are masked in logs");
     }
 
     #[tokio::test]

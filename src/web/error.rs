@@ -238,6 +238,7 @@ impl From<crate::flows::outbound::ReplyError> for ApiError {
             ReplyError::NotFound => Self::NotFound,
             ReplyError::OptedOut | ReplyError::Unreachable(_) => Self::Conflict(e.to_string()),
             ReplyError::Invalid(msg) => Self::BadRequest(msg),
+            ReplyError::Group(msg) => Self::Status(StatusCode::UNPROCESSABLE_ENTITY, msg),
             e @ ReplyError::TooLarge(_) => Self::PayloadTooLarge(e.to_string()),
             ReplyError::Refused(msg) => Self::UnsupportedMediaType(msg),
             e @ ReplyError::Blocked(_) => Self::Status(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

@@ -100,6 +100,7 @@ async fn story(db: Db) {
             unread_count: 0,
             created_at: now,
             updated_at: now,
+            group_key: None,
         },
     )
     .await
@@ -368,6 +369,7 @@ fn conversation_row(church: ChurchId, member: MemberId, now: DateTime<Utc>) -> d
         unread_count: 0,
         created_at: now,
         updated_at: now,
+        group_key: None,
     }
 }
 

@@ -76,8 +76,9 @@ async fn rotating_the_phone_key(old: TestApp) {
     let church = old.church("Grace", CHURCH_NUMBER).await;
     let token = old.leader(church, "pastor@grace.test").await;
 
-    // Three members: one texts, one sends a group MMS, one a leader writes to first; the third's
-    // number is then rewritten as koinonia wrote numbers before keys were tagged.
+    // Three members: one texts, one sends a group MMS (whose two other numbers become members
+    // too), one a leader writes to first; the third's number is then rewritten as koinonia wrote
+    // numbers before keys were tagged.
     old.post_webhook("/api/webhooks/telnyx/mms", &received_event("r-1", MEMBER_NUMBER, CHURCH_NUMBER, "Hi", vec![]))
         .await;
     let mut group = received_event("r-2", SECOND_MEMBER, CHURCH_NUMBER, "To all of you", vec![]);
@@ -100,29 +101,30 @@ async fn rotating_the_phone_key(old: TestApp) {
     let rotated = crypto(&hash_key, &new_key, Some(&old_key));
     let only_new = crypto(&hash_key, &new_key, None);
     let db = &old.state.db;
-    assert_eq!(keys::remaining(db, &rotated).await.expect("count"), 4, "three numbers and one group list");
+    assert_eq!(keys::remaining(db, &rotated).await.expect("count"), 6, "five numbers and one group list");
     let mut batches = 0;
     let first = keys::reencrypt(db, &rotated, ReencryptOptions { batch: 1, limit: Some(2) }, |_| batches += 1)
         .await
         .expect("first run");
-    assert_eq!((first.reencrypted, first.remaining, first.undecryptable), (2, 2, 0), "--limit stops the run");
+    assert_eq!((first.reencrypted, first.remaining, first.undecryptable), (2, 4, 0), "--limit stops the run");
     assert_eq!(batches, 2, "one committed batch per row with --batch 1");
     let second =
         keys::reencrypt(db, &rotated, ReencryptOptions { batch: 1, limit: None }, |_| {}).await.expect("second run");
-    assert_eq!((second.reencrypted, second.remaining), (2, 0), "the second run does the rest, skipping done rows");
+    assert_eq!((second.reencrypted, second.remaining), (4, 0), "the second run does the rest, skipping done rows");
     let third = keys::reencrypt(db, &rotated, ReencryptOptions::default(), |_| {}).await.expect("third run");
     assert_eq!((third.reencrypted, third.remaining), (0, 0));
 
     // Every number reads with the new key alone, and no longer with the old one.
     let old_only = crypto(&hash_key, &old_key, None);
     let stored = stored_numbers(&old).await;
-    assert_eq!(stored.len(), 4);
+    assert_eq!(stored.len(), 6);
     let mut plain: Vec<String> = Vec::new();
     for (_, ct) in &stored {
         plain.push(only_new.decrypt(ct).expect("decrypts with the new key alone").as_str().to_owned());
         assert!(old_only.decrypt(ct).is_err(), "not under the old key any more");
     }
-    assert_eq!(plain, vec![MEMBER_NUMBER.to_owned(), SECOND_MEMBER.into(), THIRD_MEMBER.into(), CC.join(",")]);
+    let want = [MEMBER_NUMBER, SECOND_MEMBER, CC[0], CC[1], THIRD_MEMBER].map(str::to_owned);
+    assert_eq!(plain, [want.as_slice(), &[CC.join(",")]].concat());
     let conversations = old.count("conversations").await;
     // The old instance (which knows only the old key) stops, as in a real rotation.
     let mut old = old;
@@ -145,6 +147,10 @@ async fn rotating_the_phone_key(old: TestApp) {
         let thread = new.get_json(&token, &format!("/api/conversations/{id}")).await;
         let phone = thread["data"]["conversation"]["member"]["phone"].as_str().expect("phone");
         assert!([MEMBER_NUMBER, SECOND_MEMBER, THIRD_MEMBER].contains(&phone), "the full number shows: {phone}");
+        if thread["data"]["conversation"]["group"] == true {
+            let participants = thread["data"]["conversation"]["participants"].as_array().expect("participants");
+            assert_eq!(participants.len(), 3, "the group's three members");
+        }
     }
     assert_eq!(
         new.post_webhook(
@@ -160,7 +166,7 @@ async fn rotating_the_phone_key(old: TestApp) {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["conversation"]["id"], third_conversation.as_str(), "found by its blind index");
     assert_eq!(new.count("conversations").await, conversations, "no member was created twice");
-    assert_eq!(new.count("members").await, 3);
+    assert_eq!(new.count("members").await, 5);
     let first_member = list["data"]["conversations"]
         .as_array()
         .expect("conversations")

@@ -7,6 +7,7 @@ mod dashboard;
 mod db_contract;
 mod doctor;
 mod group_commit;
+mod groups;
 mod hardening;
 mod hardening_process;
 mod inbound_flow;

@@ -5,7 +5,7 @@ use crate::crypto::phone::PhoneCrypto;
 use crate::db;
 use crate::db::members::MemberRow;
 use crate::db::Db;
-use crate::domain::{Actor, MemberId};
+use crate::domain::{Actor, ConversationId, MemberId};
 use crate::flows::audit;
 use crate::live::Live;
 use crate::media::store::MediaStore;
@@ -74,10 +74,28 @@ pub async fn name(
     Ok(member)
 }
 
+/// A member's own conversation, created (empty) when they have only written in groups.
+pub async fn own_conversation(deps: &Deps<'_>, actor: &Actor, id: MemberId) -> Result<ConversationId, MemberError> {
+    let now = clock::now();
+    let mut tx = deps.db.begin().await?;
+    let c = &mut tx.conn();
+    let member = db::members::get(c, actor.church, id).await?.ok_or(MemberError::NotFound)?;
+    let phone = deps.phone.decrypt(&member.phone_ciphertext)?;
+    let (_, conversation) = crate::flows::contacts::member_and_conversation(c, deps.phone, actor.church, &phone, now)
+        .await
+        .map_err(|e| match e {
+            crate::flows::contacts::ContactError::Db(e) => MemberError::Db(e),
+            crate::flows::contacts::ContactError::Crypto(e) => MemberError::Crypto(e),
+        })?;
+    tx.commit().await?;
+    Ok(conversation)
+}
+
 /// Erases a member on request (admins): their files from the store (with previews) first — if
 /// the store fails nothing is erased yet and the request can be repeated — then their row, whose
 /// deletion takes their conversation, messages and files' rows with it, and the audit row that
-/// records it (naming no number), in one transaction. Returns how many files went.
+/// records it (naming no number), in one transaction. In a group conversation only what they
+/// sent goes: the group stays with its other members. Returns how many files went.
 pub async fn erase(deps: &Deps<'_>, actor: &Actor, id: MemberId) -> Result<usize, MemberError> {
     if !actor.is_admin() {
         return Err(MemberError::AdminOnly("erase a member"));
@@ -98,6 +116,7 @@ pub async fn erase(deps: &Deps<'_>, actor: &Actor, id: MemberId) -> Result<usize
     }
     let mut tx = deps.db.begin().await?;
     let c = &mut tx.conn();
+    let groups = db::conversations::leave_groups(c, actor.church, id).await?;
     if !db::members::delete(c, actor.church, id).await? {
         return Err(MemberError::NotFound);
     }
@@ -106,7 +125,7 @@ pub async fn erase(deps: &Deps<'_>, actor: &Actor, id: MemberId) -> Result<usize
         .detail(serde_json::json!({ "files": keys.len() }));
     audit::record(c, entry).await?;
     tx.commit().await?;
-    if let Some(conversation_id) = conversation {
+    for conversation_id in conversation.into_iter().chain(groups) {
         deps.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
     }
     Ok(keys.len())

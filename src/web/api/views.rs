@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::attachments::AttachmentRow;
-use crate::db::conversations::InboxRow;
+use crate::db::conversations::{InboxRow, Participant};
 use crate::db::messages::MessageRow;
 use crate::domain::{
     mask_last4, AttachmentId, AttachmentStatus, ConversationId, DeliveryStatus, Direction, MediaKind, MemberId,
@@ -28,13 +28,20 @@ pub struct MemberView {
     pub unreachable: bool,
 }
 
-/// A church's conversation with one member.
+/// A church's conversation with one member, or with a group of members who texted the church
+/// number together (a group MMS).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Conversation)]
 pub struct ConversationView {
     pub id: ConversationId,
+    /// The member; in a group, the first of its members (the one who started it).
     pub member: MemberView,
+    /// A group conversation: replies go to every participant as one group MMS.
+    pub group: bool,
+    /// A group's members in the order they joined (numbers masked); empty for a member's own
+    /// conversation.
+    pub participants: Vec<MemberView>,
     #[schema(format = DateTime)]
     pub last_message_at: String,
     pub last_message_preview: String,
@@ -122,6 +129,31 @@ pub struct MessageView {
     #[schema(format = DateTime)]
     pub created_at: String,
     pub media: Vec<AttachmentView>,
+    /// Who sent an inbound message (a member id; in a group, one of its participants). Null for
+    /// a leader's reply.
+    #[schema(required = true)]
+    pub sender_id: Option<MemberId>,
+    /// A reply to a group: each recipient's own delivery. Empty otherwise.
+    pub recipients: Vec<RecipientView>,
+    /// The sender's name or masked number, for the dashboard (groups only).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub sender_label: Option<String>,
+}
+
+/// One recipient of a reply to a group, with its own delivery.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Recipient)]
+pub struct RecipientView {
+    pub member_id: MemberId,
+    pub delivery_status: DeliveryStatus,
+    #[schema(required = true)]
+    pub failure_reason: Option<String>,
+    /// The member's name or masked number, for the dashboard.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub label: String,
 }
 
 /// ISO-8601 UTC with milliseconds, as JavaScript's `Date` prints it.
@@ -168,6 +200,8 @@ fn conversation_with(row: &InboxRow, phone: Option<&Phone>) -> ConversationView 
     ConversationView {
         id: row.id,
         member: member(row, phone),
+        group: row.is_group,
+        participants: row.participants.iter().map(participant).collect(),
         last_message_at: timestamp(row.last_message_at),
         last_message_preview: row.last_message_preview.clone(),
         unread_count: row.unread_count,
@@ -202,9 +236,49 @@ pub fn attachment(a: &AttachmentRow) -> AttachmentView {
     }
 }
 
-/// A message of a thread, with its files.
+/// A message of a thread, with its files (and in a group, who sent it or who it reached).
 pub fn thread_message(t: &inbox::ThreadMessage) -> MessageView {
-    message(&t.message, &t.files)
+    MessageView {
+        sender_label: t.sender.as_ref().map(participant_label),
+        recipients: t
+            .recipients
+            .iter()
+            .map(|(r, who)| RecipientView {
+                member_id: r.member_id,
+                delivery_status: r.delivery_status,
+                failure_reason: r.failure_reason.clone(),
+                label: who.as_ref().map_or_else(|| "a former member".to_owned(), participant_label),
+            })
+            .collect(),
+        ..message(&t.message, &t.files)
+    }
+}
+
+/// A group member's name, or their masked number.
+fn participant_label(p: &Participant) -> String {
+    name_or(p.first_name.as_deref(), p.last_name.as_deref(), || mask_last4(&p.phone_last4))
+}
+
+/// "First Last" (either part may be missing), or `otherwise` when there is no name.
+fn name_or(first: Option<&str>, last: Option<&str>, otherwise: impl FnOnce() -> String) -> String {
+    let name = [first, last].into_iter().flatten().map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    if name.is_empty() {
+        otherwise()
+    } else {
+        name.join(" ")
+    }
+}
+
+/// A group's member (number masked).
+pub fn participant(p: &Participant) -> MemberView {
+    MemberView {
+        id: p.member_id,
+        first_name: p.first_name.clone(),
+        last_name: p.last_name.clone(),
+        phone: mask_last4(&p.phone_last4),
+        opted_out: p.opted_out,
+        unreachable: p.unreachable,
+    }
 }
 
 pub fn message(m: &MessageRow, attachments: &[AttachmentRow]) -> MessageView {
@@ -219,25 +293,21 @@ pub fn message(m: &MessageRow, attachments: &[AttachmentRow]) -> MessageView {
         provider_message_id: m.provider_message_id.clone(),
         created_at: timestamp(m.created_at),
         media: attachments.iter().map(attachment).collect(),
+        sender_id: (m.direction == Direction::Inbound).then_some(m.member_id),
+        recipients: Vec::new(),
+        sender_label: None,
     }
 }
 
 /// Display helpers used by the dashboard's templates.
 impl ConversationView {
-    /// The member's name, or their (masked or full) number.
+    /// The member's name, or their (masked or full) number; a group's members' names.
     pub fn display_name(&self) -> String {
-        let name = [self.member.first_name.as_deref(), self.member.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if name.is_empty() {
-            self.member.phone.clone()
-        } else {
-            name
+        if self.group {
+            return group_name(&self.participants);
         }
+        let m = &self.member;
+        name_or(m.first_name.as_deref(), m.last_name.as_deref(), || m.phone.clone())
     }
 
     pub fn time_label(&self) -> String {
@@ -246,7 +316,49 @@ impl ConversationView {
 
     /// Whether a leader has named the member (otherwise the number is the name).
     pub fn has_name(&self) -> bool {
-        self.display_name() != self.member.phone
+        self.group || self.display_name() != self.member.phone
+    }
+}
+
+impl MemberView {
+    /// The member's name, or their number.
+    pub fn display_name(&self) -> String {
+        name_or(self.first_name.as_deref(), self.last_name.as_deref(), || self.phone.clone())
+    }
+}
+
+impl ConversationView {
+    /// How many of a group's members can receive texts (have not opted out).
+    pub fn reachable(&self) -> usize {
+        self.participants.iter().filter(|p| !p.opted_out).count()
+    }
+}
+
+impl RecipientView {
+    /// One recipient's delivery as a leader reads it.
+    pub fn status_word(&self) -> String {
+        match self.delivery_status {
+            DeliveryStatus::Queued | DeliveryStatus::LinkSent => "queued".to_owned(),
+            DeliveryStatus::Sending => "sending".to_owned(),
+            DeliveryStatus::Sent => "sent".to_owned(),
+            DeliveryStatus::Delivered => "delivered".to_owned(),
+            DeliveryStatus::Failed => {
+                format!("not delivered ({})", self.failure_reason.as_deref().unwrap_or("no reason given"))
+            }
+        }
+    }
+}
+
+/// "Ann, Ben and •••-•••-0103": a group by its members (first names where known).
+fn group_name(members: &[MemberView]) -> String {
+    let names: Vec<String> = members
+        .iter()
+        .map(|m| name_or(m.first_name.as_deref(), None, || name_or(None, m.last_name.as_deref(), || m.phone.clone())))
+        .collect();
+    match names.as_slice() {
+        [] => "Group".to_owned(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -259,8 +371,27 @@ impl MessageView {
         short_time(&self.created_at)
     }
 
-    /// The delivery status as a leader reads it.
+    /// The delivery status as a leader reads it; a group reply's counts its recipients
+    /// ("Delivered to 3 of 4").
     pub fn status_label(&self) -> String {
+        let total = self.recipients.len();
+        if total > 0 && self.delivery_status != Some(DeliveryStatus::Failed) {
+            let delivered = self.recipients.iter().filter(|r| r.delivery_status == DeliveryStatus::Delivered).count();
+            let failed = self.recipients.iter().filter(|r| r.delivery_status == DeliveryStatus::Failed).count();
+            let mut label = if delivered > 0 {
+                format!("Delivered to {delivered} of {total}")
+            } else {
+                match self.delivery_status {
+                    Some(DeliveryStatus::Sent) => format!("Sent to {total}"),
+                    Some(DeliveryStatus::Sending) => format!("Sending to {total}"),
+                    _ => format!("Queued for {total}"),
+                }
+            };
+            if failed > 0 {
+                label.push_str(&format!(" · not delivered to {failed}"));
+            }
+            return label;
+        }
         match self.delivery_status {
             Some(DeliveryStatus::Queued) => "Queued".into(),
             Some(DeliveryStatus::LinkSent) => "Sent as a link".into(),
