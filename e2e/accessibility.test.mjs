@@ -5,7 +5,7 @@
 // leader and their conversation with a photo, a PDF and a reply, so the pages are not empty.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, newContextPage, screenshot, violations } from "./lib.mjs";
+import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, newContextPage, screenshot, signedInState, violations } from "./lib.mjs";
 
 const LEADER = { email: "pastor@grace.test", password: "correct horse battery staple" };
 const url = (path) => new URL(path, BASE_URL).toString();
@@ -16,13 +16,7 @@ const problems = [];
 
 before(async () => {
   browser = await launchBrowser();
-  const page = await newPage(DESKTOP);
-  await page.goto(url("/login"));
-  await page.fill("#email", LEADER.email);
-  await page.fill("#password", LEADER.password);
-  await Promise.all([page.waitForURL(/\/inbox/), page.click("button[type=submit]")]);
-  signedIn = await page.context().storageState();
-  await page.context().close();
+  signedIn = await signedInState(browser, LEADER, problems);
 });
 
 after(async () => {
@@ -31,11 +25,12 @@ after(async () => {
 
 const newPage = (options, storageState) => newContextPage(browser, options, problems, storageState);
 
-/** The first conversation's dashboard path (dashboard.test.mjs made it: a photo, a PDF, a reply). */
+/** The newest one-to-one conversation's dashboard path (dashboard.test.mjs made it: a photo, a PDF, a reply). */
 async function firstThread(page) {
   const res = await page.request.get(url("/api/conversations"));
   assert.equal(res.status(), 200);
-  const [first] = (await res.json()).data.conversations;
+  // A member's own conversation (groups.test.mjs audits the group page it makes).
+  const first = (await res.json()).data.conversations.find((c) => !c.group);
   assert.ok(first, "a conversation exists (dashboard.test.mjs runs first)");
   return `/inbox/${first.id}`;
 }

@@ -1,6 +1,6 @@
 // Helpers shared by the end-to-end tests: the browser, generated images, hashes, screenshots.
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +62,30 @@ export async function newContextPage(browser, options, problems, storageState) {
     if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(m.text());
   });
   return page;
+}
+
+/**
+ * The signed-in cookies of `account` ({email, password}), shared by every test file of one run
+ * (logins are rate limited per account): the first file to ask signs in through /login and keeps
+ * them in SCREENSHOT_DIR, which scripts/e2e empties before each run.
+ */
+export async function signedInState(browser, account, problems) {
+  const file = join(SCREENSHOT_DIR, `.session-${account.email.replace(/[^a-z0-9]/gi, "_")}.json`);
+  try {
+    return JSON.parse(readFileSync(file, "utf8"));
+  } catch (_) {
+    /* not signed in yet in this run */
+  }
+  const page = await newContextPage(browser, { viewport: { width: 1280, height: 800 } }, problems);
+  await page.goto(`${BASE_URL}/login`);
+  await page.fill("#email", account.email);
+  await page.fill("#password", account.password);
+  await Promise.all([page.waitForURL(/\/inbox/), page.click("button[type=submit]")]);
+  const state = await page.context().storageState();
+  await page.context().close();
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
+  return state;
 }
 
 /** Closes the browser and removes its scratch folder. */

@@ -5,6 +5,7 @@
 (function () {
   const phone = document.getElementById("sim-phone");
   const church = document.getElementById("sim-church");
+  const group = document.getElementById("sim-group");
   const thread = document.getElementById("sim-thread");
   const form = document.getElementById("sim-composer");
   const files = document.getElementById("sim-files");
@@ -17,11 +18,14 @@
 
   const saved = window.localStorage?.getItem("koinonia-sim-phone");
   if (saved) phone.value = saved;
+  const savedGroup = window.localStorage?.getItem("koinonia-sim-group");
+  if (savedGroup) group.value = savedGroup;
 
   let last = "";
   const refresh = async () => {
     if (!church.value || !phone.value.trim()) return;
-    const q = `phone=${encodeURIComponent(phone.value.trim())}&church=${encodeURIComponent(church.value)}`;
+    const q = `phone=${encodeURIComponent(phone.value.trim())}&church=${encodeURIComponent(church.value)}` +
+      `&group=${encodeURIComponent(group.value.trim())}`;
     try {
       const res = await fetch(`/sandbox/thread?${q}`);
       if (!res.ok) return;
@@ -38,6 +42,7 @@
   refresh();
   phone.addEventListener("change", () => { window.localStorage?.setItem("koinonia-sim-phone", phone.value.trim()); last = ""; refresh(); });
   church.addEventListener("change", () => { last = ""; refresh(); });
+  group.addEventListener("change", () => { window.localStorage?.setItem("koinonia-sim-group", group.value.trim()); last = ""; refresh(); });
 
   files.addEventListener("change", () => {
     error.hidden = true;
@@ -66,6 +71,7 @@
     body.append("phone", phone.value.trim());
     body.append("church", church.value);
     body.append("text", text.value);
+    body.append("group", group.value.trim());
     for (const f of files.files) body.append("files", f, f.name);
     send.disabled = true;
     try {

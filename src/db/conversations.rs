@@ -380,6 +380,16 @@ pub fn group_key(members: &[MemberId]) -> Vec<u8> {
     hash.finalize().to_vec()
 }
 
+/// The group conversation of exactly these members, if there is one.
+pub async fn find_group(c: &mut Conn<'_>, church: ChurchId, members: &[MemberId]) -> Result<Option<ConversationId>> {
+    let key = group_key(members);
+    run!(c, |q| sqlx::query_scalar("SELECT id FROM conversations WHERE church_id = $1 AND group_key = $2")
+        .bind(church)
+        .bind(&key)
+        .fetch_optional(&mut **q)
+        .await)
+}
+
 /// Finds or creates the group conversation of exactly these members (the first one, who wrote
 /// first, is the one the inbox shows first), with its participants. Two first messages of the
 /// same group at once still make one conversation.
@@ -389,16 +399,10 @@ pub async fn find_or_create_group(
     members: &[MemberId],
     now: DateTime<Utc>,
 ) -> Result<ConversationId> {
-    let key = group_key(members);
-    let existing: Option<ConversationId> =
-        run!(&mut *c, |q| sqlx::query_scalar("SELECT id FROM conversations WHERE church_id = $1 AND group_key = $2")
-            .bind(church)
-            .bind(&key)
-            .fetch_optional(&mut **q)
-            .await)?;
-    if let Some(id) = existing {
+    if let Some(id) = find_group(c, church, members).await? {
         return Ok(id);
     }
+    let key = group_key(members);
     let first = members.first().copied().ok_or(sqlx::Error::RowNotFound)?;
     let id: ConversationId = run!(&mut *c, |q| {
         sqlx::query_scalar(

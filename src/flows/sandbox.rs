@@ -1,4 +1,5 @@
-//! The phone simulator (sandbox carrier only): someone plays a member. Their files are staged
+//! The phone simulator (sandbox carrier only): someone plays a member, or several members of a
+//! group text (each in turn, naming the others). Their files are staged
 //! in the store and announced like a carrier's, so the message goes through the same inbound
 //! flow and the same download job a Telnyx webhook takes; they read the church's replies and
 //! open its files as a member would.
@@ -9,7 +10,7 @@ use futures::StreamExt;
 
 use crate::db;
 use crate::db::Db;
-use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, ClientAddr, ConversationId, Phone};
+use crate::domain::{AttachmentId, AttachmentStatus, ChurchId, ClientAddr, ConversationId, MemberId, Phone};
 use crate::flows::audit;
 use crate::flows::inbound::{self, AnnouncedFile, InboundMessage};
 use crate::media::ingest::{format_size, SANDBOX_PREFIX, SANDBOX_SCHEME};
@@ -66,28 +67,64 @@ pub async fn churches(deps: &Deps<'_>) -> Result<Vec<(String, String)>, SandboxE
     Ok(rows.into_iter().map(|c| (c.phone_number, c.name)).collect())
 }
 
-/// The member's conversation with the church of that number, if they have one.
+/// The other numbers of a group text on the simulated phone: written comma- or space-separated,
+/// at most [`inbound::MAX_GROUP_MEMBERS`] numbers in all. Empty: the phone texts the church alone.
+pub fn group_numbers(group: &str) -> Result<Vec<Phone>, SandboxError> {
+    let numbers = group
+        .split([',', ';', ' ', '\n'])
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| Phone::parse(n).map_err(|e| SandboxError::Invalid(format!("group number {n:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if numbers.len() >= inbound::MAX_GROUP_MEMBERS {
+        return Err(SandboxError::Invalid(format!(
+            "a group text has at most {} numbers besides yours",
+            inbound::MAX_GROUP_MEMBERS - 1
+        )));
+    }
+    Ok(numbers)
+}
+
+/// The phone's conversation with the church of that number — its own, or with `group` (the other
+/// numbers of a group text) the group's — if there is one yet, with the phone's member id.
 pub async fn conversation_of(
     deps: &Deps<'_>,
     phone: &str,
     church: &str,
-) -> Result<Option<(ChurchId, ConversationId)>, SandboxError> {
+    group: &str,
+) -> Result<Option<(ChurchId, ConversationId, MemberId)>, SandboxError> {
     available(deps)?;
     let phone = Phone::parse(phone).map_err(|e| SandboxError::Invalid(format!("phone: {e}")))?;
     let church_number = Phone::parse(church).map_err(|e| SandboxError::Invalid(format!("church: {e}")))?;
+    let others = group_numbers(group)?;
     let mut pooled = deps.db.acquire().await?;
     let c = &mut pooled.conn();
     let Some(church) = db::churches::find_by_number(c, church_number.as_str()).await? else { return Ok(None) };
-    let Some(member) = db::members::find_by_hash(c, church.id, &deps.phone.blind_index(&phone)).await? else {
-        return Ok(None);
+    let mut members = Vec::new();
+    for number in std::iter::once(&phone).chain(others.iter().filter(|n| **n != phone && **n != church_number)) {
+        match db::members::find_by_hash(c, church.id, &deps.phone.blind_index(number)).await? {
+            Some(m) => members.push(m.id),
+            None => return Ok(None), // someone of the group never wrote: no conversation yet
+        }
+    }
+    let me = members[0];
+    let conversation = if members.len() == 1 {
+        db::conversations::find_for_member(c, church.id, me).await?
+    } else {
+        db::conversations::find_group(c, church.id, &members).await?
     };
-    let conversation = db::conversations::find_for_member(c, church.id, member.id).await?;
-    Ok(conversation.map(|id| (church.id, id)))
+    Ok(conversation.map(|id| (church.id, id, me)))
 }
 
-/// The member opens a stored file of their own conversation (audited as theirs).
-pub async fn open_file(deps: &Deps<'_>, phone: &str, church: &str, id: AttachmentId) -> Result<String, SandboxError> {
-    let (church, conversation) = conversation_of(deps, phone, church).await?.ok_or(SandboxError::NotFound)?;
+/// The member opens a stored file of their conversation, or of their group's (audited as theirs).
+pub async fn open_file(
+    deps: &Deps<'_>,
+    phone: &str,
+    church: &str,
+    group: &str,
+    id: AttachmentId,
+) -> Result<String, SandboxError> {
+    let (church, conversation, _) = conversation_of(deps, phone, church, group).await?.ok_or(SandboxError::NotFound)?;
     let a = {
         let mut pooled = deps.db.acquire().await?;
         db::attachments::get(&mut pooled.conn(), church, id).await?
@@ -159,12 +196,21 @@ impl Outgoing {
         Ok(())
     }
 
-    /// Sends the message from `phone` to the church numbered `church`, as a carrier would
+    /// Sends the message from `phone` to the church numbered `church` (and with `group`, to the
+    /// other numbers of a group text, as a carrier lists them in `cc`), as a carrier would
     /// announce it; returns how many files it carried.
-    pub async fn send(self, deps: &Deps<'_>, phone: &str, church: &str, text: &str) -> Result<usize, SandboxError> {
+    pub async fn send(
+        self,
+        deps: &Deps<'_>,
+        phone: &str,
+        church: &str,
+        group: &str,
+        text: &str,
+    ) -> Result<usize, SandboxError> {
         let (Ok(from), Ok(to)) = (Phone::parse(phone), Phone::parse(church)) else {
             return Err(SandboxError::Invalid("phone and church must be phone numbers".into()));
         };
+        let cc = group_numbers(group)?;
         if text.trim().is_empty() && self.files.is_empty() {
             return Err(SandboxError::Invalid("write something or attach a file".into()));
         }
@@ -174,7 +220,7 @@ impl Outgoing {
             event_type: "message.received".into(),
             from,
             to: vec![to],
-            cc: Vec::new(),
+            cc,
             text: text.trim().to_owned(),
             files: self.files,
             autoresponse_type: None,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::page_headers;
 use super::pages::PageError;
-use crate::domain::AttachmentId;
+use crate::domain::{AttachmentId, MemberId};
 use crate::flows::sandbox;
 use crate::media::ingest::format_size;
 use crate::state::AppState;
@@ -53,6 +53,9 @@ async fn page(State(state): State<AppState>) -> Result<Response, PageError> {
 pub struct Who {
     phone: String,
     church: String,
+    /// The other numbers of a group text (none: the phone's own conversation).
+    #[serde(default)]
+    group: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -61,30 +64,36 @@ struct ThreadFragment {
     messages: Vec<MessageView>,
     phone: String,
     church: String,
+    group: String,
+    /// The phone's member: in a group, the other members' messages show as received.
+    me: Option<MemberId>,
 }
 
 async fn thread(State(state): State<AppState>, Query(who): Query<Who>) -> Result<Response, PageError> {
-    let messages = match sandbox::conversation_of(&state.sandbox(), &who.phone, &who.church)
+    let found = sandbox::conversation_of(&state.sandbox(), &who.phone, &who.church, &who.group)
         .await
-        .map_err(ApiError::from)?
-    {
-        Some((church, conversation)) => crate::flows::inbox::thread(&state.inbox(), church, conversation, None, 100)
-            .await
-            .map_err(ApiError::from)?
-            .messages
-            .iter()
-            .map(views::thread_message)
-            .collect(),
-        None => Vec::new(),
+        .map_err(ApiError::from)?;
+    let (messages, me) = match found {
+        Some((church, conversation, me)) => (
+            crate::flows::inbox::thread(&state.inbox(), church, conversation, None, 100)
+                .await
+                .map_err(ApiError::from)?
+                .messages
+                .iter()
+                .map(views::thread_message)
+                .collect(),
+            Some(me),
+        ),
+        None => (Vec::new(), None),
     };
-    Ok(ThreadFragment { messages, phone: who.phone, church: who.church }.into_response())
+    Ok(ThreadFragment { messages, phone: who.phone, church: who.church, group: who.group, me }.into_response())
 }
 
 /// The member opens a file the church sent.
 async fn media(State(state): State<AppState>, Path(id): Path<String>, Query(who): Query<Who>) -> ApiResult<Response> {
     sandbox::available(&state.sandbox())?;
     let id: AttachmentId = id.parse().map_err(|_| ApiError::NotFound)?;
-    let url = sandbox::open_file(&state.sandbox(), &who.phone, &who.church, id).await?;
+    let url = sandbox::open_file(&state.sandbox(), &who.phone, &who.church, &who.group, id).await?;
     crate::web::api::media::redirect(&url)
 }
 
@@ -95,6 +104,7 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
     let mut phone = String::new();
     let mut church = String::new();
     let mut text = String::new();
+    let mut group = String::new();
     while let Some(field) =
         multipart.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart: {e}")))?
     {
@@ -102,6 +112,7 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
             "phone" => phone = field.text().await.map_err(|e| ApiError::bad_request(e.to_string()))?,
             "church" => church = field.text().await.map_err(|e| ApiError::bad_request(e.to_string()))?,
             "text" => text = field.text().await.map_err(|e| ApiError::bad_request(e.to_string()))?,
+            "group" => group = field.text().await.map_err(|e| ApiError::bad_request(e.to_string()))?,
             "files" | "file" => {
                 if field.file_name().is_some_and(str::is_empty) {
                     continue;
@@ -114,7 +125,7 @@ async fn send(State(state): State<AppState>, mut multipart: Multipart) -> ApiRes
             _ => {}
         }
     }
-    let files = outgoing.send(&deps, &phone, &church, &text).await?;
+    let files = outgoing.send(&deps, &phone, &church, &group, &text).await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({"success": true, "data": {"files": files}})))
         .into_response())
 }
