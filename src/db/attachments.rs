@@ -471,6 +471,23 @@ pub async fn of_conversation(
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
 }
 
+/// The files of what a member sent to group conversations, in message order (their data export).
+pub async fn own_in_groups(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    member: crate::domain::MemberId,
+) -> Result<Vec<AttachmentRow>> {
+    let columns: Vec<String> = COLUMNS.split(',').map(|col| format!("a.{}", col.trim())).collect();
+    let sql = format!(
+        "SELECT {} FROM messages m JOIN attachments a ON a.message_id = m.id
+         WHERE m.member_id = $2 AND m.church_id = $1 AND m.direction = 'inbound'
+           AND m.conversation_id IN (SELECT p.conversation_id FROM conversation_participants p WHERE p.member_id = $2)
+         ORDER BY a.message_id, a.position",
+        columns.join(", ")
+    );
+    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql).bind(church).bind(member).fetch_all(&mut **q).await)
+}
+
 /// The object keys rows point to, for the attachments among `ids` that exist: the original and
 /// both previews (the orphan sweep keeps exactly these).
 pub async fn object_keys(c: &mut Conn<'_>, ids: &[AttachmentId]) -> Result<Vec<String>> {

@@ -435,18 +435,23 @@ pub async fn find_or_create_group(
     Ok(id)
 }
 
+/// The group conversations a member is in.
+pub async fn groups_of(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Vec<ConversationId>> {
+    run!(c, |q| sqlx::query_scalar(
+        "SELECT conversation_id FROM conversation_participants WHERE member_id = $2 AND church_id = $1"
+    )
+    .bind(church)
+    .bind(member)
+    .fetch_all(&mut **q)
+    .await)
+}
+
 /// Before a member is erased: each group they head is handed to its next participant (with the
 /// leaders' replies filed under that member), so erasing one member of a group takes their own
 /// messages only. A group with nobody else left goes with the member. Returns the groups the
 /// member was in.
 pub async fn leave_groups(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Vec<ConversationId>> {
-    let groups: Vec<ConversationId> = run!(&mut *c, |q| sqlx::query_scalar(
-        "SELECT conversation_id FROM conversation_participants WHERE church_id = $1 AND member_id = $2"
-    )
-    .bind(church)
-    .bind(member)
-    .fetch_all(&mut **q)
-    .await)?;
+    let groups = groups_of(c, church, member).await?;
     for group in &groups {
         let next: Option<MemberId> = run!(&mut *c, |q| sqlx::query_scalar(
             "SELECT p.member_id FROM conversation_participants p JOIN conversations cv ON cv.id = p.conversation_id
@@ -523,4 +528,17 @@ pub async fn find_for_member(c: &mut Conn<'_>, church: ChurchId, member: MemberI
     .bind(member)
     .fetch_optional(&mut **q)
     .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_groups_key_is_its_members_in_any_order() {
+        let (a, b, c) = (MemberId::new(), MemberId::new(), MemberId::new());
+        assert_eq!(group_key(&[a, b, c]), group_key(&[c, a, b]));
+        assert_eq!(group_key(&[a, b, b]), group_key(&[b, a]), "each member counts once");
+        assert_ne!(group_key(&[a, b]), group_key(&[a, b, c]), "another member, another group");
+    }
 }

@@ -345,6 +345,17 @@ pub async fn of_conversation(
     run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
 }
 
+/// What a member sent to group conversations, oldest first (their data export).
+pub async fn own_in_groups(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Vec<MessageRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE member_id = $2 AND church_id = $1 AND direction = 'inbound'
+           AND conversation_id IN (SELECT p.conversation_id FROM conversation_participants p WHERE p.member_id = $2)
+         ORDER BY id"
+    );
+    run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(church).bind(member).fetch_all(&mut **q).await)
+}
+
 /// Who sent each of these messages of the church: its direction and, for a reply, its leader's
 /// email (none when that leader was removed). Read in chunks, so any number of ids fits the
 /// databases' limits on bound values; ids of other churches are simply absent.

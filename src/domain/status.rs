@@ -149,3 +149,17 @@ text_enum!(
     /// Where a job stands in the queue.
     JobState { Queued = "queued", Running = "running", Done = "done", Failed = "failed" }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryStatus::{self, *};
+
+    #[test]
+    fn a_group_replys_status_sums_up_its_recipients() {
+        assert_eq!(DeliveryStatus::of_group(&[]), None);
+        assert_eq!(DeliveryStatus::of_group(&[Delivered, Queued]), Some(Queued), "not every member has it yet");
+        assert_eq!(DeliveryStatus::of_group(&[Delivered, Sent]), Some(Sent));
+        assert_eq!(DeliveryStatus::of_group(&[Delivered, Failed]), Some(Delivered), "a failure is that member's alone");
+        assert_eq!(DeliveryStatus::of_group(&[Failed, Failed]), Some(Failed));
+    }
+}

@@ -387,6 +387,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_groups_other_members_leave_out_the_church_and_the_sender() {
+        let p = |n: &str| Phone::parse(n).expect("number");
+        let msg = InboundMessage {
+            event_id: None,
+            event_type: "message.received".into(),
+            from: p("+13125550101"),
+            to: vec![p("+15551230000")],
+            cc: vec![p("+13125550102"), p("+15551230000"), p("+13125550101"), p("+13125550103"), p("+13125550102")],
+            text: String::new(),
+            files: Vec::new(),
+            autoresponse_type: None,
+        };
+        assert_eq!(group_others(&msg, &p("+15551230000")), vec![p("+13125550102"), p("+13125550103")]);
+        let alone = InboundMessage { cc: Vec::new(), ..msg };
+        assert!(group_others(&alone, &p("+15551230000")).is_empty(), "to the church alone: no group");
+    }
+
+    #[test]
     fn previews() {
         assert_eq!(preview("  Hello\n there ", std::iter::empty()), "Hello there");
         assert_eq!(preview("", [Some("image/jpeg")].into_iter()), "Photo");

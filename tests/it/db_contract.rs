@@ -1176,12 +1176,94 @@ async fn notify_story(db: &Db) {
     }
 }
 
+/// Group conversations and the recipients of a reply to one: the same group in any order is one
+/// conversation; a member's own conversation stays apart; deliveries move forward only; a member
+/// leaving hands the group on.
+async fn group_story(db: &Db) {
+    let now = clock::now();
+    let mut pooled = db.acquire().await.expect("acquire");
+    let c = &mut pooled.conn();
+    let church = church_row("Groups", "+15551239100", now);
+    db::churches::insert(c, &church).await.expect("church");
+    let mut people = Vec::new();
+    for hash in 91..=93u8 {
+        people.push(
+            db::members::find_or_create(c, &member_row(church.id, hash, sealed(&[], hash), now))
+                .await
+                .expect("member")
+                .id,
+        );
+    }
+    let (ann, ben, cat) = (people[0], people[1], people[2]);
+    let own = db::conversations::find_or_create(c, &conversation_row(church.id, ann, now)).await.expect("own");
+    let group = db::conversations::find_or_create_group(c, church.id, &[ann, ben, cat], now).await.expect("group");
+    assert_ne!(group, own.id, "a group is not a member's own conversation");
+    assert_eq!(
+        db::conversations::find_or_create_group(c, church.id, &[cat, ann, ben], now).await.expect("again"),
+        group
+    );
+    assert_eq!(db::conversations::find_group(c, church.id, &[ben, cat, ann]).await.expect("find"), Some(group));
+    assert_eq!(db::conversations::find_group(c, church.id, &[ann, ben]).await.expect("find"), None, "another set");
+    assert_eq!(db::conversations::find_for_member(c, church.id, ann).await.expect("own"), Some(own.id));
+    let again = db::conversations::find_or_create(c, &conversation_row(church.id, ann, now)).await.expect("own again");
+    assert_eq!(again.id, own.id, "the group does not take the member's own conversation's place");
+    let row = db::conversations::get(c, church.id, group).await.expect("get").expect("some");
+    assert!(row.is_group);
+    assert_eq!(row.member_id, ann, "the group shows its first member");
+    assert_eq!(row.participants.iter().map(|p| p.member_id).collect::<Vec<_>>(), [ann, ben, cat]);
+    assert_eq!(db::conversations::groups_of(c, church.id, ben).await.expect("groups"), [group]);
+    assert!(db::conversations::groups_of(c, ChurchId::new(), ben).await.expect("groups").is_empty(), "tenancy");
+
+    let conv = db::conversations::ConversationRow {
+        id: group,
+        group_key: row.participants.is_empty().then(Vec::new),
+        ..own.clone()
+    };
+    let reply = db::messages::MessageRow { member_id: ann, ..message_row(&conv, Direction::Outbound, now) };
+    db::messages::insert(c, &reply).await.expect("reply");
+    let said = db::messages::MessageRow { member_id: ann, ..message_row(&conv, Direction::Inbound, now) };
+    db::messages::insert(c, &said).await.expect("ann's message");
+    assert_eq!(ids(&db::messages::own_in_groups(c, church.id, ann).await.expect("own"), |m| m.id), [said.id]);
+    db::recipients::insert_many(c, church.id, reply.id, &[ann, ben], now).await.expect("recipients");
+    assert_eq!(db::recipients::for_send(c, reply.id).await.expect("for send").len(), 2);
+    let delivered = Some(DeliveryStatus::Delivered);
+    assert_eq!(
+        db::recipients::apply(c, reply.id, Some(ann), Some("delivered"), delivered, None, now).await.expect("apply"),
+        1
+    );
+    let sent = Some(DeliveryStatus::Sent);
+    db::recipients::apply(c, reply.id, Some(ann), Some("sent"), sent, None, now).await.expect("late report");
+    let failed = Some(DeliveryStatus::Failed);
+    db::recipients::apply(c, reply.id, Some(ben), Some("delivery_failed"), failed, Some("Undeliverable (40008)"), now)
+        .await
+        .expect("failed");
+    let mut statuses = db::recipients::statuses(c, reply.id).await.expect("statuses");
+    statuses.sort_by_key(|s| s.as_str());
+    assert_eq!(statuses, [DeliveryStatus::Delivered, DeliveryStatus::Failed], "never moved back");
+    let rows = db::recipients::of_messages(c, church.id, &[reply.id]).await.expect("rows");
+    assert_eq!(
+        rows.iter().find(|r| r.member_id == ben).and_then(|r| r.failure_reason.as_deref()),
+        Some("Undeliverable (40008)")
+    );
+    assert!(db::recipients::of_messages(c, ChurchId::new(), &[reply.id]).await.expect("rows").is_empty(), "tenancy");
+
+    // Ann leaves: the group passes to Ben with the leaders' replies; her own message goes with her.
+    assert_eq!(db::conversations::leave_groups(c, church.id, ann).await.expect("leave"), [group]);
+    assert!(db::members::delete(c, church.id, ann).await.expect("erase"));
+    let row = db::conversations::get(c, church.id, group).await.expect("get").expect("the group stays");
+    assert_eq!((row.member_id, row.participants.len()), (ben, 2));
+    assert!(db::messages::get(c, church.id, reply.id).await.expect("get").is_some(), "the reply stays");
+    assert!(db::messages::get(c, church.id, said.id).await.expect("get").is_none(), "hers went");
+    assert_eq!(db::recipients::statuses(c, reply.id).await.expect("statuses"), [DeliveryStatus::Failed], "Ben's");
+}
+
 #[tokio::test]
 async fn contract_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::connect(&DatabaseKind::Sqlite { path: dir.path().join("c.db") }).await.expect("connect");
     db.migrate().await.expect("migrate");
     story(db.clone()).await;
+    group_story(&db).await;
     story_more(db).await;
 }
 
@@ -1192,5 +1274,6 @@ async fn contract_on_postgres() {
     let db = Db::connect(&DatabaseKind::Postgres { url: SecretString::from(url) }).await.expect("connect");
     db.migrate().await.expect("migrate");
     story(db.clone()).await;
+    group_story(&db).await;
     story_more(db).await;
 }

@@ -221,8 +221,20 @@ async fn group_texts(app: TestApp) {
     assert!(by_member[dan.as_str()].1.is_some_and(|r| r.contains("40008")), "{:?}", by_member[dan.as_str()]);
     assert_eq!(group_sends(&app).await.len(), 1, "sent once");
 
-    // Erasing one member takes their messages only: the group stays with the others.
+    // Exported one by one: Ann's archive holds what she wrote, to the group and to the church
+    // alone, with her group photo; not what the others wrote.
     let admin = app.admin(church, "admin@grace.test").await;
+    let res = app.get(&admin, &format!("/api/members/{ann}/export")).await;
+    assert_eq!(res.status(), 200);
+    let archive = crate::member_export::read_zip(&res.bytes().await.expect("zip"));
+    let texts: Vec<&str> =
+        archive.messages.as_array().expect("messages").iter().filter_map(|m| m["content"].as_str()).collect();
+    assert_eq!(texts, ["Small group tonight?", "Just to you: thank you"]);
+    assert!(archive.transcript.contains("to a group text"), "{}", archive.transcript);
+    assert!(!archive.transcript.contains("Count me in"), "another member's message is not hers");
+    assert!(archive.names.iter().any(|n| n.ends_with(".jpg")), "her group photo: {:?}", archive.names);
+
+    // Erasing one member takes their messages only: the group stays with the others.
     let res = app.http.delete(app.url(&format!("/api/members/{ann}"))).bearer_auth(&admin).send().await.expect("erase");
     assert!(res.status().is_success(), "{}", res.status());
     let thread = app.get_json(&token, &format!("/api/conversations/{id}")).await;

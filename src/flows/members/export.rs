@@ -4,7 +4,7 @@
 //! files under `media/`, named by date and file name. Files that were deleted or never stored
 //! are described in `messages.json` only. The ZIP itself is streamed by [`crate::media::export`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use crate::db::attachments::AttachmentRow;
 use crate::db::members::MemberRow;
 use crate::db::messages::MessageRow;
 use crate::domain::{
-    AttachmentId, AttachmentStatus, ChurchId, ChurchTimeZone, Direction, MediaKind, MemberId, MessageId,
+    AttachmentId, AttachmentStatus, ChurchId, ChurchTimeZone, ConversationId, Direction, MediaKind, MemberId, MessageId,
 };
 use crate::media::export::{Entry, Inline};
 use crate::media::names;
@@ -46,19 +46,26 @@ pub async fn build(
     id: MemberId,
     now: DateTime<Utc>,
 ) -> Result<Option<MemberExport>, ExportError> {
-    let (member, messages, files, zone) = {
+    let (member, messages, files, zone, groups) = {
         let mut pooled = db.acquire().await?;
         let c = &mut pooled.conn();
         let Some(member) = db::members::get(c, church, id).await? else { return Ok(None) };
         let zone = crate::flows::accounts::time_zone_in(c, church).await?;
-        let (messages, files) = match db::conversations::find_for_member(c, church, id).await? {
+        let (mut messages, mut files) = match db::conversations::find_for_member(c, church, id).await? {
             Some(conversation) => (
                 db::messages::of_conversation(c, church, conversation).await?,
                 db::attachments::of_conversation(c, church, conversation).await?,
             ),
             None => (Vec::new(), Vec::new()),
         };
-        (member, messages, files, zone)
+        // What they wrote to groups is theirs too (the other members' messages are not).
+        let in_groups = db::messages::own_in_groups(c, church, id).await?;
+        let groups: HashSet<ConversationId> = in_groups.iter().map(|m| m.conversation_id).collect();
+        messages.extend(in_groups);
+        files.extend(db::attachments::own_in_groups(c, church, id).await?);
+        messages.sort_by_key(|m| m.id);
+        files.sort_by_key(|a| (a.message_id, a.position));
+        (member, messages, files, zone, groups)
     };
     let phone = phone.decrypt(&member.phone_ciphertext)?;
     let name = display_name(&member);
@@ -86,7 +93,7 @@ pub async fn build(
         .iter()
         .map(|m| message_json(m, by_message.get(&m.id).map_or(&[][..], Vec::as_slice), &file_of))
         .collect();
-    let transcript = transcript(&name, phone.as_str(), &messages, &by_message, &file_of, now, zone);
+    let transcript = transcript(&name, phone.as_str(), &messages, &by_message, &file_of, &groups, now, zone);
 
     let inline = vec![
         Inline { path: "member.json".into(), bytes: pretty(&member_json) },
@@ -198,11 +205,13 @@ fn transcript(
     messages: &[MessageRow],
     by_message: &HashMap<MessageId, Vec<&AttachmentRow>>,
     file_of: &HashMap<AttachmentId, &str>,
+    groups: &HashSet<ConversationId>,
     now: DateTime<Utc>,
     zone: ChurchTimeZone,
 ) -> String {
     let who = if name.is_empty() { phone.to_owned() } else { format!("{name} ({phone})") };
     let member_label = if name.is_empty() { "Member" } else { name };
+    let to_group = format!("{member_label}, to a group text");
     // `%Z` names the offset's abbreviation (CST, IST, or +0530 where a zone has none).
     let mut out = format!(
         "Messages between the church and {who}\nExported {}. Times are the church's local time ({zone}).\n",
@@ -212,7 +221,11 @@ fn transcript(
         out.push_str("\n(no messages)\n");
     }
     for m in messages {
-        let from = if m.direction == Direction::Outbound { "Church" } else { member_label };
+        let from = match m.direction {
+            Direction::Outbound => "Church",
+            Direction::Inbound if groups.contains(&m.conversation_id) => to_group.as_str(),
+            Direction::Inbound => member_label,
+        };
         out.push_str(&format!("\n{}  {from}", zone.local(m.created_at).format("%Y-%m-%d %H:%M")));
         if let Some(status) = &m.delivery_status {
             out.push_str(&format!(" [{status}]"));

@@ -59,16 +59,18 @@ pub async fn name(
 ) -> Result<MemberRow, MemberError> {
     let first = clean_name("firstName", first)?;
     let last = clean_name("lastName", last)?;
-    let (member, conversation) = {
+    let (member, conversations) = {
         let mut pooled = deps.db.acquire().await?;
         let c = &mut pooled.conn();
         if !db::members::set_name(c, actor.church, id, first.as_deref(), last.as_deref(), clock::now()).await? {
             return Err(MemberError::NotFound);
         }
         let member = db::members::get(c, actor.church, id).await?.ok_or(MemberError::NotFound)?;
-        (member, db::conversations::find_for_member(c, actor.church, id).await?)
+        let own = db::conversations::find_for_member(c, actor.church, id).await?;
+        (member, own.into_iter().chain(db::conversations::groups_of(c, actor.church, id).await?).collect::<Vec<_>>())
     };
-    if let Some(conversation_id) = conversation {
+    // Their own conversation and every group they are in show the new name.
+    for conversation_id in conversations {
         deps.live.publish(actor.church, crate::live::Event::Conversation { conversation_id }).await;
     }
     Ok(member)
