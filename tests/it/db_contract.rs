@@ -1214,11 +1214,7 @@ async fn group_story(db: &Db) {
     assert_eq!(db::conversations::groups_of(c, church.id, ben).await.expect("groups"), [group]);
     assert!(db::conversations::groups_of(c, ChurchId::new(), ben).await.expect("groups").is_empty(), "tenancy");
 
-    let conv = db::conversations::ConversationRow {
-        id: group,
-        group_key: row.participants.is_empty().then(Vec::new),
-        ..own.clone()
-    };
+    let conv = db::conversations::ConversationRow { id: group, ..own.clone() }; // the group, for message_row
     let reply = db::messages::MessageRow { member_id: ann, ..message_row(&conv, Direction::Outbound, now) };
     db::messages::insert(c, &reply).await.expect("reply");
     let said = db::messages::MessageRow { member_id: ann, ..message_row(&conv, Direction::Inbound, now) };

@@ -93,7 +93,8 @@ pub async fn build(
         .iter()
         .map(|m| message_json(m, by_message.get(&m.id).map_or(&[][..], Vec::as_slice), &file_of))
         .collect();
-    let transcript = transcript(&name, phone.as_str(), &messages, &by_message, &file_of, &groups, now, zone);
+    let files = Files { by_message: &by_message, file_of: &file_of };
+    let transcript = transcript(&name, phone.as_str(), &messages, &files, &groups, now, zone);
 
     let inline = vec![
         Inline { path: "member.json".into(), bytes: pretty(&member_json) },
@@ -199,12 +200,17 @@ fn message_json(m: &MessageRow, files: &[&AttachmentRow], file_of: &HashMap<Atta
     })
 }
 
+/// The files of the exported messages, and where each stored one is in the archive.
+struct Files<'a> {
+    by_message: &'a HashMap<MessageId, Vec<&'a AttachmentRow>>,
+    file_of: &'a HashMap<AttachmentId, &'a str>,
+}
+
 fn transcript(
     name: &str,
     phone: &str,
     messages: &[MessageRow],
-    by_message: &HashMap<MessageId, Vec<&AttachmentRow>>,
-    file_of: &HashMap<AttachmentId, &str>,
+    files: &Files<'_>,
     groups: &HashSet<ConversationId>,
     now: DateTime<Utc>,
     zone: ChurchTimeZone,
@@ -234,9 +240,9 @@ fn transcript(
         for line in m.content.lines() {
             out.push_str(&format!("  {line}\n"));
         }
-        for a in by_message.get(&m.id).map_or(&[][..], Vec::as_slice) {
+        for a in files.by_message.get(&m.id).map_or(&[][..], Vec::as_slice) {
             let kind = a.media_type.map_or("file", MediaKind::as_str);
-            match file_of.get(&a.id) {
+            match files.file_of.get(&a.id) {
                 Some(path) => out.push_str(&format!("  [{kind}: {}] {path}\n", a.name)),
                 None => out.push_str(&format!(
                     "  [{kind}: {}] not included: {}\n",
