@@ -5,7 +5,7 @@
 // leader and their conversation with a photo, a PDF and a reply, so the pages are not empty.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, newContextPage, screenshot, violations } from "./lib.mjs";
+import { BASE_URL, DESKTOP, PHONE, closeBrowser, launchBrowser, newContextPage, screenshot, signedInState, violations } from "./lib.mjs";
 
 const LEADER = { email: "pastor@grace.test", password: "correct horse battery staple" };
 const url = (path) => new URL(path, BASE_URL).toString();
@@ -16,13 +16,7 @@ const problems = [];
 
 before(async () => {
   browser = await launchBrowser();
-  const page = await newPage(DESKTOP);
-  await page.goto(url("/login"));
-  await page.fill("#email", LEADER.email);
-  await page.fill("#password", LEADER.password);
-  await Promise.all([page.waitForURL(/\/inbox/), page.click("button[type=submit]")]);
-  signedIn = await page.context().storageState();
-  await page.context().close();
+  signedIn = await signedInState(browser, LEADER);
 });
 
 after(async () => {
@@ -67,6 +61,7 @@ for (const [width, options] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     }
     found.push(...(await audit(page, "/inbox?q=0142", `a11y-search-${width}`)));
     found.push(...(await audit(page, "/library", `a11y-library-${width}`)));
+    found.push(...(await audit(page, "/settings", `a11y-settings-${width}`)));
     found.push(...(await audit(page, "/system", `a11y-system-${width}`)));
     assert.ok(await page.isVisible('.topbar nav a[href="/system"][aria-current="page"]'), `System is in the ${width} navigation`);
     const fits = await page.evaluate(() => document.querySelector(".topbar").scrollWidth <= window.innerWidth);

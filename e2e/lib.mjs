@@ -1,6 +1,6 @@
 // Helpers shared by the end-to-end tests: the browser, generated images, hashes, screenshots.
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -164,4 +164,34 @@ export function makeNoisePng(width, height, seed = 12345) {
   let s = seed >>> 0;
   const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24);
   return makePng(width, height, () => [next(), next(), next()]);
+}
+
+/**
+ * A signed-in leader's cookies (a Playwright storageState), shared by the test files of one
+ * scripts/e2e run through a file in TMPDIR: logins are rate limited per account, and each test
+ * file signing in again would run into that limit. Signs in once when no saved session works.
+ */
+export async function signedInState(browser, leader) {
+  const file = join(tmpdir(), `koinonia-e2e-session-${leader.email}.json`);
+  const context = await browser.newContext({ baseURL: BASE_URL });
+  try {
+    try {
+      const saved = JSON.parse(readFileSync(file, "utf8"));
+      await context.addCookies(saved.cookies);
+      const res = await context.request.get("/api/conversations?limit=1");
+      if (res.ok()) return saved;
+    } catch (_) {
+      /* no saved session yet, or an expired one */
+    }
+    const page = await context.newPage();
+    await page.goto("/login");
+    await page.fill("#email", leader.email);
+    await page.fill("#password", leader.password);
+    await Promise.all([page.waitForURL(/\/inbox/), page.click("button[type=submit]")]);
+    const state = await context.storageState();
+    writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
+    return state;
+  } finally {
+    await context.close();
+  }
 }

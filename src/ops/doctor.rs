@@ -88,23 +88,17 @@ fn push(config: &Config, out: &mut Vec<Check>) {
         VapidSource::Environment => "VAPID_PRIVATE_KEY",
         VapidSource::SecretsFile | VapidSource::Missing => "secrets.env",
     };
-    if config.push.subject == crate::config::PLACEHOLDER_VAPID_SUBJECT {
-        out.push(check(
-            Level::Warn,
-            "push",
-            format!(
-                "Web Push notifications are on (key from {from}), but VAPID_SUBJECT is not set and BACKEND_URL \
-                 is not https: set VAPID_SUBJECT=mailto:you@example.org, as some push services refuse a \
-                 placeholder contact."
-            ),
-        ));
+    // A placeholder subject only happens without https, where browsers offer push on this very
+    // machine alone (a secure context): worth a word, not a warning.
+    let sentence = if config.push.subject == crate::config::PLACEHOLDER_VAPID_SUBJECT {
+        format!(
+            "Web Push notifications are on (key from {from}); VAPID_SUBJECT is a placeholder because \
+             BACKEND_URL is not https: set VAPID_SUBJECT=mailto:you@example.org before leaders use it."
+        )
     } else {
-        out.push(check(
-            Level::Ok,
-            "push",
-            format!("Web Push notifications are on (key from {from}, subject {}).", config.push.subject),
-        ));
-    }
+        format!("Web Push notifications are on (key from {from}, subject {}).", config.push.subject)
+    };
+    out.push(check(Level::Ok, "push", sentence));
 }
 
 /// The virus scanner: reachable, its signatures' age, and that it detects the EICAR test file.
