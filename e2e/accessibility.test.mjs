@@ -16,7 +16,7 @@ const problems = [];
 
 before(async () => {
   browser = await launchBrowser();
-  signedIn = await signedInState(browser, LEADER, problems);
+  signedIn = await signedInState(browser, LEADER);
 });
 
 after(async () => {
@@ -62,6 +62,7 @@ for (const [width, options] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     }
     found.push(...(await audit(page, "/inbox?q=0142", `a11y-search-${width}`)));
     found.push(...(await audit(page, "/library", `a11y-library-${width}`)));
+    found.push(...(await audit(page, "/settings", `a11y-settings-${width}`)));
     found.push(...(await audit(page, "/system", `a11y-system-${width}`)));
     assert.ok(await page.isVisible('.topbar nav a[href="/system"][aria-current="page"]'), `System is in the ${width} navigation`);
     const fits = await page.evaluate(() => document.querySelector(".topbar").scrollWidth <= window.innerWidth);

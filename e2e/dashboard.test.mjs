@@ -615,7 +615,7 @@ test("one navigation on every page: the same links and the account, the current 
   }
   assert.deepEqual(seen["/library"].links, seen["/inbox"].links);
   assert.deepEqual(seen["/system"].links, seen["/inbox"].links);
-  assert.deepEqual(seen["/inbox"].links, ["Inbox", "Library", "Phone simulator", "System"]);
+  assert.deepEqual(seen["/inbox"].links, ["Inbox", "Library", "Phone simulator", "Settings", "System"]);
   assert.equal(await leader.inputValue("#time_zone"), "America/Chicago", "/system shows the zone chosen at setup");
   await screenshot(leader, "system-desktop");
 });

@@ -18,7 +18,7 @@ const problems = [];
 
 before(async () => {
   browser = await launchBrowser();
-  signedIn = await signedInState(browser, LEADER, problems);
+  signedIn = await signedInState(browser, LEADER);
 });
 
 after(async () => {

@@ -64,30 +64,6 @@ export async function newContextPage(browser, options, problems, storageState) {
   return page;
 }
 
-/**
- * The signed-in cookies of `account` ({email, password}), shared by every test file of one run
- * (logins are rate limited per account): the first file to ask signs in through /login and keeps
- * them in SCREENSHOT_DIR, which scripts/e2e empties before each run.
- */
-export async function signedInState(browser, account, problems) {
-  const file = join(SCREENSHOT_DIR, `.session-${account.email.replace(/[^a-z0-9]/gi, "_")}.json`);
-  try {
-    return JSON.parse(readFileSync(file, "utf8"));
-  } catch (_) {
-    /* not signed in yet in this run */
-  }
-  const page = await newContextPage(browser, { viewport: { width: 1280, height: 800 } }, problems);
-  await page.goto(`${BASE_URL}/login`);
-  await page.fill("#email", account.email);
-  await page.fill("#password", account.password);
-  await Promise.all([page.waitForURL(/\/inbox/), page.click("button[type=submit]")]);
-  const state = await page.context().storageState();
-  await page.context().close();
-  mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
-  return state;
-}
-
 /** Closes the browser and removes its scratch folder. */
 export async function closeBrowser(browser) {
   if (!browser?.isConnected()) return;
@@ -188,4 +164,34 @@ export function makeNoisePng(width, height, seed = 12345) {
   let s = seed >>> 0;
   const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24);
   return makePng(width, height, () => [next(), next(), next()]);
+}
+
+/**
+ * A signed-in leader's cookies (a Playwright storageState), shared by the test files of one
+ * scripts/e2e run through a file in TMPDIR: logins are rate limited per account, and each test
+ * file signing in again would run into that limit. Signs in once when no saved session works.
+ */
+export async function signedInState(browser, leader) {
+  const file = join(tmpdir(), `koinonia-e2e-session-${leader.email}.json`);
+  const context = await browser.newContext({ baseURL: BASE_URL });
+  try {
+    try {
+      const saved = JSON.parse(readFileSync(file, "utf8"));
+      await context.addCookies(saved.cookies);
+      const res = await context.request.get("/api/conversations?limit=1");
+      if (res.ok()) return saved;
+    } catch (_) {
+      /* no saved session yet, or an expired one */
+    }
+    const page = await context.newPage();
+    await page.goto("/login");
+    await page.fill("#email", leader.email);
+    await page.fill("#password", leader.password);
+    await Promise.all([page.waitForURL(/\/inbox/), page.click("button[type=submit]")]);
+    const state = await context.storageState();
+    writeFileSync(file, JSON.stringify(state), { mode: 0o600 });
+    return state;
+  } finally {
+    await context.close();
+  }
 }

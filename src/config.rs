@@ -158,7 +158,25 @@ pub struct Config {
     /// The virus scanner (`CLAMD_ADDRESS`, `CLAMD_REQUIRED`, `CLAMD_TIMEOUT_SECONDS`,
     /// `CLAMD_TOO_LARGE`).
     pub scan: crate::scan::ScanSettings,
+    /// Web Push notifications: the VAPID subject (the key is in [`Config::secrets`]).
+    pub push: PushSettings,
+    /// `SMTP_URL` is set. E-mail notifications are only a stored choice so far; the settings
+    /// page says they need it.
+    pub smtp_configured: bool,
 }
+
+/// Web Push settings besides the key.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// `VAPID_SUBJECT`: how a push service can reach the sender (`mailto:` or `https:`).
+    pub subject: String,
+    /// True when `VAPID_SUBJECT` was not set and the subject was derived from `BACKEND_URL`.
+    pub subject_derived: bool,
+}
+
+/// The VAPID subject when `VAPID_SUBJECT` is unset: the deployment's own https address, or (on
+/// plain http, such as a laptop) a placeholder address that `doctor` warns about.
+pub const PLACEHOLDER_VAPID_SUBJECT: &str = "mailto:webpush@koinonia.invalid";
 
 /// How slowly a body may arrive.
 #[derive(Debug, Clone, Copy)]
@@ -435,6 +453,17 @@ impl Config {
             crate::scan::ScanSettings { address, required, timeout, too_large }
         };
 
+        let push = match v.get("VAPID_SUBJECT") {
+            Some(subject) => {
+                crate::notify::vapid::check_subject(subject).map_err(|e| invalid("VAPID_SUBJECT", e))?;
+                PushSettings { subject: subject.to_owned(), subject_derived: false }
+            }
+            None if backend_url.scheme() == "https" => {
+                PushSettings { subject: backend_url.origin().ascii_serialization(), subject_derived: true }
+            }
+            None => PushSettings { subject: PLACEHOLDER_VAPID_SUBJECT.to_owned(), subject_derived: true },
+        };
+
         let embedded = matches!(database, DatabaseKind::Sqlite { .. });
         let secrets = secrets::load(&v.0.clone(), &data_dir, embedded)?;
 
@@ -468,6 +497,8 @@ impl Config {
             workers,
             limits: crate::limits::LimitSettings::default(),
             scan,
+            push,
+            smtp_configured: v.get("SMTP_URL").is_some(),
         })
     }
 

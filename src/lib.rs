@@ -19,6 +19,7 @@ pub mod limits;
 pub mod live;
 pub mod media;
 pub mod net;
+pub mod notify;
 pub mod ops;
 pub mod scan;
 pub mod secrets;

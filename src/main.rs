@@ -83,6 +83,8 @@ enum KeysAction {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Print a new Web Push (VAPID) private key for VAPID_PRIVATE_KEY (base64url P-256 scalar).
+    Vapid,
 }
 
 #[derive(Subcommand)]
@@ -182,7 +184,7 @@ fn main() -> ExitCode {
     // Benchmarks configure their own servers in a temporary folder: they read no configuration
     // and write nothing into the working folder.
     let config = match &command {
-        Command::Bench { .. } => None,
+        Command::Bench { .. } | Command::Keys { action: KeysAction::Vapid } => None,
         _ => match Config::from_env() {
             Ok(c) => Some(c),
             Err(e) => {
@@ -201,6 +203,10 @@ fn main() -> ExitCode {
     };
     let result = match (command, config) {
         (Command::Bench { what }, _) => runtime.block_on(bench(what)),
+        // A new key on standard output only (nothing logged), for VAPID_PRIVATE_KEY.
+        (Command::Keys { action: KeysAction::Vapid }, _) => koinonia::notify::vapid::generate()
+            .map(|key| println!("{key}"))
+            .map_err(|e| anyhow::anyhow!("cannot generate a key: {e}")),
         (command, Some(config)) => runtime.block_on(run(command, config)),
         (_, None) => Err(anyhow::anyhow!("no configuration")),
     };
@@ -313,6 +319,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { action: KeysAction::Reencrypt { batch, limit } } => reencrypt(&config, batch, limit).await,
+        Command::Keys { action: KeysAction::Vapid } => Ok(()),
         Command::Bench { what } => bench(what).await,
         Command::Serve => serve(config).await,
         Command::Migrate => {

@@ -9,6 +9,12 @@
 //! Rotation adds two optional variables (in the environment, or in `secrets.env` in embedded
 //! mode): `PHONE_ENCRYPTION_KEY_PREVIOUS` (decrypt-only keys) and `JWT_SECRET_PREVIOUS` (sessions
 //! signed before the rotation stay valid until they expire).
+//!
+//! One optional key sits beside them: `VAPID_PRIVATE_KEY`, koinonia's identity towards browsers'
+//! push services (Web Push notifications). In embedded mode it is generated into `secrets.env`
+//! like the others — appended to a file of an earlier version, whose values stay as they are.
+//! With PostgreSQL it comes from the environment; without it push notifications are off and
+//! everything else runs as before.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,6 +33,8 @@ pub const JWT_SECRET: &str = "JWT_SECRET";
 pub const PHONE_ENCRYPTION_KEY_PREVIOUS: &str = "PHONE_ENCRYPTION_KEY_PREVIOUS";
 /// The session secret before the last rotation: sessions it signed stay valid until they expire.
 pub const JWT_SECRET_PREVIOUS: &str = "JWT_SECRET_PREVIOUS";
+/// The VAPID private key (base64url P-256 scalar) of Web Push notifications; optional.
+pub const VAPID_PRIVATE_KEY: &str = "VAPID_PRIVATE_KEY";
 const FILE_NAME: &str = "secrets.env";
 
 pub struct Secrets {
@@ -37,6 +45,19 @@ pub struct Secrets {
     pub phone_encryption_key_previous: Vec<SecretBox<[u8; 32]>>,
     /// Verify-only session secret of the last rotation.
     pub jwt_secret_previous: Option<SecretBox<Vec<u8>>>,
+    /// The Web Push (VAPID) key; `None` when push notifications are off.
+    pub vapid: Option<crate::notify::vapid::VapidKey>,
+    /// Where the VAPID key came from (for `doctor`): the environment or `secrets.env`.
+    pub vapid_source: VapidSource,
+}
+
+/// Where the VAPID key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VapidSource {
+    Environment,
+    SecretsFile,
+    /// Not set (PostgreSQL without `VAPID_PRIVATE_KEY`): push is off.
+    Missing,
 }
 
 /// Reads the secrets from `vars`, falling back (embedded mode only) to the generated file.
@@ -86,13 +107,83 @@ pub fn load(vars: &HashMap<String, String>, data_dir: &Path, embedded: bool) -> 
     };
     let jwt_secret_previous =
         previous.get(JWT_SECRET_PREVIOUS).map(|v| session_secret(JWT_SECRET_PREVIOUS, v.clone())).transpose()?;
+    let (vapid, vapid_source) = vapid_key(given(VAPID_PRIVATE_KEY), data_dir, embedded)?;
     Ok(Secrets {
         phone_hash_key: decode_key32(PHONE_HASH_KEY, &get(PHONE_HASH_KEY))?,
         phone_encryption_key: decode_key32(PHONE_ENCRYPTION_KEY, &get(PHONE_ENCRYPTION_KEY))?,
         jwt_secret: jwt,
         phone_encryption_key_previous,
         jwt_secret_previous,
+        vapid,
+        vapid_source,
     })
+}
+
+/// The VAPID key: from the environment; else (embedded mode) from `secrets.env`, generated and
+/// appended there when the file lacks it; else none (push off).
+fn vapid_key(
+    given: Option<String>,
+    data_dir: &Path,
+    embedded: bool,
+) -> Result<(Option<crate::notify::vapid::VapidKey>, VapidSource), ConfigError> {
+    use crate::notify::vapid::{self, VapidKey};
+    let parse = |raw: &str, source: VapidSource| {
+        VapidKey::from_base64(raw).map(|k| (Some(k), source)).map_err(|e| ConfigError::Invalid {
+            var: VAPID_PRIVATE_KEY,
+            problem: match source {
+                VapidSource::SecretsFile => format!("in {}: {e}", data_dir.join(FILE_NAME).display()),
+                _ => e.to_string(),
+            },
+        })
+    };
+    if let Some(raw) = given {
+        return parse(&raw, VapidSource::Environment);
+    }
+    if !embedded {
+        return Ok((None, VapidSource::Missing));
+    }
+    let fail = |what: String| ConfigError::Secrets(what);
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| fail(format!("KOINONIA_DATA_DIR: cannot create {}: {e}", data_dir.display())))?;
+    let path = data_dir.join(FILE_NAME);
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
+    };
+    let stored = existing
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, v)| k.trim() == VAPID_PRIVATE_KEY && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned());
+    if let Some(raw) = stored {
+        return parse(&raw, VapidSource::SecretsFile);
+    }
+    let generated = vapid::generate().map_err(|e| fail(format!("cannot generate {VAPID_PRIVATE_KEY}: {e}")))?;
+    let newline = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
+    append(&path, existing.is_empty(), &format!("{newline}{VAPID_PRIVATE_KEY}={generated}\n"))?;
+    tracing::info!(path = %path.display(), "generated the Web Push (VAPID) key");
+    parse(&generated, VapidSource::SecretsFile)
+}
+
+/// Appends lines to `secrets.env` (mode 0600), the header first when the file is new. What the
+/// file holds already is never rewritten.
+fn append(path: &Path, new_file: bool, lines: &str) -> Result<(), ConfigError> {
+    let fail = |e: std::io::Error| ConfigError::Secrets(format!("cannot write {}: {e}", path.display()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path).map_err(fail)?;
+    if new_file {
+        let header = "# Generated by koinonia on first start. Keep this file private and backed up:\n\
+                      # without it the members' phone numbers in the database cannot be read.\n";
+        file.write_all(header.as_bytes()).map_err(fail)?;
+    }
+    file.write_all(lines.as_bytes()).and_then(|_| file.sync_all()).map_err(fail)
 }
 
 /// A session-signing secret: any text of at least 32 bytes.
@@ -155,22 +246,7 @@ fn fill_from_file(values: &mut HashMap<&'static str, String>, data_dir: &Path) -
         values.insert(name, value);
     }
     if !appended.is_empty() {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut file = opts.open(&path).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-        if existing.is_empty() {
-            let header = "# Generated by koinonia on first start. Keep this file private and backed up:\n\
-                          # without it the members' phone numbers in the database cannot be read.\n";
-            file.write_all(header.as_bytes()).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-        }
-        file.write_all(appended.as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+        append(&path, existing.is_empty(), &appended)?;
         tracing::info!(path = %path.display(), "generated missing secrets");
     }
     Ok(())
@@ -287,5 +363,46 @@ mod tests {
         let s = load(&HashMap::new(), dir.path(), true).expect("load");
         assert_eq!(s.phone_encryption_key_previous.len(), 1);
         assert!(s.jwt_secret_previous.is_none());
+    }
+
+    #[test]
+    fn an_earlier_secrets_file_gains_the_vapid_key_and_keeps_its_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE_NAME);
+        let old = format!(
+            "# from an earlier version\n{PHONE_HASH_KEY}={}\n{PHONE_ENCRYPTION_KEY}={}\n{JWT_SECRET}={}",
+            generate(32).expect("rng"),
+            generate(32).expect("rng"),
+            "j".repeat(48)
+        );
+        std::fs::write(&path, &old).expect("write");
+        let first = load(&HashMap::new(), dir.path(), true).expect("load");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.starts_with(&old), "the earlier values are untouched");
+        assert_eq!(text.matches(VAPID_PRIVATE_KEY).count(), 1);
+        assert_eq!(first.vapid_source, VapidSource::SecretsFile);
+        let second = load(&HashMap::new(), dir.path(), true).expect("load again");
+        let (a, b) = (first.vapid.expect("key"), second.vapid.expect("key"));
+        assert_eq!(a.public_key(), b.public_key(), "generated once, then read back");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "nothing appended twice");
+    }
+
+    #[test]
+    fn without_a_vapid_key_postgres_mode_starts_with_push_off_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut vars = HashMap::new();
+        vars.insert(PHONE_HASH_KEY.to_owned(), generate(32).expect("rng"));
+        vars.insert(PHONE_ENCRYPTION_KEY.to_owned(), generate(32).expect("rng"));
+        vars.insert(JWT_SECRET.to_owned(), "x".repeat(40));
+        let s = load(&vars, dir.path(), false).expect("starts");
+        assert!(s.vapid.is_none() && s.vapid_source == VapidSource::Missing);
+        assert!(!dir.path().join(FILE_NAME).exists(), "nothing generated with PostgreSQL");
+        let key = crate::notify::vapid::generate().expect("rng");
+        vars.insert(VAPID_PRIVATE_KEY.to_owned(), key.clone());
+        assert_eq!(load(&vars, dir.path(), false).expect("with key").vapid_source, VapidSource::Environment);
+        let bad = format!("{}x", &key[..20]);
+        vars.insert(VAPID_PRIVATE_KEY.to_owned(), bad.clone());
+        let err = load(&vars, dir.path(), false).err().expect("must fail").to_string();
+        assert!(err.starts_with(VAPID_PRIVATE_KEY) && !err.contains(&bad), "{err}");
     }
 }

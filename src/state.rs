@@ -185,6 +185,10 @@ impl AppState {
         }
     }
 
+    pub fn notifications(&self) -> flows::notifications::Deps<'_> {
+        flows::notifications::Deps { db: &self.db, fetcher: &self.fetcher, config: &self.config }
+    }
+
     pub fn sandbox(&self) -> flows::sandbox::Deps<'_> {
         flows::sandbox::Deps {
             db: &self.db,

@@ -25,6 +25,27 @@ self.addEventListener("fetch", (event) => {
   event.respondWith(fetch(event.request).catch(() => caches.match(OFFLINE)));
 });
 
+// A push from koinonia (notify/push.rs): {title, body, url, tag}. The tag is the conversation,
+// so a newer notification of the same conversation replaces the one before. Nothing is cached.
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch (_) {
+    data = { body: event.data ? event.data.text() : "" };
+  }
+  const title = typeof data.title === "string" && data.title ? data.title : "New message";
+  const url = typeof data.url === "string" && data.url.startsWith("/") ? data.url : "/inbox";
+  event.waitUntil(
+    self.registration.showNotification(title, {
+      body: typeof data.body === "string" ? data.body : "",
+      tag: typeof data.tag === "string" ? data.tag : undefined,
+      icon: "/static/icon-192.png",
+      data: { url },
+    }),
+  );
+});
+
 // A notification opens (or focuses) the thread it is about.
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();

@@ -72,3 +72,14 @@ pub async fn all(c: &mut Conn<'_>) -> Result<Vec<ChurchRow>> {
     let sql = format!("SELECT {COLUMNS} FROM churches ORDER BY name LIMIT 1000");
     run!(c, |q| sqlx::query_as::<_, ChurchRow>(&sql).fetch_all(&mut **q).await)
 }
+
+/// Whether the church's notifications carry the first characters of the message.
+pub async fn push_include_text(c: &mut Conn<'_>, id: ChurchId) -> Result<Option<bool>> {
+    const SQL: &str = "SELECT push_include_text FROM churches WHERE id = $1";
+    run!(c, |q| sqlx::query_scalar::<_, bool>(SQL).bind(id).fetch_optional(&mut **q).await)
+}
+
+pub async fn set_push_include_text(c: &mut Conn<'_>, id: ChurchId, include: bool) -> Result<bool> {
+    const SQL: &str = "UPDATE churches SET push_include_text = $2 WHERE id = $1";
+    run!(c, |q| sqlx::query(SQL).bind(id).bind(include).execute(&mut **q).await.map(|r| r.rows_affected() == 1))
+}

@@ -124,3 +124,36 @@ pub async fn purge_revoked(c: &mut Conn<'_>, now: DateTime<Utc>) -> Result<u64> 
         .await
         .map(|r| r.rows_affected()))
 }
+
+/// How a leader wants to hear of new messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct NotifyChoice {
+    pub notify_push: bool,
+    pub notify_email: bool,
+}
+
+pub async fn notify_choice(c: &mut Conn<'_>, church: ChurchId, id: LeaderId) -> Result<Option<NotifyChoice>> {
+    const SQL: &str = "SELECT notify_push, notify_email FROM leaders WHERE church_id = $1 AND id = $2";
+    run!(c, |q| sqlx::query_as::<_, NotifyChoice>(SQL).bind(church).bind(id).fetch_optional(&mut **q).await)
+}
+
+/// Sets what is given of a leader's choice (`None` leaves it); false when there is no such leader.
+pub async fn set_notify_choice(
+    c: &mut Conn<'_>,
+    church: ChurchId,
+    id: LeaderId,
+    push: Option<bool>,
+    email: Option<bool>,
+) -> Result<bool> {
+    const SQL: &str =
+        "UPDATE leaders SET notify_push = COALESCE($3, notify_push), notify_email = COALESCE($4, notify_email)
+                       WHERE church_id = $1 AND id = $2";
+    run!(c, |q| sqlx::query(SQL)
+        .bind(church)
+        .bind(id)
+        .bind(push)
+        .bind(email)
+        .execute(&mut **q)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}

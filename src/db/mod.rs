@@ -27,6 +27,7 @@ pub mod notify;
 pub mod phone_ciphertexts;
 #[cfg(test)]
 mod plans;
+pub mod push_subscriptions;
 pub mod recipients;
 pub mod webhook_events;
 pub mod webhook_rejections;

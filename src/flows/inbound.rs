@@ -114,11 +114,13 @@ pub(crate) struct Effect {
     conversation: ConversationId,
     message: MessageId,
     files: usize,
+    /// A push notification job was written for its church.
+    push: bool,
 }
 
 /// After a commit: wakes the download workers (once) and tells open dashboards.
 pub(crate) async fn after_commit(deps: &Deps<'_>, effects: Vec<Effect>) {
-    if effects.iter().any(|e| e.files > 0) {
+    if effects.iter().any(|e| e.files > 0 || e.push) {
         deps.jobs.wake();
     }
     let events = effects
@@ -294,7 +296,7 @@ pub(crate) async fn write_all(
         update.1 = preview;
         update.2 += 1;
         outcomes[*i] = Some(Outcome::Recorded { message: message.id, conversation, files: files.len() });
-        effects.push(Effect { church: p.church, conversation, message: message.id, files: files.len() });
+        effects.push(Effect { church: p.church, conversation, message: message.id, files: files.len(), push: false });
         files_of.push((p.church, conversation, message.id, files));
         rows.push(message);
     }
@@ -341,6 +343,18 @@ pub(crate) async fn write_all(
     for (church, mut list) in by_church {
         list.sort_by_key(|(id, _, _)| *id);
         db::conversations::record_messages(c, church, now, &list).await?;
+    }
+
+    // 7. Leaders who chose push notifications: one job per church of the batch.
+    let notified = crate::flows::notifications::queue_push(
+        c,
+        deps.config,
+        effects.iter().map(|e| (e.church, e.conversation, e.message)),
+        now,
+    )
+    .await?;
+    for e in &mut effects {
+        e.push = notified.contains(&e.church);
     }
 
     let outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Duplicate)).collect();

@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod inbox;
 pub mod library;
 pub mod members;
+pub mod notifications;
 pub mod orphans;
 pub mod outbound;
 pub mod rescan;

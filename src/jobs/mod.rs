@@ -14,5 +14,6 @@ pub mod workers;
 
 pub use queue::{
     backoff, enqueue, enqueue_preview, record_gauges, EnqueueError, Job, JobError, JobKind, JobsHandle, NewJob,
+    PushTarget,
 };
 pub use workers::{pools, run_workers, Pool};

@@ -11,16 +11,22 @@ use tokio::sync::Notify;
 
 use crate::clock;
 use crate::db::{self, Conn};
-use crate::domain::{AttachmentId, ChurchId, JobId, JobState, MediaKind, MessageId};
+use crate::domain::{AttachmentId, ChurchId, ConversationId, JobId, JobState, MediaKind, MessageId};
 
 crate::domain::text_enum!(
     /// Kinds of job, as stored in `jobs.kind`: the one place they are named.
-    JobKind { MediaFetch = "media.fetch", MessageSend = "message.send", MediaPreview = "media.preview" }
+    JobKind {
+        MediaFetch = "media.fetch",
+        MessageSend = "message.send",
+        MediaPreview = "media.preview",
+        PushNotify = "push.notify",
+    }
 );
 
 /// A piece of background work and what it works on. Stored as its kind and a JSON payload
-/// (`{"attachment_id": …}` or `{"message_id": …}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (`{"attachment_id": …}`, `{"message_id": …}` or `{"messages": [{"conversation_id": …,
+/// "message_id": …}, …]}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
     /// Download one inbound file into the store.
     MediaFetch { attachment_id: AttachmentId },
@@ -28,6 +34,21 @@ pub enum Job {
     MessageSend { message_id: MessageId },
     /// Make the previews of one stored image or video.
     MediaPreview { attachment_id: AttachmentId },
+    /// Tell the church's leaders who chose push of new messages: the newest of each
+    /// conversation in one inbound batch (one notification per conversation).
+    PushNotify { messages: Vec<PushTarget> },
+}
+
+/// The newest message of a conversation, for [`Job::PushNotify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTarget {
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PushPayload {
+    messages: Vec<PushTarget>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -46,15 +67,17 @@ impl Job {
             Self::MediaFetch { .. } => JobKind::MediaFetch,
             Self::MessageSend { .. } => JobKind::MessageSend,
             Self::MediaPreview { .. } => JobKind::MediaPreview,
+            Self::PushNotify { .. } => JobKind::PushNotify,
         }
     }
 
-    fn payload(&self) -> serde_json::Value {
-        match *self {
+    pub(crate) fn payload(&self) -> serde_json::Value {
+        match self {
             Self::MediaFetch { attachment_id } | Self::MediaPreview { attachment_id } => {
-                serde_json::json!(AttachmentPayload { attachment_id })
+                serde_json::json!(AttachmentPayload { attachment_id: *attachment_id })
             }
-            Self::MessageSend { message_id } => serde_json::json!(MessagePayload { message_id }),
+            Self::MessageSend { message_id } => serde_json::json!(MessagePayload { message_id: *message_id }),
+            Self::PushNotify { messages } => serde_json::json!(PushPayload { messages: messages.clone() }),
         }
     }
 
@@ -75,6 +98,10 @@ impl Job {
             JobKind::MessageSend => {
                 let p: MessagePayload = serde_json::from_value(payload).map_err(bad)?;
                 Self::MessageSend { message_id: p.message_id }
+            }
+            JobKind::PushNotify => {
+                let p: PushPayload = serde_json::from_value(payload).map_err(bad)?;
+                Self::PushNotify { messages: p.messages }
             }
         })
     }
@@ -110,7 +137,7 @@ pub async fn enqueue(c: &mut Conn<'_>, new: NewJob, now: DateTime<Utc>) -> Resul
 }
 
 /// A queued job's row, due now, one attempt allowed, no church: callers name what differs.
-fn queued_row(kind: &str, payload: serde_json::Value, now: DateTime<Utc>) -> db::jobs::JobRow {
+pub(crate) fn queued_row(kind: &str, payload: serde_json::Value, now: DateTime<Utc>) -> db::jobs::JobRow {
     db::jobs::JobRow {
         id: JobId::new(),
         kind: kind.to_owned(),
@@ -235,9 +262,12 @@ mod tests {
             Job::MediaFetch { attachment_id: AttachmentId::new() },
             Job::MessageSend { message_id: MessageId::new() },
             Job::MediaPreview { attachment_id: AttachmentId::new() },
+            Job::PushNotify {
+                messages: vec![PushTarget { conversation_id: ConversationId::new(), message_id: MessageId::new() }],
+            },
         ] {
             let row = queued_row(job.kind().as_str(), job.payload(), now);
-            assert_eq!(Job::of_row(&row), Ok(job));
+            assert_eq!(Job::of_row(&row), Ok(job.clone()));
         }
         // Rows written by earlier releases hold the same payload shape.
         let id = AttachmentId::new();

@@ -27,12 +27,14 @@ pub struct Pool {
 }
 
 /// The pools of a process with `concurrency` job slots per kind.
-pub fn pools(concurrency: usize) -> [Pool; 3] {
+pub fn pools(concurrency: usize) -> [Pool; 4] {
     let n = concurrency.max(1);
     [
         Pool { kind: JobKind::MessageSend, slots: n, per_church: n },
         Pool { kind: JobKind::MediaFetch, slots: n, per_church: (n / 2).max(1) },
         Pool { kind: JobKind::MediaPreview, slots: (n / 2).max(1), per_church: (n / 4).max(1) },
+        // A notification job sends to its push services concurrently itself (notify::push).
+        Pool { kind: JobKind::PushNotify, slots: (n / 2).max(1), per_church: (n / 4).max(1) },
     ]
 }
 
@@ -191,6 +193,10 @@ async fn dispatch(state: &AppState, row: &db::jobs::JobRow) -> Result<(), JobErr
         }
         Job::MessageSend { message_id } => crate::flows::outbound::send(&state.outbound(), message_id).await,
         Job::MediaPreview { attachment_id } => crate::flows::files::make_previews(&state.files(), attachment_id).await,
+        Job::PushNotify { messages } => {
+            let church = row.church_id.ok_or_else(|| JobError::fatal("a notification job without its church"))?;
+            crate::flows::notifications::send_push(&state.notifications(), church, &messages).await
+        }
     }
 }
 
@@ -206,7 +212,8 @@ async fn on_dead(state: &AppState, row: &db::jobs::JobRow, reason: &str) -> Resu
         Ok(Job::MediaPreview { attachment_id }) => {
             crate::flows::files::previews_failed(&state.files(), attachment_id).await
         }
-        Err(_) => Ok(()),
+        // A notification that could not be sent is only late news: nothing to mark.
+        Ok(Job::PushNotify { .. }) | Err(_) => Ok(()),
     }
 }
 

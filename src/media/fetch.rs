@@ -286,6 +286,38 @@ impl Fetcher {
         }
     }
 
+    /// Whether `raw` may be contacted under this policy, before any request: an http(s) URL
+    /// without credentials whose host, when an address, is public (unless `allow_private`).
+    /// Host names are checked when they resolve, at each request.
+    pub fn check_url(&self, raw: &str) -> Result<Url, FetchError> {
+        let url = parse_url(raw)?;
+        self.check_target(&url)?;
+        Ok(url)
+    }
+
+    /// POSTs `body` to `url` under the same address rules as a download (the guarded resolver,
+    /// no proxy), following no redirect, the whole exchange bounded by `timeout`. Used for Web
+    /// Push, whose endpoints browsers hand over: they are untrusted input like media URLs.
+    /// Answers the status and the `retry-after` delay the server asked for, if any.
+    pub async fn post(
+        &self,
+        url: &Url,
+        headers: http::HeaderMap,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Option<Duration>), FetchError> {
+        self.check_target(url)?;
+        let send = self.client.post(url.clone()).headers(headers).body(body).timeout(timeout).send();
+        let response = send.await.map_err(|e| map_reqwest(e, url))?;
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(3600)));
+        Ok((response.status(), retry_after))
+    }
+
     /// Scheme/userinfo rules plus, for IP-literal hosts, the address rule
     /// (reqwest does not call the resolver for literals).
     fn check_target(&self, url: &Url) -> Result<(), FetchError> {

@@ -60,6 +60,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
     store(config, &mut out).await;
     preview_tools(&mut out).await;
     backend_url(config, &mut out);
+    push(config, &mut out);
     scanner(config, &mut out).await;
     telnyx(config, db.as_ref(), &mut out).await;
     if let Some(db) = &db {
@@ -68,6 +69,36 @@ pub async fn run(config: &Config) -> Vec<Check> {
         db.close().await;
     }
     out
+}
+
+/// Web Push: a VAPID key (push is off without one, which is allowed) and a subject push
+/// services accept.
+fn push(config: &Config, out: &mut Vec<Check>) {
+    use crate::secrets::VapidSource;
+    if config.secrets.vapid.is_none() {
+        out.push(check(
+            Level::Warn,
+            "push",
+            "Web Push notifications are off: VAPID_PRIVATE_KEY is not set. Generate one with \
+             `koinonia keys vapid` and give the same value to every instance.",
+        ));
+        return;
+    }
+    let from = match config.secrets.vapid_source {
+        VapidSource::Environment => "VAPID_PRIVATE_KEY",
+        VapidSource::SecretsFile | VapidSource::Missing => "secrets.env",
+    };
+    // A placeholder subject only happens without https, where browsers offer push on this very
+    // machine alone (a secure context): worth a word, not a warning.
+    let sentence = if config.push.subject == crate::config::PLACEHOLDER_VAPID_SUBJECT {
+        format!(
+            "Web Push notifications are on (key from {from}); VAPID_SUBJECT is a placeholder because \
+             BACKEND_URL is not https: set VAPID_SUBJECT=mailto:you@example.org before leaders use it."
+        )
+    } else {
+        format!("Web Push notifications are on (key from {from}, subject {}).", config.push.subject)
+    };
+    out.push(check(Level::Ok, "push", sentence));
 }
 
 /// The virus scanner: reachable, its signatures' age, and that it detects the EICAR test file.

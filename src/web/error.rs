@@ -279,3 +279,16 @@ impl From<crate::flows::webhooks::WebhookError> for ApiError {
         }
     }
 }
+
+impl From<crate::flows::notifications::NotifyError> for ApiError {
+    fn from(e: crate::flows::notifications::NotifyError) -> Self {
+        use crate::flows::notifications::NotifyError;
+        match e {
+            NotifyError::Invalid(msg) => Self::BadRequest(msg),
+            e @ NotifyError::PushOff => Self::Conflict(e.to_string()),
+            e @ NotifyError::AdminOnly => Self::Status(StatusCode::FORBIDDEN, e.to_string()),
+            NotifyError::NotFound => Self::NotFound,
+            NotifyError::Db(e) => Self::Database(e),
+        }
+    }
+}

@@ -47,6 +47,7 @@ use crate::state::AppState;
         (name = "conversations", description = "The inbox, threads and replies"),
         (name = "media", description = "Files: originals, the library, exports, retention"),
         (name = "people", description = "Members and leaders"),
+        (name = "notifications", description = "Web Push subscriptions and each leader's notification settings"),
         (name = "audit", description = "Who did what"),
         (name = "webhooks", description = "Telnyx events (signed with Ed25519)"),
         (name = "operations", description = "Health, metrics and this document")

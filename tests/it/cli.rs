@@ -62,8 +62,8 @@ fn church_and_leader_create_print_ids_and_refuse_bad_input() {
     assert!(uuid::Uuid::parse_str(String::from_utf8_lossy(&out.stdout).trim()).is_ok());
     assert_eq!(
         std::fs::read_to_string(&secrets).expect("secrets").lines().filter(|l| l.contains('=')).count(),
-        3,
-        "secrets generated once"
+        4,
+        "secrets generated once (the three keys and the Web Push key)"
     );
 }
 

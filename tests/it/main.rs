@@ -21,6 +21,7 @@ mod outbound;
 mod people;
 mod previews;
 mod process;
+mod push;
 mod read_api;
 mod scanning;
 mod statements;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod conversations;
 pub mod media;
 pub mod people;
+pub mod push;
 pub mod replies;
 pub mod views;
 pub mod webhooks;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(replies::router())
         .merge(media::router())
         .merge(people::router())
+        .merge(push::router())
         .merge(webhooks::router())
         .merge(crate::web::openapi::router())
 }

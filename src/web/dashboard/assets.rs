@@ -15,6 +15,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("library.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/library.js")),
     ("times.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/times.js")),
     ("setup.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/setup.js")),
+    ("settings.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/settings.js")),
     ("member-actions.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/member-actions.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("../../../static/icon.svg")),
     ("icon-192.png", "image/png", include_bytes!("../../../static/icon-192.png")),

@@ -14,6 +14,7 @@ pub mod members;
 pub mod pages;
 pub mod sandbox;
 pub mod session;
+pub mod settings;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(members::router())
         .merge(events::router())
         .merge(sandbox::router())
+        .merge(settings::router())
         .merge(assets::router())
 }
 
@@ -33,7 +35,7 @@ pub struct Nav {
     pub csrf: String,
     pub sandbox: bool,
     pub is_admin: bool,
-    /// The page it is on: `inbox`, `library` or `system`.
+    /// The page it is on: `inbox`, `library`, `settings` or `system`.
     pub current: &'static str,
 }
 

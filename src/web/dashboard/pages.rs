@@ -79,7 +79,7 @@ impl IntoResponse for PageError {
     }
 }
 
-type PageResult = Result<Response, PageError>;
+pub type PageResult = Result<Response, PageError>;
 
 async fn root(State(state): State<AppState>) -> PageResult {
     if !accounts::is_set_up(&state.accounts()).await.map_err(ApiError::from)? {

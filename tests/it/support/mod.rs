@@ -152,6 +152,9 @@ impl TestApp {
                 vars.insert("DATABASE_URL".into(), url);
             }
             Backend::Postgres => {
+                // Given like the other keys at scale (embedded mode generates its own).
+                vars.entry("VAPID_PRIVATE_KEY".into())
+                    .or_insert_with(|| koinonia::notify::vapid::generate().expect("rng"));
                 let admin = test_database_url()?;
                 let url = match &options.database_url {
                     Some(url) => url.clone(),
