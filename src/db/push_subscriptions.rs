@@ -134,6 +134,8 @@ pub struct NoticeRow {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub phone_last4: String,
+    /// The message was written to a group text (the member above is its sender).
+    pub is_group: bool,
 }
 
 /// The messages of `church` with these ids, with their member.
@@ -142,8 +144,10 @@ pub async fn notices(c: &mut Conn<'_>, church: ChurchId, messages: &[MessageId])
     for chunk in messages.chunks(500) {
         let rows: Vec<NoticeRow> = run!(&mut *c, |q| {
             let mut b = sqlx::QueryBuilder::new(
-                "SELECT m.id AS message_id, m.conversation_id, m.content, b.first_name, b.last_name, b.phone_last4
-                 FROM messages m JOIN members b ON b.id = m.member_id WHERE m.church_id = ",
+                "SELECT m.id AS message_id, m.conversation_id, m.content, b.first_name, b.last_name, b.phone_last4,
+                        (cv.group_key IS NOT NULL) AS is_group
+                 FROM messages m JOIN members b ON b.id = m.member_id JOIN conversations cv ON cv.id = m.conversation_id
+                 WHERE m.church_id = ",
             );
             b.push_bind(church).push(" AND m.id IN (");
             let mut list = b.separated(", ");

@@ -243,7 +243,8 @@ fn notice(row: &db::push_subscriptions::NoticeRow, include_text: bool) -> Notice
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    let title = if name.is_empty() { masked.clone() } else { name };
+    let sender = if name.is_empty() { masked.clone() } else { name };
+    let title = if row.is_group { format!("{sender} · group text") } else { sender };
     let text = row.content.split_whitespace().collect::<Vec<_>>().join(" ");
     let body = if include_text && !text.is_empty() {
         let mut first: String = text.chars().take(TEXT_CHARS).collect();
@@ -381,6 +382,7 @@ mod tests {
             first_name: first.map(str::to_owned),
             last_name: None,
             phone_last4: "0101".into(),
+            is_group: false,
         }
     }
 
@@ -398,5 +400,7 @@ mod tests {
         assert_eq!(notice(&row("Short", Some("Ann")), true).body, "Short");
         assert_eq!(notice(&row("Short", Some("Ann")), true).title, "Ann");
         assert_eq!(notice(&row("", None), true).body, "New message from •••-•••-0101", "a file alone");
+        let group = db::push_subscriptions::NoticeRow { is_group: true, ..row("Hi all", Some("Ann")) };
+        assert_eq!(notice(&group, false).title, "Ann · group text");
     }
 }
