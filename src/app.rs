@@ -85,6 +85,7 @@ impl App {
             shutdown.clone(),
         ));
         tokio::spawn(crate::limits::run_pruning(state.limits.clone(), shutdown.clone()));
+        tokio::spawn(crate::flows::notifications::email::run(state.db.clone(), state.config.clone(), shutdown.clone()));
         let served = crate::web::server::serve(
             listener,
             router,

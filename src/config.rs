@@ -160,9 +160,17 @@ pub struct Config {
     pub scan: crate::scan::ScanSettings,
     /// Web Push notifications: the VAPID subject (the key is in [`Config::secrets`]).
     pub push: PushSettings,
-    /// `SMTP_URL` is set. E-mail notifications are only a stored choice so far; the settings
-    /// page says they need it.
-    pub smtp_configured: bool,
+    /// E-mail notifications (`SMTP_URL`, `SMTP_FROM`, `NOTIFY_EMAIL_AFTER_MINUTES`); none without
+    /// `SMTP_URL`.
+    pub email: Option<EmailSettings>,
+}
+
+/// E-mail notifications: where to send from, and how long a message waits unread first.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub smtp: crate::notify::email::SmtpSettings,
+    /// `NOTIFY_EMAIL_AFTER_MINUTES` (default 15).
+    pub after: Duration,
 }
 
 /// Web Push settings besides the key.
@@ -464,6 +472,19 @@ impl Config {
             None => PushSettings { subject: PLACEHOLDER_VAPID_SUBJECT.to_owned(), subject_derived: true },
         };
 
+        let email = match v.get("SMTP_URL") {
+            None => None,
+            Some(url) => {
+                let smtp = crate::notify::email::SmtpSettings::parse(url, v.get("SMTP_FROM"))
+                    .map_err(|e| invalid("SMTP_URL", e))?;
+                let minutes: u64 = v.parse("NOTIFY_EMAIL_AFTER_MINUTES", 15)?;
+                if !(1..=10_080).contains(&minutes) {
+                    return Err(invalid("NOTIFY_EMAIL_AFTER_MINUTES", "must be between 1 and 10080 (a week)"));
+                }
+                Some(EmailSettings { smtp, after: Duration::from_secs(minutes * 60) })
+            }
+        };
+
         let embedded = matches!(database, DatabaseKind::Sqlite { .. });
         let secrets = secrets::load(&v.0.clone(), &data_dir, embedded)?;
 
@@ -498,7 +519,7 @@ impl Config {
             limits: crate::limits::LimitSettings::default(),
             scan,
             push,
-            smtp_configured: v.get("SMTP_URL").is_some(),
+            email,
         })
     }
 

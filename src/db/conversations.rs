@@ -88,7 +88,8 @@ pub async fn record_message(
 ) -> Result<()> {
     const SQL: &str = "UPDATE conversations
                        SET last_message_at = CASE WHEN last_message_at > $3 THEN last_message_at ELSE $3 END,
-                           last_message_preview = $4, unread_count = unread_count + $5, updated_at = $3
+                           last_message_preview = $4, unread_count = unread_count + $5, updated_at = $3,
+                           unread_since = CASE WHEN unread_count = 0 AND $5 > 0 THEN $3 ELSE unread_since END
                        WHERE church_id = $1 AND id = $2";
     run!(c, |q| sqlx::query(SQL)
         .bind(church)
@@ -123,7 +124,9 @@ pub async fn record_messages(
             for (id, preview, _) in chunk {
                 b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(preview.as_str());
             }
-            b.push(" ELSE last_message_preview END, unread_count = unread_count + CASE id");
+            // Every conversation moved here gains unread messages: the first one starts the wait.
+            b.push(" ELSE last_message_preview END, unread_since = CASE WHEN unread_count = 0 THEN ");
+            b.push_bind(at).push(" ELSE unread_since END, unread_count = unread_count + CASE id");
             for (id, _, n) in chunk {
                 b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
             }
@@ -446,6 +449,78 @@ pub async fn groups_of(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> 
     .await)
 }
 
+/// A conversation whose unread messages may be worth an e-mail (see [`waiting`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Waiting {
+    pub id: ConversationId,
+    pub church_id: ChurchId,
+    pub last_message_at: DateTime<Utc>,
+    pub is_group: bool,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone_last4: String,
+}
+
+/// Conversations with a message unread since before `unread_before`, active since `active_since`,
+/// not yet told of by e-mail up to their last message or last told before `told_before`; the
+/// longest-waiting first, `limit` at most.
+pub async fn waiting(
+    c: &mut Conn<'_>,
+    unread_before: DateTime<Utc>,
+    active_since: DateTime<Utc>,
+    told_before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Waiting>> {
+    run!(c, |q| sqlx::query_as::<_, Waiting>(
+        "SELECT c.id, c.church_id, c.last_message_at, (c.group_key IS NOT NULL) AS is_group,
+                m.first_name, m.last_name, m.phone_last4
+         FROM conversations c JOIN members m ON m.id = c.member_id
+              LEFT JOIN email_notifications n ON n.conversation_id = c.id
+         WHERE c.unread_count > 0 AND c.last_message_at > $2 AND c.unread_since <= $1
+           AND (n.conversation_id IS NULL OR (n.through < c.last_message_at AND n.sent_at <= $3))
+         ORDER BY c.unread_since LIMIT $4"
+    )
+    .bind(unread_before)
+    .bind(active_since)
+    .bind(told_before)
+    .bind(limit)
+    .fetch_all(&mut **q)
+    .await)
+}
+
+/// Claims the e-mail about a conversation up to `through`: false when another instance (or an
+/// e-mail since `told_before`) got there first.
+pub async fn claim_email(
+    c: &mut Conn<'_>,
+    w: &Waiting,
+    told_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    run!(c, |q| sqlx::query(
+        "INSERT INTO email_notifications (conversation_id, church_id, through, sent_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (conversation_id) DO UPDATE SET through = excluded.through, sent_at = excluded.sent_at
+         WHERE email_notifications.through < excluded.through AND email_notifications.sent_at <= $5"
+    )
+    .bind(w.id)
+    .bind(w.church_id)
+    .bind(w.last_message_at)
+    .bind(now)
+    .bind(told_before)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// Gives a claim back (the e-mail could not be sent): the next sweep tries again.
+pub async fn release_email(c: &mut Conn<'_>, conversation: ConversationId, now: DateTime<Utc>) -> Result<()> {
+    run!(c, |q| sqlx::query("DELETE FROM email_notifications WHERE conversation_id = $1 AND sent_at = $2")
+        .bind(conversation)
+        .bind(now)
+        .execute(&mut **q)
+        .await
+        .map(|_| ()))
+}
+
 /// Before a member is erased: each group they head is handed to its next participant (with the
 /// leaders' replies filed under that member), so erasing one member of a group takes their own
 /// messages only. A group with nobody else left goes with the member. Returns the groups the
@@ -511,12 +586,14 @@ pub async fn get_many(c: &mut Conn<'_>, church: ChurchId, ids: &[ConversationId]
 
 /// Marks a conversation read for the whole church; false when it is not this church's.
 pub async fn mark_read(c: &mut Conn<'_>, church: ChurchId, id: ConversationId) -> Result<bool> {
-    run!(c, |q| sqlx::query("UPDATE conversations SET unread_count = 0 WHERE church_id = $1 AND id = $2")
-        .bind(church)
-        .bind(id)
-        .execute(&mut **q)
-        .await
-        .map(|r| r.rows_affected() == 1))
+    run!(c, |q| sqlx::query(
+        "UPDATE conversations SET unread_count = 0, unread_since = NULL WHERE church_id = $1 AND id = $2"
+    )
+    .bind(church)
+    .bind(id)
+    .execute(&mut **q)
+    .await
+    .map(|r| r.rows_affected() == 1))
 }
 
 /// A member's own (one-to-one) conversation, if any.

@@ -157,3 +157,9 @@ pub async fn set_notify_choice(
         .await
         .map(|r| r.rows_affected() == 1))
 }
+
+/// The e-mail addresses of a church's leaders who chose e-mail notifications.
+pub async fn email_recipients(c: &mut Conn<'_>, church: ChurchId) -> Result<Vec<String>> {
+    const SQL: &str = "SELECT email FROM leaders WHERE church_id = $1 AND notify_email ORDER BY email";
+    run!(c, |q| sqlx::query_scalar::<_, String>(SQL).bind(church).fetch_all(&mut **q).await)
+}

@@ -61,6 +61,7 @@ pub async fn run(config: &Config) -> Vec<Check> {
     preview_tools(&mut out).await;
     backend_url(config, &mut out);
     push(config, &mut out);
+    email(config, &mut out).await;
     scanner(config, &mut out).await;
     telnyx(config, db.as_ref(), &mut out).await;
     if let Some(db) = &db {
@@ -99,6 +100,35 @@ fn push(config: &Config, out: &mut Vec<Check>) {
         format!("Web Push notifications are on (key from {from}, subject {}).", config.push.subject)
     };
     out.push(check(Level::Ok, "push", sentence));
+}
+
+/// E-mail notifications: off without `SMTP_URL` (allowed); with it, the server answers and takes
+/// the account (connection, TLS and login, no e-mail sent).
+async fn email(config: &Config, out: &mut Vec<Check>) {
+    let Some(settings) = &config.email else {
+        out.push(check(
+            Level::Ok,
+            "email",
+            "E-mail notifications are off (optional): set SMTP_URL, e.g. smtp://user:password@mail.example.org:587.",
+        ));
+        return;
+    };
+    let host = &settings.smtp.host;
+    let minutes = settings.after.as_secs() / 60;
+    let tested = match crate::notify::email::Mailer::new(&settings.smtp) {
+        Ok(mailer) => mailer.test_connection().await,
+        Err(e) => Err(e),
+    };
+    match tested {
+        Ok(()) => out.push(check(
+            Level::Ok,
+            "email",
+            format!(
+                "E-mail notifications are on: the SMTP server at {host} answers; leaders who chose e-mail hear of a message unread for {minutes} minutes."
+            ),
+        )),
+        Err(e) => out.push(check(Level::Error, "email", format!("SMTP_URL is set but {e}. No e-mail notification can go."))),
+    }
 }
 
 /// The virus scanner: reachable, its signatures' age, and that it detects the EICAR test file.

@@ -6,6 +6,7 @@ mod cli;
 mod dashboard;
 mod db_contract;
 mod doctor;
+mod email;
 mod group_commit;
 mod groups;
 mod hardening;

@@ -8,6 +8,7 @@
 pub mod clamd;
 pub mod process;
 pub mod s3;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::future::Future;

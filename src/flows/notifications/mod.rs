@@ -23,6 +23,8 @@ use crate::jobs::{JobError, JobKind, PushTarget};
 use crate::media::fetch::Fetcher;
 use crate::notify::push::{self, Delivery, Notice, Subscription, SubscriptionError, Urgency};
 
+pub mod email;
+
 /// Browsers kept per leader; a new one beyond this replaces the oldest.
 pub const MAX_SUBSCRIPTIONS_PER_LEADER: i64 = 10;
 /// Characters of the message a notification may carry (when the church allows it).
@@ -99,7 +101,7 @@ pub async fn settings(deps: &Deps<'_>, actor: &Actor) -> Result<Settings, Notify
         email: choice.notify_email,
         include_text,
         push_available: deps.config.secrets.vapid.is_some(),
-        email_available: deps.config.smtp_configured,
+        email_available: deps.config.email.is_some(),
         devices,
     })
 }
