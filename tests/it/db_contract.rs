@@ -1253,6 +1253,80 @@ async fn group_story(db: &Db) {
     assert_eq!(db::recipients::statuses(c, reply.id).await.expect("statuses"), [DeliveryStatus::Failed], "Ben's");
 }
 
+/// Push subscriptions and the notification choices: one row per browser, a leader's newest kept,
+/// the job written only where someone chose push, the e-mail recipients, the waiting sweep.
+async fn notification_story(db: &Db) {
+    use db::push_subscriptions as subs;
+    let now = clock::now();
+    let mut pooled = db.acquire().await.expect("acquire");
+    let c = &mut pooled.conn();
+    let church = church_row("Notified", "+15551239200", now);
+    db::churches::insert(c, &church).await.expect("church");
+    let pastor = leader_row(church.id, "pastor@notified.test", true, now);
+    let helper = leader_row(church.id, "helper@notified.test", false, now);
+    db::leaders::insert(c, &pastor).await.expect("pastor");
+    db::leaders::insert(c, &helper).await.expect("helper");
+    let sub = |leader: LeaderId, n: i64| subs::SubscriptionRow {
+        id: uuid::Uuid::now_v7(),
+        church_id: church.id,
+        leader_id: leader,
+        endpoint: format!("https://push.example.org/{n}"),
+        p256dh: "key".into(),
+        auth: "auth".into(),
+        created_at: now + Duration::seconds(n),
+        last_used_at: None,
+    };
+    let job = |n: i64| db::jobs::JobRow {
+        church_id: Some(church.id),
+        ..job_row("push.notify", None, 0, now, now + Duration::seconds(n))
+    };
+    assert!(!subs::insert_job_if_subscribed(c, &job(0)).await.expect("job"), "nobody subscribed: no job");
+    for n in 1..=3 {
+        subs::upsert(c, &sub(pastor.id, n)).await.expect("subscribe");
+    }
+    assert!(!subs::insert_job_if_subscribed(c, &job(1)).await.expect("job"), "subscribed, but push not chosen");
+    assert!(db::leaders::set_notify_choice(c, church.id, pastor.id, Some(true), Some(true)).await.expect("choose"));
+    assert!(subs::insert_job_if_subscribed(c, &job(2)).await.expect("job"));
+    assert_eq!(subs::of_push_leaders(c, church.id).await.expect("subs").len(), 3);
+    // The same browser signed in by another leader moves to them.
+    subs::upsert(c, &sub(helper.id, 3)).await.expect("moved");
+    assert_eq!(subs::count_for_leader(c, church.id, pastor.id).await.expect("count"), 2);
+    assert_eq!(subs::of_push_leaders(c, church.id).await.expect("subs").len(), 2, "the helper did not choose push");
+    assert_eq!(subs::keep_newest(c, pastor.id, 1).await.expect("keep"), 1);
+    let left = subs::of_push_leaders(c, church.id).await.expect("subs");
+    assert_eq!(left.iter().map(|s| s.endpoint.as_str()).collect::<Vec<_>>(), ["https://push.example.org/2"]);
+    subs::touch(c, &[left[0].id], now).await.expect("touch");
+    assert!(subs::of_push_leaders(c, church.id).await.expect("subs")[0].last_used_at.is_some());
+    assert!(!subs::delete_by_endpoint(c, ChurchId::new(), pastor.id, "https://push.example.org/2")
+        .await
+        .expect("other church"));
+    assert!(subs::delete_by_endpoint(c, church.id, pastor.id, "https://push.example.org/2").await.expect("delete"));
+    assert!(subs::delete(c, sub(helper.id, 3).id).await.is_ok());
+    assert_eq!(db::leaders::email_recipients(c, church.id).await.expect("emails"), ["pastor@notified.test"]);
+    assert!(db::churches::set_push_include_text(c, church.id, true).await.expect("set"));
+    assert_eq!(db::churches::push_include_text(c, church.id).await.expect("get"), Some(true));
+
+    // The e-mail sweep's read and claim.
+    let member =
+        db::members::find_or_create(c, &member_row(church.id, 201, sealed(&[], 201), now)).await.expect("member");
+    let conv = db::conversations::find_or_create(c, &conversation_row(church.id, member.id, now)).await.expect("conv");
+    db::conversations::record_messages(c, church.id, now, &[(conv.id, "Hi".into(), 1)]).await.expect("unread");
+    let later = now + Duration::minutes(20);
+    assert!(waiting(c, now).await.is_empty(), "not waited long enough");
+    let due = waiting(c, later).await;
+    assert_eq!(due.iter().map(|w| w.id).collect::<Vec<_>>(), [conv.id]);
+    assert!(db::conversations::claim_email(c, &due[0], later - Duration::hours(1), later).await.expect("claim"));
+    assert!(
+        !db::conversations::claim_email(c, &due[0], later - Duration::hours(1), later).await.expect("again"),
+        "once"
+    );
+    assert!(waiting(c, later).await.is_empty(), "told of");
+    db::conversations::release_email(c, conv.id, later).await.expect("release");
+    assert_eq!(waiting(c, later).await.len(), 1, "given back");
+    assert!(db::conversations::mark_read(c, church.id, conv.id).await.expect("read"));
+    assert!(waiting(c, later).await.is_empty(), "read: nothing waits");
+}
+
 #[tokio::test]
 async fn contract_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1260,7 +1334,9 @@ async fn contract_on_sqlite() {
     db.migrate().await.expect("migrate");
     story(db.clone()).await;
     group_story(&db).await;
-    story_more(db).await;
+    story_more(db.clone()).await;
+    // Last: it leaves a queued job the job claims of story_more would meet.
+    notification_story(&db).await;
 }
 
 #[tokio::test]
@@ -1271,5 +1347,13 @@ async fn contract_on_postgres() {
     db.migrate().await.expect("migrate");
     story(db.clone()).await;
     group_story(&db).await;
-    story_more(db).await;
+    story_more(db.clone()).await;
+    // Last: it leaves a queued job the job claims of story_more would meet.
+    notification_story(&db).await;
+}
+
+/// The e-mail sweep's read at `at`: 15 minutes' wait, a day's activity, an hour between e-mails.
+async fn waiting(c: &mut db::Conn<'_>, at: DateTime<Utc>) -> Vec<db::conversations::Waiting> {
+    let (before, active, told) = (at - Duration::minutes(15), at - Duration::days(1), at - Duration::hours(1));
+    db::conversations::waiting(c, before, active, told, 10).await.expect("waiting")
 }
