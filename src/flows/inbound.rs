@@ -142,6 +142,9 @@ struct Pending<'m> {
 /// The other members of a group text: every number of `to` and `cc` but the church's and the
 /// sender's, once each, in the order given. Empty for a message to the church alone.
 fn group_others(msg: &InboundMessage, church_number: &Phone) -> Vec<Phone> {
+    if msg.cc.is_empty() && msg.to.len() <= 1 {
+        return Vec::new(); // the common case: to the church alone, nothing to allocate
+    }
     let mut seen: HashSet<&str> = [msg.from.as_str(), church_number.as_str()].into_iter().collect();
     msg.cc.iter().chain(&msg.to).filter(|p| seen.insert(p.as_str())).cloned().collect()
 }
