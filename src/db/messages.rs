@@ -345,14 +345,20 @@ pub async fn of_conversation(
     run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(church).bind(conversation).fetch_all(&mut **q).await)
 }
 
+/// The SQL of [`own_in_groups`] (its plan is checked by the plan tests: through the groups'
+/// threads, never a walk of the church's messages).
+pub(crate) fn own_in_groups_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM messages
+         WHERE conversation_id IN (SELECT p.conversation_id FROM conversation_participants p WHERE p.member_id = $2)
+           AND member_id = $2 AND church_id = $1 AND direction = 'inbound'
+         ORDER BY id"
+    )
+}
+
 /// What a member sent to group conversations, oldest first (their data export).
 pub async fn own_in_groups(c: &mut Conn<'_>, church: ChurchId, member: MemberId) -> Result<Vec<MessageRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM messages
-         WHERE member_id = $2 AND church_id = $1 AND direction = 'inbound'
-           AND conversation_id IN (SELECT p.conversation_id FROM conversation_participants p WHERE p.member_id = $2)
-         ORDER BY id"
-    );
+    let sql = own_in_groups_sql();
     run!(c, |q| sqlx::query_as::<_, MessageRow>(&sql).bind(church).bind(member).fetch_all(&mut **q).await)
 }
 

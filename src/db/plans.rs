@@ -180,6 +180,10 @@ async fn check(db: &Db) {
         }
     }
 
+    // What one member wrote to groups (their export): through the groups' threads.
+    let own = explain!(&mut *c, false, messages::own_in_groups_sql(), s.church, MemberId::new());
+    assert_uses(&own, "messages_thread", "a member's messages in groups");
+
     // The inbox, newest first, and its search by name.
     let inbox = explain!(
         &mut *c,
