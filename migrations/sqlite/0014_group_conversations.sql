@@ -26,7 +26,9 @@ DROP TABLE conversations;
 ALTER TABLE conversations_new RENAME TO conversations;
 CREATE INDEX conversations_inbox ON conversations (church_id, last_message_at DESC, id DESC);
 CREATE UNIQUE INDEX conversations_church_member ON conversations (church_id, member_id) WHERE group_key IS NULL;
-CREATE UNIQUE INDEX conversations_church_group ON conversations (church_id, group_key);
+-- Partial: a lookup of a member's own conversation (group_key IS NULL) must never walk the
+-- church's conversations through this index.
+CREATE UNIQUE INDEX conversations_church_group ON conversations (church_id, group_key) WHERE group_key IS NOT NULL;
 
 -- No index on messages (member_id): a member's messages in groups are read through the groups'
 -- threads (messages_thread), and another index on the busiest table costs every inbound message

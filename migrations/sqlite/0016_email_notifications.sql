@@ -4,7 +4,8 @@
 -- conversation unread for NOTIFY_EMAIL_AFTER_MINUTES e-mails the leaders who chose e-mail.
 ALTER TABLE conversations ADD COLUMN unread_since TEXT;
 UPDATE conversations SET unread_since = last_message_at WHERE unread_count > 0;
-CREATE INDEX conversations_waiting ON conversations (last_message_at) WHERE unread_count > 0;
+-- No index for the once-a-minute sweep (it reads the conversations table when SMTP_URL is
+-- set): an index on what every inbound message changes would cost every webhook.
 
 -- The last e-mail about a conversation: when it went, and up to which message it told of (the
 -- conversation's last_message_at then). At most one an hour, and only for newer messages.

@@ -411,7 +411,7 @@ pub async fn find_or_create_group(
         sqlx::query_scalar(
         "INSERT INTO conversations (id, church_id, member_id, group_key, last_message_at, last_message_preview, unread_count, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, '', 0, $5, $5)
-         ON CONFLICT (church_id, group_key) DO UPDATE SET updated_at = conversations.updated_at
+         ON CONFLICT (church_id, group_key) WHERE group_key IS NOT NULL DO UPDATE SET updated_at = conversations.updated_at
          RETURNING id"
     )
     .bind(ConversationId::new())

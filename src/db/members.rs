@@ -63,24 +63,31 @@ pub struct KnownContact {
     pub conversation_id: ConversationId,
 }
 
+/// The SQL of [`known_contacts`] for `n` hashes (`$2`…): from the church's members by their
+/// number's blind index, then each one's own conversation (its plan is checked by the plan
+/// tests: never a walk of the church's conversations).
+pub(crate) fn known_contacts_sql(n: usize) -> String {
+    let list: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT m.phone_hash, m.id AS member_id, m.opted_out, v.id AS conversation_id
+         FROM members m JOIN conversations v ON v.church_id = m.church_id AND v.member_id = m.id AND v.group_key IS NULL
+         WHERE m.church_id = $1 AND m.phone_hash IN ({})",
+        list.join(", ")
+    )
+}
+
 /// The members of `church` with these phone hashes that have their own conversation, in one
 /// statement.
 pub async fn known_contacts(c: &mut Conn<'_>, church: ChurchId, hashes: &[&[u8]]) -> Result<Vec<KnownContact>> {
     let mut found = Vec::with_capacity(hashes.len());
     for chunk in hashes.chunks(1000) {
+        let sql = known_contacts_sql(chunk.len());
         let rows: Vec<KnownContact> = run!(&mut *c, |q| {
-            let mut b = sqlx::QueryBuilder::new(
-                "SELECT m.phone_hash, m.id AS member_id, m.opted_out, v.id AS conversation_id
-                 FROM members m JOIN conversations v ON v.church_id = m.church_id AND v.member_id = m.id AND v.group_key IS NULL
-                 WHERE m.church_id = ",
-            );
-            b.push_bind(church).push(" AND m.phone_hash IN (");
-            let mut list = b.separated(", ");
+            let mut query = sqlx::query_as::<_, KnownContact>(&sql).bind(church);
             for h in chunk {
-                list.push_bind(*h);
+                query = query.bind(*h);
             }
-            b.push(")");
-            b.build_query_as::<KnownContact>().persistent(false).fetch_all(&mut **q).await
+            query.persistent(chunk.len() == 1).fetch_all(&mut **q).await
         })?;
         found.extend(rows);
     }

@@ -180,6 +180,20 @@ async fn check(db: &Db) {
         }
     }
 
+    // A webhook batch's known members: by their numbers' blind index, then their own
+    // conversations — never the church's conversations one by one (the group index must not
+    // serve `group_key IS NULL`).
+    let known = explain!(
+        &mut *c,
+        false,
+        super::members::known_contacts_sql(2),
+        s.big,
+        b"hash-1-1".to_vec(),
+        b"hash-1-2".to_vec()
+    );
+    assert_uses(&known, "conversations_church_member", "the known members of a batch");
+    assert!(!known.contains("conversations_church_group") && !known.contains("conversations_inbox"), "{known}");
+
     // What one member wrote to groups (their export): through the groups' threads.
     let own = explain!(&mut *c, false, messages::own_in_groups_sql(), s.church, MemberId::new());
     assert_uses(&own, "messages_thread", "a member's messages in groups");
@@ -251,6 +265,21 @@ async fn check(db: &Db) {
         );
         assert_uses(&library, "attachments_church", "the library");
     }
+}
+
+/// SQLite without statistics (a deployment never runs ANALYZE): a batch's known members are
+/// still found by their numbers, not by walking the church's conversations through the groups'
+/// index (`group_key IS NULL` is an equality SQLite would serve from it, were it not partial).
+#[tokio::test]
+async fn known_members_are_found_by_number_without_statistics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&DatabaseKind::Sqlite { path: dir.path().join("plans.db") }).await.expect("sqlite");
+    db.migrate().await.expect("migrate");
+    let mut pooled = db.acquire().await.expect("conn");
+    let c = &mut pooled.conn();
+    let known = explain!(&mut *c, false, super::members::known_contacts_sql(2), ChurchId::new(), vec![1u8], vec![2u8]);
+    assert_uses(&known, "conversations_church_member", "the known members of a batch");
+    assert!(!known.contains("conversations_church_group"), "{known}");
 }
 
 #[tokio::test]
