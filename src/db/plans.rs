@@ -193,6 +193,7 @@ async fn check(db: &Db) {
     );
     assert_uses(&known, "conversations_church_member", "the known members of a batch");
     assert!(!known.contains("conversations_church_group") && !known.contains("conversations_inbox"), "{known}");
+    assert_conversation_by_member(&known);
 
     // What one member wrote to groups (their export): through the groups' threads.
     let own = explain!(&mut *c, false, messages::own_in_groups_sql(), s.church, MemberId::new());
@@ -280,6 +281,18 @@ async fn known_members_are_found_by_number_without_statistics() {
     let known = explain!(&mut *c, false, super::members::known_contacts_sql(2), ChurchId::new(), vec![1u8], vec![2u8]);
     assert_uses(&known, "conversations_church_member", "the known members of a batch");
     assert!(!known.contains("conversations_church_group"), "{known}");
+    assert_conversation_by_member(&known);
+}
+
+/// Each member's own conversation is looked up by church and member, never by church alone (a
+/// walk of the church's conversations per member).
+fn assert_conversation_by_member(plan: &str) {
+    let lines: Vec<&str> = plan.lines().collect();
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| l.contains("conversations_church_member")) {
+        // SQLite names the columns on the same line; PostgreSQL on the "Index Cond" line after.
+        let cond = if line.contains("SEARCH") { *line } else { lines.get(i + 1).copied().unwrap_or_default() };
+        assert!(cond.contains("member_id"), "conversations looked up by church alone:\n{plan}");
+    }
 }
 
 #[tokio::test]
