@@ -142,28 +142,38 @@ fn vapid_key(
     if !embedded {
         return Ok((None, VapidSource::Missing));
     }
-    let fail = |what: String| ConfigError::Secrets(what);
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| fail(format!("KOINONIA_DATA_DIR: cannot create {}: {e}", data_dir.display())))?;
-    let path = data_dir.join(FILE_NAME);
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
-    };
-    let stored = existing
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, v)| k.trim() == VAPID_PRIVATE_KEY && !v.trim().is_empty())
-        .map(|(_, v)| v.trim().to_owned());
+    let (path, existing) = read_file(data_dir, true)?;
+    let stored = entries(&existing).get(VAPID_PRIVATE_KEY).filter(|v| !v.is_empty()).map(|v| (*v).to_owned());
     if let Some(raw) = stored {
         return parse(&raw, VapidSource::SecretsFile);
     }
-    let generated = vapid::generate().map_err(|e| fail(format!("cannot generate {VAPID_PRIVATE_KEY}: {e}")))?;
+    let generated =
+        vapid::generate().map_err(|e| ConfigError::Secrets(format!("cannot generate {VAPID_PRIVATE_KEY}: {e}")))?;
     let newline = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
     append(&path, existing.is_empty(), &format!("{newline}{VAPID_PRIVATE_KEY}={generated}\n"))?;
     tracing::info!(path = %path.display(), "generated the Web Push (VAPID) key");
     parse(&generated, VapidSource::SecretsFile)
+}
+
+/// `secrets.env` of `data_dir` and what it holds (empty when it does not exist yet); with
+/// `create`, the folder is made first.
+fn read_file(data_dir: &Path, create: bool) -> Result<(std::path::PathBuf, String), ConfigError> {
+    if create {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            ConfigError::Secrets(format!("KOINONIA_DATA_DIR: cannot create {}: {e}", data_dir.display()))
+        })?;
+    }
+    let path = data_dir.join(FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok((path, s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, String::new())),
+        Err(e) => Err(ConfigError::Secrets(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// The `NAME=value` lines of `secrets.env`, trimmed.
+fn entries(text: &str) -> HashMap<&str, &str> {
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect()
 }
 
 /// Appends lines to `secrets.env` (mode 0600), the header first when the file is new. What the
@@ -199,18 +209,12 @@ fn session_secret(var: &'static str, value: String) -> Result<SecretBox<Vec<u8>>
 
 /// The rotation variables an operator wrote into `secrets.env` (embedded mode), if any.
 fn previous_from_file(data_dir: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
-    let path = data_dir.join(FILE_NAME);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(ConfigError::Secrets(format!("cannot read {}: {e}", path.display()))),
-    };
+    let (_, text) = read_file(data_dir, false)?;
+    let stored = entries(&text);
     let mut out = Vec::new();
-    for (k, v) in text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())) {
-        for name in [PHONE_ENCRYPTION_KEY_PREVIOUS, JWT_SECRET_PREVIOUS] {
-            if k == name && !v.is_empty() {
-                out.push((name, v.to_owned()));
-            }
+    for name in [PHONE_ENCRYPTION_KEY_PREVIOUS, JWT_SECRET_PREVIOUS] {
+        if let Some(v) = stored.get(name).filter(|v| !v.is_empty()) {
+            out.push((name, (*v).to_owned()));
         }
     }
     Ok(out)
@@ -219,16 +223,8 @@ fn previous_from_file(data_dir: &Path) -> Result<Vec<(&'static str, String)>, Co
 /// Takes missing values from `secrets.env`, generating (and appending) those it lacks too.
 fn fill_from_file(values: &mut HashMap<&'static str, String>, data_dir: &Path) -> Result<(), ConfigError> {
     let fail = |what: String| ConfigError::Secrets(what);
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| fail(format!("KOINONIA_DATA_DIR: cannot create {}: {e}", data_dir.display())))?;
-    let path = data_dir.join(FILE_NAME);
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
-    };
-    let stored: HashMap<&str, &str> =
-        existing.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+    let (path, existing) = read_file(data_dir, true)?;
+    let stored = entries(&existing);
     let mut appended = String::new();
     for name in [PHONE_HASH_KEY, PHONE_ENCRYPTION_KEY, JWT_SECRET] {
         if values.contains_key(name) {

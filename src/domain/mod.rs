@@ -2,12 +2,14 @@
 
 mod actor;
 mod ids;
+mod person;
 mod phone;
 mod status;
 mod time_zone;
 
 pub use actor::{Actor, ClientAddr, Role};
 pub use ids::*;
+pub use person::{full_name, name_or_masked};
 pub use phone::{mask_last4, Phone, PhoneError};
 pub(crate) use status::text_enum;
 pub use status::*;

@@ -164,12 +164,8 @@ async fn labels(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let name = [row.first_name.as_deref(), row.last_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let label = if name.trim().is_empty() { format!("member {}", row.phone_last4) } else { name };
+            let name = crate::domain::full_name(row.first_name.as_deref(), row.last_name.as_deref());
+            let label = if name.is_empty() { format!("member {}", row.phone_last4) } else { name };
             (row.id, label)
         })
         .collect())

@@ -117,13 +117,7 @@ fn pretty(v: &Value) -> Bytes {
 }
 
 fn display_name(m: &MemberRow) -> String {
-    [m.first_name.as_deref(), m.last_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::domain::full_name(m.first_name.as_deref(), m.last_name.as_deref())
 }
 
 /// ASCII letters and digits of the member's name, or the start of their id: safe in a

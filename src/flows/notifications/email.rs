@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use crate::clock;
 use crate::config::{Config, EmailSettings};
 use crate::db::{self, Db};
-use crate::domain::mask_last4;
 use crate::notify::email::Mailer;
 
 /// Between two sweeps.
@@ -110,14 +109,7 @@ fn message(
     church: &str,
     w: &db::conversations::Waiting,
 ) -> (String, String) {
-    let name = [w.first_name.as_deref(), w.last_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let who = if name.is_empty() { mask_last4(&w.phone_last4) } else { name };
+    let who = crate::domain::name_or_masked(w.first_name.as_deref(), w.last_name.as_deref(), &w.phone_last4);
     let place = if church.is_empty() { "your church's".to_owned() } else { format!("{church}'s") };
     let kind = if w.is_group { "a group text with " } else { "" };
     let minutes = settings.after.as_secs() / 60;

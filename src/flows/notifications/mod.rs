@@ -238,14 +238,7 @@ pub(crate) async fn queue_push(
 /// The notification of one new message.
 fn notice(row: &db::push_subscriptions::NoticeRow, include_text: bool) -> Notice {
     let masked = mask_last4(&row.phone_last4);
-    let name = [row.first_name.as_deref(), row.last_name.as_deref()]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let sender = if name.is_empty() { masked.clone() } else { name };
+    let sender = crate::domain::name_or_masked(row.first_name.as_deref(), row.last_name.as_deref(), &row.phone_last4);
     let title = if row.is_group { format!("{sender} · group text") } else { sender };
     let text = row.content.split_whitespace().collect::<Vec<_>>().join(" ");
     let body = if include_text && !text.is_empty() {

@@ -256,16 +256,16 @@ pub fn thread_message(t: &inbox::ThreadMessage) -> MessageView {
 
 /// A group member's name, or their masked number.
 fn participant_label(p: &Participant) -> String {
-    name_or(p.first_name.as_deref(), p.last_name.as_deref(), || mask_last4(&p.phone_last4))
+    crate::domain::name_or_masked(p.first_name.as_deref(), p.last_name.as_deref(), &p.phone_last4)
 }
 
 /// "First Last" (either part may be missing), or `otherwise` when there is no name.
 fn name_or(first: Option<&str>, last: Option<&str>, otherwise: impl FnOnce() -> String) -> String {
-    let name = [first, last].into_iter().flatten().map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let name = crate::domain::full_name(first, last);
     if name.is_empty() {
         otherwise()
     } else {
-        name.join(" ")
+        name
     }
 }
 
