@@ -135,7 +135,7 @@ struct Pending<'m> {
     msg: &'m InboundMessage,
     church: ChurchId,
     /// The church's own number (never a member of a group).
-    church_number: Phone,
+    church_number: &'m Phone,
     hash: Vec<u8>,
 }
 
@@ -177,7 +177,7 @@ pub(crate) async fn write_all(
                 }
             };
             if let Some(id) = found {
-                church = Some((id, number.clone()));
+                church = Some((id, number));
                 break;
             }
         }
@@ -237,7 +237,7 @@ pub(crate) async fn write_all(
     for (i, p) in &pending {
         let msg = p.msg;
         let key = (p.church, p.hash.as_slice());
-        let others = group_others(msg, &p.church_number);
+        let others = group_others(msg, p.church_number);
         let group = !others.is_empty() && others.len() < MAX_GROUP_MEMBERS;
         if others.len() >= MAX_GROUP_MEMBERS {
             tracing::warn!(
