@@ -19,16 +19,54 @@ pub async fn notify(c: &mut Conn<'_>, channel: &str, payload: &str) -> Result<()
     }
 }
 
-/// Sends each of `payloads` on `channel`, in one statement.
-pub async fn notify_all(c: &mut Conn<'_>, channel: &str, payloads: &[String]) -> Result<()> {
-    match c {
-        Conn::Postgres(q) => sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-            .bind(channel)
-            .bind(payloads)
-            .execute(&mut **q)
-            .await
-            .map(|_| ()),
-        Conn::Sqlite(_) => Ok(()),
+/// A connection of its own for notifications sent after the data they announce has committed
+/// (live updates). Its commits do not wait for the disk (`synchronous_commit = off`): the news
+/// is about rows already durable, a notification lost in a crash costs a listener nothing it
+/// cannot read again, and PostgreSQL holds one database-wide lock from a notifying
+/// transaction's commit until its WAL is flushed — a flush per notification would serialise
+/// every instance's notifications behind the disk.
+pub struct Sender {
+    db: Db,
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl Sender {
+    /// Connects on first use. On SQLite sending does nothing.
+    pub fn new(db: Db) -> Self {
+        Self { db, conn: None }
+    }
+
+    /// Sends each of `payloads` on `channel` in one statement; after an error the connection
+    /// is opened again and the statement tried once more.
+    pub async fn send_all(&mut self, channel: &str, payloads: &[String]) -> Result<()> {
+        let Db::Postgres(pool) = &self.db else { return Ok(()) };
+        let mut tried = false;
+        loop {
+            let conn = match self.conn.as_mut() {
+                Some(conn) => conn,
+                None => {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+                    sqlx::query("SET synchronous_commit = off").execute(&mut conn).await?;
+                    self.conn.insert(conn)
+                }
+            };
+            let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(channel)
+                .bind(payloads)
+                .execute(&mut *conn)
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    self.conn = None;
+                    if tried {
+                        return Err(e);
+                    }
+                    tried = true;
+                }
+            }
+        }
     }
 }
 
