@@ -7,6 +7,11 @@
 //! answers every waiting webhook — so a 200 still means the message is committed. If the shared
 //! transaction fails, each of its messages is recorded alone, so one bad message fails only its
 //! own webhook (which Telnyx delivers again), never its neighbours'.
+//!
+//! One batch is written at a time, on PostgreSQL too: while it commits, the next one gathers.
+//! Several writing tasks per instance took smaller batches (an idle task takes a single
+//! message), which cost more CPU per message in koinonia and in PostgreSQL alike; with one,
+//! two instances on one database take at least as many webhooks as one (README, Performance).
 
 use std::sync::Arc;
 
@@ -22,8 +27,6 @@ use crate::live::Live;
 /// Most messages written in one transaction. At a few microseconds of SQL each, a full batch
 /// holds the database for milliseconds, not longer.
 pub const MAX_BATCH: usize = 256;
-/// Batches written at once on PostgreSQL.
-const PG_TASKS: usize = 4;
 /// Messages that may wait for the intake; a webhook beyond that waits to hand its message over.
 const QUEUE: usize = 4 * MAX_BATCH;
 
@@ -51,14 +54,7 @@ impl Intake {
     /// Starts the task; it ends when the last `Intake` is dropped.
     pub fn start(parts: Parts) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        // SQLite has one writer: one task. PostgreSQL takes several transactions at once, and a
-        // batch spends most of its time waiting on round trips: a few tasks keep it busy.
-        let tasks = if parts.db.is_postgres() { PG_TASKS } else { 1 };
-        let parts = Arc::new(parts);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..tasks {
-            tokio::spawn(run(parts.clone(), rx.clone()));
-        }
+        tokio::spawn(run(parts, rx));
         Self { tx }
     }
 
@@ -70,15 +66,10 @@ impl Intake {
     }
 }
 
-async fn run(parts: Arc<Parts>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>) {
+async fn run(parts: Parts, mut rx: mpsc::Receiver<Request>) {
     let deps = Deps { db: &parts.db, phone: &parts.phone, jobs: &parts.jobs, live: &parts.live, config: &parts.config };
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // The lock is held only while taking a batch: the next task takes the next one while
-        // this one writes.
-        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         commit(&deps, std::mem::take(&mut batch)).await;
     }
 }
