@@ -148,6 +148,17 @@ impl Server {
         bail!("koinonia serve did not become healthy within 60 s; its log:\n{log}")
     }
 
+    /// `GET /metrics` of this instance.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let mut conn = connect(self.addr).await?;
+        let req = hyper::Request::get("/metrics").header(http::header::HOST, "127.0.0.1").body(Payload::empty())?;
+        let (status, body) = send(&mut conn, req).await?;
+        if !status.is_success() {
+            bail!("GET /metrics answered {status}");
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// CPU time used so far.
     pub fn cpu(&self) -> Duration {
         self.child.id().and_then(|pid| process_cpu(&format!("/proc/{pid}/stat"))).unwrap_or_default()
@@ -185,6 +196,41 @@ fn process_cpu(path: &str) -> Option<Duration> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some(Duration::from_secs_f64((utime + stime) / clock_ticks_per_s()))
+}
+
+/// CPU time of the PostgreSQL server's processes on this machine so far (its backends, and
+/// through the postmaster's children's times those already gone); zero when none is local.
+/// Meaningful as a difference over a run, when the server serves little else meanwhile.
+pub fn local_postgres_cpu() -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Duration::ZERO };
+    let mut total = 0.0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        if !head.split_once('(').is_some_and(|(_, comm)| comm.starts_with("postgres")) {
+            continue;
+        }
+        let fields: Vec<f64> = rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse().ok()).collect();
+        total += fields.iter().sum::<f64>();
+    }
+    Duration::from_secs_f64(total / clock_ticks_per_s())
+}
+
+/// A counter or a summary's `_sum` / `_count` line of a Prometheus text page, added over its
+/// labels.
+pub fn metric_total(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let metric = key.split('{').next()?;
+            (metric == name).then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
 }
 
 pub fn self_cpu() -> Duration {

@@ -18,7 +18,10 @@ use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 
 use super::serve::in_scratch;
-use super::serve::{connect, machine_busy, machine_ticks, self_cpu, send, server_vars, Payload, Server};
+use super::serve::{
+    connect, local_postgres_cpu, machine_busy, machine_ticks, metric_total, self_cpu, send, server_vars, Payload,
+    Server,
+};
 use crate::config::Config;
 use crate::db::{self, Db};
 
@@ -51,6 +54,11 @@ pub struct WebhooksReport {
     pub machine_busy: f64,
     /// The first webhook after start and the one after it, each sent alone.
     pub first: Vec<Duration>,
+    /// CPU seconds of the PostgreSQL server's processes on this machine during the run (zero
+    /// on SQLite or a server elsewhere).
+    pub database_cpu: Duration,
+    /// Messages per group-commit transaction, on average over all instances.
+    pub batch_size: f64,
 }
 
 impl WebhooksReport {
@@ -70,6 +78,8 @@ impl WebhooksReport {
              after start    first webhook {:.1} ms, second {:.1} ms (each alone)\n\
              koinonia CPU   {:>8.3} ms per webhook  (all instances; goal ≤ 0.2)\n\
              client CPU     {:>8.3} ms per webhook  (this process: signing was done before the clock started)\n\
+             {}\
+             batches        {:>8.1} messages per transaction on average\n\
              machine busy   {:>8.0} %  (2 cores = 100 %, the database server included)\n\
              acknowledged   {} (200), failed {}, stored {}: {}",
             o.requests,
@@ -86,6 +96,12 @@ impl WebhooksReport {
             ms(self.first.get(1).copied().unwrap_or_default()),
             ms(self.server_cpu) / n,
             ms(self.client_cpu) / n,
+            if self.database_cpu.is_zero() {
+                String::new()
+            } else {
+                format!("database CPU   {:>8.3} ms per webhook  (the PostgreSQL processes on this machine)\n", ms(self.database_cpu) / n)
+            },
+            self.batch_size,
             self.machine_busy * 100.0,
             self.acknowledged,
             self.failed,
@@ -151,12 +167,21 @@ async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> any
     let cpu_before: Vec<Duration> = servers.iter().map(|s| s.cpu()).collect();
     let client_before = self_cpu();
     let machine_before = machine_ticks();
+    let database_before = local_postgres_cpu();
     let started = Instant::now();
     let outcomes = drive(&servers, bodies, o.concurrency).await?;
     let elapsed = started.elapsed();
     let machine_busy = machine_busy(machine_before, machine_ticks());
     let client_cpu = self_cpu().saturating_sub(client_before);
     let server_cpu: Duration = servers.iter().zip(cpu_before).map(|(s, b)| s.cpu().saturating_sub(b)).sum();
+    let database_cpu =
+        if database_url.is_some() { local_postgres_cpu().saturating_sub(database_before) } else { Duration::ZERO };
+    let (mut batched, mut batches) = (0.0, 0.0);
+    for s in &servers {
+        let page = s.metrics().await?;
+        batched += metric_total(&page, "koinonia_inbound_batch_size_sum");
+        batches += metric_total(&page, "koinonia_inbound_batch_size_count");
+    }
 
     let acknowledged = outcomes.iter().filter(|o| o.ok).count();
     let latencies = outcomes.iter().map(|o| o.latency).collect();
@@ -176,6 +201,8 @@ async fn run(o: &WebhooksOptions, dir: &Path, database_url: Option<&str>) -> any
         client_cpu,
         machine_busy,
         first,
+        database_cpu,
+        batch_size: if batches > 0.0 { batched / batches } else { 0.0 },
     })
 }
 
