@@ -78,6 +78,19 @@ pub async fn claim_where(
     worker: &str,
     filter: &ClaimFilter<'_>,
 ) -> Result<Option<JobRow>> {
+    Ok(claim_many_where(c, now, lease_until, worker, filter, 1).await?.into_iter().next())
+}
+
+/// Up to `limit` jobs in one statement, in the order a claim takes them: the due ones first
+/// (highest priority, then oldest); only when none is due, those whose lease expired.
+pub async fn claim_many_where(
+    c: &mut Conn<'_>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    worker: &str,
+    filter: &ClaimFilter<'_>,
+    limit: usize,
+) -> Result<Vec<JobRow>> {
     let mut extra = String::new();
     let mut next = 4;
     if filter.kind.is_some() {
@@ -87,12 +100,14 @@ pub async fn claim_where(
     if !filter.skip_churches.is_empty() {
         let list: Vec<String> = (0..filter.skip_churches.len()).map(|i| format!("${}", next + i)).collect();
         extra.push_str(&format!(" AND (church_id IS NULL OR church_id NOT IN ({}))", list.join(", ")));
+        next += filter.skip_churches.len();
     }
-    let due = format!("state = 'queued' AND run_at <= $1{extra} ORDER BY priority DESC, run_at, id");
-    let expired = format!("state = 'running' AND lease_until <= $1{extra} ORDER BY lease_until, id");
-    for condition in [due, expired] {
+    let due = format!("state = 'queued' AND run_at <= $1{extra} ORDER BY priority DESC, run_at, id LIMIT ${next}");
+    let expired = format!("state = 'running' AND lease_until <= $1{extra} ORDER BY lease_until, id LIMIT ${next}");
+    let limit = i64::try_from(limit.max(1)).unwrap_or(1);
+    for (condition, is_due) in [(due, true), (expired, false)] {
         let sql = claim_sql(&condition, matches!(c, Conn::Postgres(_)));
-        let job = run!(c, |q| {
+        let mut jobs = run!(&mut *c, |q| {
             let mut query = sqlx::query_as::<_, JobRow>(&sql).bind(now).bind(lease_until).bind(worker);
             if let Some(kind) = filter.kind {
                 query = query.bind(kind);
@@ -100,13 +115,19 @@ pub async fn claim_where(
             for church in filter.skip_churches {
                 query = query.bind(*church);
             }
-            query.fetch_optional(&mut **q).await
+            query.bind(limit).fetch_all(&mut **q).await
         })?;
-        if job.is_some() {
-            return Ok(job);
+        if !jobs.is_empty() {
+            // RETURNING gives no order: put them back in the order they were chosen.
+            if is_due {
+                jobs.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.run_at.cmp(&b.run_at)).then(a.id.cmp(&b.id)));
+            } else {
+                jobs.sort_by_key(|j| j.id);
+            }
+            return Ok(jobs);
         }
     }
-    Ok(None)
+    Ok(Vec::new())
 }
 
 /// One atomic claim statement. PostgreSQL skips rows another instance is claiming; SQLite has a
@@ -115,19 +136,32 @@ fn claim_sql(filter: &str, postgres: bool) -> String {
     let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     format!(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, leased_by = $3, updated_at = $1
-         WHERE id = (SELECT id FROM jobs WHERE {filter} LIMIT 1{lock})
+         WHERE id IN (SELECT id FROM jobs WHERE {filter}{lock})
          RETURNING {COLUMNS}"
     )
 }
 
+/// Done: the rows go (those `worker` holds). Returns how many went.
+pub async fn complete_many(c: &mut Conn<'_>, ids: &[JobId], worker: &str) -> Result<u64> {
+    let mut done = 0;
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql =
+            format!("DELETE FROM jobs WHERE leased_by = $1 AND state = 'running' AND id IN ({})", list.join(", "));
+        done += run!(&mut *c, |q| {
+            let mut query = sqlx::query(&sql).bind(worker);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.persistent(chunk.len() == 1).execute(&mut **q).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(done)
+}
+
 /// Done: the row goes. Only the lease holder can finish a job.
 pub async fn complete(c: &mut Conn<'_>, id: JobId, worker: &str) -> Result<bool> {
-    run!(c, |q| sqlx::query("DELETE FROM jobs WHERE id = $1 AND leased_by = $2 AND state = 'running'")
-        .bind(id)
-        .bind(worker)
-        .execute(&mut **q)
-        .await
-        .map(|r| r.rows_affected() == 1))
+    Ok(complete_many(c, &[id], worker).await? == 1)
 }
 
 /// Back to the queue, due at `run_at`.

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::queue::{backoff, Job, JobError, JobKind};
 use crate::clock;
 use crate::db;
-use crate::domain::ChurchId;
+use crate::domain::{ChurchId, JobId};
 use crate::state::AppState;
 
 /// The workers of one kind of job: their own slots (a send never waits behind a download, a
@@ -26,11 +26,16 @@ pub struct Pool {
     pub per_church: usize,
 }
 
-/// The pools of a process with `concurrency` job slots per kind.
+/// Send slots for each unit of `concurrency`.
+pub const SEND_SLOTS_PER_UNIT: usize = 4;
+
+/// The pools of a process with `concurrency` job slots per kind (sends get more: see below).
 pub fn pools(concurrency: usize) -> [Pool; 4] {
     let n = concurrency.max(1);
     [
-        Pool { kind: JobKind::MessageSend, slots: n, per_church: n },
+        // A send is a few small statements and one request that mostly waits on the carrier:
+        // four times the slots (the carrier's rate limits are kept by `SendLimits`, not here).
+        Pool { kind: JobKind::MessageSend, slots: SEND_SLOTS_PER_UNIT * n, per_church: SEND_SLOTS_PER_UNIT * n },
         Pool { kind: JobKind::MediaFetch, slots: n, per_church: (n / 2).max(1) },
         Pool { kind: JobKind::MediaPreview, slots: (n / 2).max(1), per_church: (n / 4).max(1) },
         // A notification job sends to its push services concurrently itself (notify::push).
@@ -44,9 +49,13 @@ pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Du
     let worker_id = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple());
     tracing::info!(worker = %worker_id, concurrency = tuning.concurrency, "job workers started");
     reclaim_dead_leases(&state).await;
+    let completions = Completions::start(state.db.clone(), worker_id.clone());
     let running: Vec<_> = pools(tuning.concurrency)
         .into_iter()
-        .map(|pool| tokio::spawn(run_pool(state.clone(), pool, worker_id.clone(), shutdown.clone(), drain)))
+        .map(|pool| {
+            let worker = Worker { id: worker_id.clone(), completions: completions.clone() };
+            tokio::spawn(run_pool(state.clone(), pool, worker, shutdown.clone(), drain))
+        })
         .collect();
     let mut drained = true;
     for pool in running {
@@ -59,14 +68,19 @@ pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Du
     }
 }
 
+/// Most jobs one claim statement takes: a backlog is claimed a few slots at a time, not one
+/// statement per job.
+const MAX_CLAIM: usize = 16;
+
+/// What a pool's jobs share: the worker id their leases carry, and the batched completions.
+#[derive(Clone)]
+struct Worker {
+    id: String,
+    completions: Completions,
+}
+
 /// One pool's loop; true when its jobs all finished within `drain` after `shutdown`.
-async fn run_pool(
-    state: AppState,
-    pool: Pool,
-    worker_id: String,
-    shutdown: CancellationToken,
-    drain: Duration,
-) -> bool {
+async fn run_pool(state: AppState, pool: Pool, worker: Worker, shutdown: CancellationToken, drain: Duration) -> bool {
     let poll = state.config.workers.poll_interval;
     let slots = Arc::new(Semaphore::new(pool.slots));
     let by_church: Arc<std::sync::Mutex<HashMap<ChurchId, usize>>> = Arc::default();
@@ -76,38 +90,55 @@ async fn run_pool(
             _ = shutdown.cancelled() => break,
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
-        let full: Vec<ChurchId> = by_church
+        let (full, busiest): (Vec<ChurchId>, usize) = by_church
             .lock()
-            .map(|m| m.iter().filter(|(_, n)| **n >= pool.per_church).map(|(c, _)| *c).collect())
+            .map(|m| {
+                let full = m.iter().filter(|(_, n)| **n >= pool.per_church).map(|(c, _)| *c).collect();
+                let busiest = m.values().copied().filter(|n| *n < pool.per_church).max().unwrap_or(0);
+                (full, busiest)
+            })
             .unwrap_or_default();
-        match claim(&state, &worker_id, pool.kind.as_str(), &full).await {
-            Ok(Some(job)) => {
-                let church = job.church_id;
-                if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
-                    *m.entry(c).or_insert(0) += 1;
-                }
-                let (state, worker, by_church, finished) =
-                    (state.clone(), worker_id.clone(), by_church.clone(), finished.clone());
-                let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
-                tokio::spawn(
-                    async move {
-                        execute(&state, job, &worker).await;
-                        if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
-                            if let Some(n) = m.get_mut(&c) {
-                                *n -= 1;
-                                if *n == 0 {
-                                    m.remove(&c);
+        // Every free slot at once, as long as no church could pass its share: each church not
+        // yet full has room for at least `per_church - busiest` more.
+        let mut permits = vec![permit];
+        let room = MAX_CLAIM.min(pool.per_church.saturating_sub(busiest)).max(1);
+        while permits.len() < room {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        match claim(&state, &worker.id, pool.kind.as_str(), &full, permits.len()).await {
+            Ok(jobs) if !jobs.is_empty() => {
+                for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                    let church = job.church_id;
+                    if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
+                        *m.entry(c).or_insert(0) += 1;
+                    }
+                    let (state, worker, by_church, finished) =
+                        (state.clone(), worker.clone(), by_church.clone(), finished.clone());
+                    let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
+                    tokio::spawn(
+                        async move {
+                            execute(&state, job, &worker).await;
+                            if let (Some(c), Ok(mut m)) = (church, by_church.lock()) {
+                                if let Some(n) = m.get_mut(&c) {
+                                    *n -= 1;
+                                    if *n == 0 {
+                                        m.remove(&c);
+                                    }
                                 }
                             }
+                            drop(permit);
+                            finished.notify_waiters();
                         }
-                        drop(permit);
-                        finished.notify_waiters();
-                    }
-                    .instrument(span),
-                );
+                        .instrument(span),
+                    );
+                }
+                // Slots claimed for jobs that were not there go back now (dropping `permits`).
             }
-            Ok(None) => {
-                drop(permit);
+            Ok(_) => {
+                drop(permits);
                 // With churches at their share, what is due may be theirs: wait for one of this
                 // pool's jobs to end rather than polling for it.
                 let wait = if full.is_empty() { idle_wait(&state, pool.kind.as_str(), poll).await } else { poll };
@@ -119,7 +150,7 @@ async fn run_pool(
                 }
             }
             Err(e) => {
-                drop(permit);
+                drop(permits);
                 tracing::warn!(error = %e, kind = pool.kind.as_str(), "cannot claim jobs; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -152,19 +183,20 @@ async fn claim(
     worker: &str,
     kind: &str,
     skip_churches: &[ChurchId],
-) -> Result<Option<db::jobs::JobRow>, sqlx::Error> {
+    limit: usize,
+) -> Result<Vec<db::jobs::JobRow>, sqlx::Error> {
     let now = clock::now();
     let lease = chrono::Duration::from_std(state.config.workers.lease).unwrap_or(chrono::Duration::minutes(5));
     let mut pooled = state.db.acquire().await?;
     let filter = db::jobs::ClaimFilter { kind: Some(kind), skip_churches };
-    db::jobs::claim_where(&mut pooled.conn(), now, now + lease, worker, &filter).await
+    db::jobs::claim_many_where(&mut pooled.conn(), now, now + lease, worker, &filter, limit).await
 }
 
 /// Runs one claimed job with a heartbeat, then records its outcome.
-async fn execute(state: &AppState, job: db::jobs::JobRow, worker: &str) {
+async fn execute(state: &AppState, job: db::jobs::JobRow, worker: &Worker) {
     let heartbeat = {
         let state = state.clone();
-        let worker = worker.to_owned();
+        let worker = worker.id.clone();
         let id = job.id;
         tokio::spawn(async move {
             let lease = state.config.workers.lease;
@@ -220,22 +252,24 @@ async fn on_dead(state: &AppState, row: &db::jobs::JobRow, reason: &str) -> Resu
 async fn record_outcome(
     state: &AppState,
     job: &db::jobs::JobRow,
-    worker: &str,
+    worker: &Worker,
     result: Result<(), JobError>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Err(failure) = result else {
+        worker.completions.complete(job.id).await?;
+        metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "done").increment(1);
+        return Ok(());
+    };
     let now = clock::now();
+    let worker = worker.id.as_str();
     let mut pooled = state.db.acquire().await?;
     let c = &mut pooled.conn();
-    match result {
-        Ok(()) => {
-            db::jobs::complete(c, job.id, worker).await?;
-            metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "done").increment(1);
-        }
-        Err(JobError::Defer(delay)) => {
+    match failure {
+        JobError::Defer(delay) => {
             let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
             db::jobs::defer(c, job.id, worker, run_at, now).await?;
         }
-        Err(JobError::Retry { error, after }) if job.attempts < job.max_attempts => {
+        JobError::Retry { error, after } if job.attempts < job.max_attempts => {
             let attempts = u32::try_from(job.attempts).unwrap_or(1);
             let base = match JobKind::parse(&job.kind) {
                 Some(JobKind::MediaFetch) => state.config.workers.fetch_backoff_base,
@@ -247,7 +281,7 @@ async fn record_outcome(
             db::jobs::retry(c, job.id, worker, run_at, &error, now).await?;
             metrics::counter!("koinonia_jobs_total", "kind" => job.kind.clone(), "outcome" => "retry").increment(1);
         }
-        Err(JobError::Retry { error, .. }) | Err(JobError::Fatal(error)) => {
+        JobError::Retry { error, .. } | JobError::Fatal(error) => {
             tracing::warn!(error = %error, attempts = job.attempts, "job failed for good");
             if db::jobs::fail(c, job.id, worker, &error, now).await? {
                 drop(pooled);
@@ -294,4 +328,46 @@ fn process_alive(pid: u32) -> bool {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "koinonia".to_owned())
+}
+
+/// Finished jobs leave the queue together: each finished job hands its id over and waits, one
+/// task deletes whatever has gathered in one statement (group commit, as for webhooks), then
+/// answers. A job is still done only once its row is gone.
+#[derive(Clone)]
+struct Completions {
+    tx: tokio::sync::mpsc::Sender<(JobId, Done)>,
+}
+
+/// Where a finished job hears that its row is gone.
+type Done = tokio::sync::oneshot::Sender<Result<(), Arc<sqlx::Error>>>;
+
+impl Completions {
+    /// Starts the task; it ends when the last handle is dropped.
+    fn start(db: db::Db, worker: String) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(JobId, Done)>(1024);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, 512).await > 0 {
+                let ids: Vec<JobId> = batch.iter().map(|(id, _)| *id).collect();
+                let done = async {
+                    let mut pooled = db.acquire().await?;
+                    db::jobs::complete_many(&mut pooled.conn(), &ids, &worker).await
+                }
+                .await
+                .map(|_| ())
+                .map_err(Arc::new);
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(done.clone());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Removes a finished job; returns once its row is gone.
+    async fn complete(&self, id: JobId) -> Result<(), Arc<sqlx::Error>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx.send((id, reply)).await.map_err(|_| Arc::new(sqlx::Error::PoolClosed))?;
+        answer.await.map_err(|_| Arc::new(sqlx::Error::PoolClosed))?
+    }
 }

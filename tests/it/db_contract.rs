@@ -1091,6 +1091,33 @@ async fn story_more(db: Db) {
     assert_eq!((got.id, got.attempts, got.last_error), (j2.id, 1, None), "a deferral is not an attempt");
     assert_eq!(db::jobs::oldest_queued(c).await.expect("oldest"), Some(ago(7200)));
 
+    // Several jobs in one claim, in the order single claims would take them; done together.
+    let batch: Vec<db::jobs::JobRow> = [(0, 30), (9, 10), (0, 40), (0, 20)]
+        .into_iter()
+        .map(|(priority, age)| job_row("more.batch", Some(zion.id), priority, ago(age), ago(age)))
+        .collect();
+    for j in &batch {
+        db::jobs::insert(c, j).await.expect("job");
+    }
+    let filter = db::jobs::ClaimFilter { kind: Some("more.batch"), skip_churches: &[] };
+    let got = db::jobs::claim_many_where(c, t0, lease, "more-w5", &filter, 3).await.expect("claim many");
+    assert_eq!(
+        got.iter().map(|j| (j.id, j.attempts, j.leased_by.as_deref())).collect::<Vec<_>>(),
+        vec![(batch[1].id, 1, Some("more-w5")), (batch[2].id, 1, Some("more-w5")), (batch[0].id, 1, Some("more-w5"))],
+        "the highest priority first, then the oldest; no more than asked"
+    );
+    let rest = db::jobs::claim_many_where(c, t0, lease, "more-w6", &filter, 16).await.expect("claim many");
+    assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), vec![batch[3].id], "what is left, once");
+    let skip = [zion.id];
+    let none = db::jobs::ClaimFilter { kind: Some("more.batch"), skip_churches: &skip };
+    let refused = db::jobs::claim_many_where(c, t0 + Duration::hours(1), lease, "more-w7", &none, 16).await;
+    assert!(refused.expect("claim many").is_empty(), "Zion skipped");
+    let ids: Vec<JobId> = batch.iter().map(|j| j.id).collect();
+    assert_eq!(db::jobs::complete_many(c, &ids, "more-w5").await.expect("complete"), 3, "only w5's");
+    assert_eq!(db::jobs::complete_many(c, &ids, "more-w5").await.expect("complete"), 0, "once");
+    assert!(db::jobs::complete(c, batch[3].id, "more-w6").await.expect("complete"));
+    assert_eq!(db::jobs::next_due_of(c, "more.batch").await.expect("due"), None, "all done");
+
     // members::delete erases the member's conversation, messages and files.
     assert!(!db::members::delete(c, zion.id, anna.id).await.expect("delete"), "not Zion's");
     assert!(db::members::delete(c, hope.id, anna.id).await.expect("delete"));

@@ -277,8 +277,8 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     let arrivals: Arrivals = Default::default();
     let telnyx = stand_in::telnyx(arrivals.clone()).await?;
 
-    // Baseline: the same requests straight from an HTTP client, as many at a time as workers.
-    let concurrency = crate::config::WorkerTuning::default().concurrency;
+    // Baseline: the same requests straight from an HTTP client, as many at a time as send slots.
+    let concurrency = crate::config::WorkerTuning::default().concurrency * crate::jobs::workers::SEND_SLOTS_PER_UNIT;
     let baseline_n = messages.min(4000);
     let client = crate::crypto::tls::client_builder().build()?;
     let started = Instant::now();
