@@ -72,17 +72,30 @@ struct MaybeContact {
     conversation_id: Option<ConversationId>,
 }
 
-/// The SQL of [`known_contacts`] for `n` hashes (`$2`…): from the church's members by their
-/// number's blind index, then each one's own conversation (its plan is checked by the plan
-/// tests: never a walk of the church's conversations).
-pub(crate) fn known_contacts_sql(n: usize) -> String {
-    let list: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
+/// The SQL of [`known_contacts`]: from the church's members by their number's blind index (on
+/// PostgreSQL the hashes are one array, `$2`; on SQLite `n` parameters, `$2`…), then each one's
+/// own conversation (its plan is checked by the plan tests: never a walk of the church's members
+/// or conversations).
+pub(crate) fn known_contacts_sql(postgres: bool, n: usize) -> String {
     // The conversation is a subquery per member rather than a join: a join lets PostgreSQL, with
     // the statistics of a young database, walk the church's conversations once per member.
+    const CONVERSATION: &str = "(SELECT v.id FROM conversations v
+                 WHERE v.church_id = m.church_id AND v.member_id = m.id AND v.group_key IS NULL) AS conversation_id";
+    if postgres {
+        // One statement for any batch (prepared once), and one lookup of the unique index per
+        // number: the LIMIT keeps the lateral subquery apart, so PostgreSQL cannot turn it into
+        // a join that reads the church's members instead — which it did on a young database,
+        // whose statistics put a handful of members in any church.
+        return format!(
+            "SELECT m.phone_hash, m.id AS member_id, m.opted_out, {CONVERSATION}
+             FROM unnest($2::bytea[]) AS h(hash)
+             CROSS JOIN LATERAL (SELECT id, church_id, phone_hash, opted_out FROM members
+                                 WHERE church_id = $1 AND phone_hash = h.hash LIMIT 1) AS m"
+        );
+    }
+    let list: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
     format!(
-        "SELECT m.phone_hash, m.id AS member_id, m.opted_out,
-                (SELECT v.id FROM conversations v
-                 WHERE v.church_id = m.church_id AND v.member_id = m.id AND v.group_key IS NULL) AS conversation_id
+        "SELECT m.phone_hash, m.id AS member_id, m.opted_out, {CONVERSATION}
          FROM members m
          WHERE m.church_id = $1 AND m.phone_hash IN ({})",
         list.join(", ")
@@ -93,15 +106,21 @@ pub(crate) fn known_contacts_sql(n: usize) -> String {
 /// statement.
 pub async fn known_contacts(c: &mut Conn<'_>, church: ChurchId, hashes: &[&[u8]]) -> Result<Vec<KnownContact>> {
     let mut found = Vec::with_capacity(hashes.len());
+    let postgres = matches!(c, Conn::Postgres(_));
     for chunk in hashes.chunks(1000) {
-        let sql = known_contacts_sql(chunk.len());
-        let rows: Vec<MaybeContact> = run!(&mut *c, |q| {
-            let mut query = sqlx::query_as::<_, MaybeContact>(&sql).bind(church);
-            for h in chunk {
-                query = query.bind(*h);
+        let sql = known_contacts_sql(postgres, chunk.len());
+        let rows: Vec<MaybeContact> = match &mut *c {
+            Conn::Postgres(q) => {
+                sqlx::query_as::<_, MaybeContact>(&sql).bind(church).bind(chunk).fetch_all(&mut **q).await?
             }
-            query.persistent(chunk.len() == 1).fetch_all(&mut **q).await
-        })?;
+            Conn::Sqlite(q) => {
+                let mut query = sqlx::query_as::<_, MaybeContact>(&sql).bind(church);
+                for h in chunk {
+                    query = query.bind(*h);
+                }
+                query.persistent(chunk.len() == 1).fetch_all(&mut **q).await?
+            }
+        };
         found.extend(rows.into_iter().filter_map(|r| {
             let conversation_id = r.conversation_id?;
             Some(KnownContact {
