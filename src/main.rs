@@ -125,6 +125,19 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Add a church's worth of rows to the configured database (the environment, as for
+    /// `serve`): members and their conversations, messages, stored photos (rows only).
+    Seed {
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 100_000)]
+        attachments: usize,
+        /// The church that owns this number, or a new church "Bench" with it.
+        #[arg(long, default_value = "+15550100000")]
+        church_number: String,
+    },
     /// Seed one church (a tenth full, then full) and measure the inbox, thread, search and
     /// library routes over loopback: p50/p95 and server CPU per request at both sizes.
     Read {
@@ -182,9 +195,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let command = args.command.unwrap_or(Command::Serve);
     // Benchmarks configure their own servers in a temporary folder: they read no configuration
-    // and write nothing into the working folder.
+    // and write nothing into the working folder. `bench seed` fills the configured database.
     let config = match &command {
-        Command::Bench { .. } | Command::Keys { action: KeysAction::Vapid } => None,
+        Command::Bench { what } if !matches!(what, BenchWhat::Seed { .. }) => None,
+        Command::Keys { action: KeysAction::Vapid } => None,
         _ => match Config::from_env() {
             Ok(c) => Some(c),
             Err(e) => {
@@ -202,6 +216,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match (command, config) {
+        (
+            Command::Bench { what: BenchWhat::Seed { messages, conversations, attachments, church_number } },
+            Some(config),
+        ) => {
+            let options = koinonia::ops::bench::SeedOptions { messages, conversations, attachments, church_number };
+            runtime.block_on(async {
+                println!("{}", koinonia::ops::bench::seed(&config, options).await?.render());
+                Ok(())
+            })
+        }
         (Command::Bench { what }, _) => runtime.block_on(bench(what)),
         // A new key on standard output only (nothing logged), for VAPID_PRIVATE_KEY.
         (Command::Keys { action: KeysAction::Vapid }, _) => koinonia::notify::vapid::generate()
@@ -237,6 +261,7 @@ async fn bench(what: BenchWhat) -> anyhow::Result<()> {
                 anyhow::bail!("stored messages differ from acknowledged webhooks");
             }
         }
+        BenchWhat::Seed { .. } => anyhow::bail!("bench seed needs the configuration"),
         BenchWhat::Read { messages, conversations, attachments, requests, database_url, dir } => {
             let options =
                 koinonia::ops::bench::ReadOptions { messages, conversations, attachments, requests, database_url };

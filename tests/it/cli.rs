@@ -162,6 +162,46 @@ fn the_webhook_benchmark_stores_what_it_acknowledged_and_writes_nothing_where_it
     assert!(work_left.is_empty(), "the benchmark left its temporary folder behind: {work_left:?}");
 }
 
+/// `bench seed` fills the configured database (here the embedded one): a church created on the
+/// first run and added to on the next, its members reused, the rows counted in the database.
+#[test]
+fn the_seed_benchmark_fills_the_configured_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seed = |number: &str| {
+        let out = koinonia(dir.path())
+            .args(["bench", "seed", "--messages", "500", "--conversations", "20", "--attachments", "50"])
+            .args(["--church-number", number])
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = seed("+15550100000");
+    assert!(first.contains("created church"), "{first}");
+    assert!(first.contains("added          500 messages and 50 stored photos over 20 members"), "{first}");
+    let again = seed("+15550100000");
+    assert!(again.contains("added to church"), "{again}");
+    let refused =
+        koinonia(dir.path()).args(["bench", "seed", "--messages", "5", "--conversations", "20"]).output().expect("run");
+    assert!(!refused.status.success(), "fewer messages than conversations");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--messages must be at least --conversations"));
+
+    let counts = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+        use sqlx::Connection;
+        let path = dir.path().join("koinonia-data").join("koinonia.db");
+        let url = format!("sqlite://{}?mode=ro", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the embedded database");
+        let mut counts = Vec::new();
+        for table in ["churches", "members", "conversations", "messages", "attachments"] {
+            let n: i64 =
+                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&mut conn).await.expect("count");
+            counts.push(n);
+        }
+        counts
+    });
+    assert_eq!(counts, vec![1, 20, 20, 1000, 100], "churches, members, conversations, messages, photos");
+}
+
 #[test]
 fn the_read_benchmark_measures_every_route_at_two_sizes() {
     let dir = tempfile::tempdir().expect("tempdir");

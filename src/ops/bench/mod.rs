@@ -20,11 +20,13 @@ use crate::{db, Config};
 use stand_in::Arrivals;
 
 mod read;
+mod seed;
 mod serve;
 mod stand_in;
 mod webhooks;
 
 pub use read::{read, ReadOptions, ReadReport};
+pub use seed::{seed, SeedOptions, SeedReport};
 pub use webhooks::{webhooks, WebhooksOptions, WebhooksReport};
 
 /// What one run measured.

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use super::seed;
 use super::serve::{connect, in_scratch, send, server_vars, Payload, Server};
 use crate::config::Config;
 use crate::crypto::phone::PhoneCrypto;
-use crate::db::{self, Db};
-use crate::domain::{AttachmentStatus, ChurchId, ConversationId, Direction, MediaKind, MemberId, Phone};
+use crate::domain::{ConversationId, MemberId};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -91,15 +91,7 @@ const PASSWORD: &str = "bench-password-0000";
 /// Runs the benchmark in a temporary folder under `work_dir`.
 pub async fn read(options: ReadOptions, work_dir: &Path) -> anyhow::Result<ReadReport> {
     let o = &options;
-    if o.conversations == 0 || o.conversations > 1_000_000 {
-        bail!("--conversations must be between 1 and 1000000");
-    }
-    if o.messages < o.conversations || o.messages > 20_000_000 {
-        bail!("--messages must be at least --conversations and at most 20000000");
-    }
-    if o.attachments > o.messages {
-        bail!("--attachments must not exceed --messages");
-    }
+    seed::check_sizes(o.messages, o.conversations, o.attachments)?;
     if o.requests == 0 || o.requests > 100_000 {
         bail!("--requests must be between 1 and 100000");
     }
@@ -116,14 +108,14 @@ async fn run(o: &ReadOptions, dir: &Path, database_url: Option<&str>) -> anyhow:
     crate::ops::cli::create_leader(&db, &passwords, church, EMAIL, PASSWORD, true).await?;
 
     let started = Instant::now();
-    let contacts = seed_contacts(&db, &phone, church, o.conversations).await?;
+    let contacts = seed::contacts(&db, &phone, church, o.conversations).await?;
     let mut seed_time = started.elapsed();
     let mut sizes = Vec::new();
     let mut seeded = (0, 0);
     for (messages, attachments) in [(o.messages / 10, o.attachments / 10), (o.messages, o.attachments)] {
         let started = Instant::now();
-        seed_messages(&db, church, &contacts, seeded, (messages, attachments)).await?;
-        analyze(&db).await?;
+        seed::messages(&db, church, &contacts, seeded, (messages, attachments)).await?;
+        seed::analyze(&db).await?;
         seed_time += started.elapsed();
         seeded = (messages, attachments);
         let server = Server::start(&vars, dir, sizes.len()).await?;
@@ -133,96 +125,6 @@ async fn run(o: &ReadOptions, dir: &Path, database_url: Option<&str>) -> anyhow:
     }
     db.close().await;
     Ok(ReadReport { options: o.clone(), seed_time, sizes })
-}
-
-/// Members with encrypted numbers and their conversations; every tenth one named.
-async fn seed_contacts(
-    db: &Db,
-    phone: &PhoneCrypto,
-    church: ChurchId,
-    n: usize,
-) -> anyhow::Result<Vec<(MemberId, ConversationId)>> {
-    let now = crate::clock::now();
-    let mut out = Vec::with_capacity(n);
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
-        let mut tx = db.begin().await?;
-        let c = &mut tx.conn();
-        for i in chunk {
-            let number = Phone::parse(&format!("+1312{:07}", i)).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (member, conversation) =
-                crate::flows::contacts::member_and_conversation(c, phone, church, &number, now).await?;
-            if i % 10 == 0 {
-                db::members::set_name(c, church, member.id, Some(&format!("Grace{i}")), Some("Smith"), now).await?;
-            }
-            out.push((member.id, conversation));
-        }
-        tx.commit().await?;
-    }
-    Ok(out)
-}
-
-/// Adds inbound messages (spread over the conversations) and stored photos until the church holds
-/// `to`, in transactions of 50,000 rows.
-async fn seed_messages(
-    db: &Db,
-    church: ChurchId,
-    contacts: &[(MemberId, ConversationId)],
-    from: (usize, usize),
-    to: (usize, usize),
-) -> anyhow::Result<()> {
-    let now = crate::clock::now();
-    let (messages, attachments) = (to.0 - from.0, to.1 - from.1);
-    let every = messages.checked_div(attachments).map_or(usize::MAX, |e| e.max(1));
-    let mut with_file = 0;
-    let mut k = 0;
-    while k < messages {
-        let n = (messages - k).min(50_000);
-        let mut tx = db.begin().await?;
-        let c = &mut tx.conn();
-        let rows: Vec<db::messages::MessageRow> = (k..k + n)
-            .map(|i| {
-                let (member, conversation) = contacts[(from.0 + i) % contacts.len()];
-                db::messages::MessageRow::new(
-                    church,
-                    conversation,
-                    member,
-                    Direction::Inbound,
-                    format!("Message {}: see you on Sunday at the 10 o'clock service.", from.0 + i),
-                    now,
-                )
-            })
-            .collect();
-        db::messages::insert_many(c, &rows).await?;
-        for (j, m) in rows.iter().enumerate() {
-            if (k + j) % every == 0 && with_file < attachments {
-                with_file += 1;
-                let key = format!("conversations/{church}/{}/{}.jpg", m.conversation_id, m.id);
-                let row = db::attachments::AttachmentRow {
-                    status: AttachmentStatus::Stored,
-                    media_type: Some(MediaKind::Image),
-                    mime_type: Some("image/jpeg".into()),
-                    declared_type: Some("image/jpeg".into()),
-                    storage_key: Some(key),
-                    size_bytes: Some(2_400_000),
-                    width: Some(4032),
-                    height: Some(3024),
-                    sha256: Some("0".repeat(64)),
-                    stored_at: Some(now),
-                    ..db::attachments::AttachmentRow::new(church, m.conversation_id, m.id, 0, "photo.jpg".into(), now)
-                };
-                db::attachments::insert(c, &row).await?;
-            }
-        }
-        tx.commit().await?;
-        k += n;
-    }
-    Ok(())
-}
-
-async fn analyze(db: &Db) -> anyhow::Result<()> {
-    let mut pooled = db.acquire().await?;
-    db::run!(&mut pooled.conn(), |q| sqlx::query("ANALYZE").execute(&mut **q).await.map(|_| ()))?;
-    Ok(())
 }
 
 /// Signs in and measures every read route.
