@@ -128,12 +128,8 @@ enum BenchWhat {
     /// Add a church's worth of rows to the configured database (the environment, as for
     /// `serve`): members and their conversations, messages, stored photos (rows only).
     Seed {
-        #[arg(long, default_value_t = 1_000_000)]
-        messages: usize,
-        #[arg(long, default_value_t = 10_000)]
-        conversations: usize,
-        #[arg(long, default_value_t = 100_000)]
-        attachments: usize,
+        #[command(flatten)]
+        size: ChurchSize,
         /// The church that owns this number, or a new church "Bench" with it.
         #[arg(long, default_value = "+15550100000")]
         church_number: String,
@@ -141,12 +137,8 @@ enum BenchWhat {
     /// Seed one church (a tenth full, then full) and measure the inbox, thread, search and
     /// library routes over loopback: p50/p95 and server CPU per request at both sizes.
     Read {
-        #[arg(long, default_value_t = 1_000_000)]
-        messages: usize,
-        #[arg(long, default_value_t = 10_000)]
-        conversations: usize,
-        #[arg(long, default_value_t = 100_000)]
-        attachments: usize,
+        #[command(flatten)]
+        size: ChurchSize,
         /// Requests per route and size.
         #[arg(long, default_value_t = 200)]
         requests: usize,
@@ -157,6 +149,17 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+}
+
+/// How much of a church `bench seed` and `bench read` make.
+#[derive(clap::Args)]
+struct ChurchSize {
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: usize,
+    #[arg(long, default_value_t = 10_000)]
+    conversations: usize,
+    #[arg(long, default_value_t = 100_000)]
+    attachments: usize,
 }
 
 #[derive(Subcommand)]
@@ -216,10 +219,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match (command, config) {
-        (
-            Command::Bench { what: BenchWhat::Seed { messages, conversations, attachments, church_number } },
-            Some(config),
-        ) => {
+        (Command::Bench { what: BenchWhat::Seed { size, church_number } }, Some(config)) => {
+            let ChurchSize { messages, conversations, attachments } = size;
             let options = koinonia::ops::bench::SeedOptions { messages, conversations, attachments, church_number };
             runtime.block_on(async {
                 println!("{}", koinonia::ops::bench::seed(&config, options).await?.render());
@@ -262,7 +263,8 @@ async fn bench(what: BenchWhat) -> anyhow::Result<()> {
             }
         }
         BenchWhat::Seed { .. } => anyhow::bail!("bench seed needs the configuration"),
-        BenchWhat::Read { messages, conversations, attachments, requests, database_url, dir } => {
+        BenchWhat::Read { size, requests, database_url, dir } => {
+            let ChurchSize { messages, conversations, attachments } = size;
             let options =
                 koinonia::ops::bench::ReadOptions { messages, conversations, attachments, requests, database_url };
             println!("{}", koinonia::ops::bench::read(options, &folder(dir)).await?.render());
