@@ -33,7 +33,7 @@ fn connection_limits(config: &Config) -> crate::web::server::ConnectionLimits {
 /// Loads what would otherwise load in the first request that needs it: libphonenumber's metadata
 /// and its patterns (about 150 ms on a small machine, paid by the first webhook). A number of
 /// the 555 range belongs to no region, so telling its country compiles the patterns of every
-/// region sharing +1 (about 4 ms, paid by the first webhook naming such a number).
+/// region sharing +1 (about 3 ms, paid by the first webhook naming such a number).
 fn warm_up() {
     for sample in ["+13125550100", "(312) 555-0100", "+15550100000", "+14165550100", "+447700900123"] {
         if let Ok(phone) = crate::domain::Phone::parse(sample) {
