@@ -102,51 +102,61 @@ pub async fn record_message(
         .map(|_| ()))
 }
 
-/// [`record_message`] for many conversations of one church at the same moment, in one
-/// statement per few hundred: each gets its own preview and unread increment.
+/// [`record_message`] for many conversations of one church at the same moment: each gets its
+/// own preview and unread increment. On PostgreSQL one statement whatever their number, its
+/// lists passed as arrays (one text, prepared once per connection); on SQLite one statement per
+/// few hundred.
 pub async fn record_messages(
     c: &mut Conn<'_>,
     church: ChurchId,
     at: DateTime<Utc>,
     moved: &[(ConversationId, String, i64)],
 ) -> Result<()> {
-    // On PostgreSQL the rows are locked in id order first: concurrent batches moving the same
-    // conversations would otherwise lock them in the order a scan meets them, which an update
-    // changes (the new row version lives elsewhere), and could deadlock (a 1 s stall, a retry).
-    // SQLite has one writer at a time.
-    let postgres = matches!(c, Conn::Postgres(_));
-    for chunk in moved.chunks(500) {
-        run!(&mut *c, |q| {
-            let mut b =
-                sqlx::QueryBuilder::new("UPDATE conversations SET last_message_at = CASE WHEN last_message_at > ");
-            b.push_bind(at).push(" THEN last_message_at ELSE ").push_bind(at).push(" END, updated_at = ");
-            b.push_bind(at).push(", last_message_preview = CASE id");
-            for (id, preview, _) in chunk {
-                b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(preview.as_str());
+    match c {
+        Conn::Postgres(q) => {
+            // The rows are locked in id order first: concurrent batches moving the same
+            // conversations would otherwise lock them in the order a scan meets them, which an
+            // update changes (the new row version lives elsewhere), and could deadlock (a 1 s
+            // stall, a retry).
+            const SQL: &str = "UPDATE conversations
+                 SET last_message_at = CASE WHEN last_message_at > $2 THEN last_message_at ELSE $2 END,
+                     updated_at = $2, last_message_preview = u.preview,
+                     unread_since = CASE WHEN unread_count = 0 THEN $2 ELSE unread_since END,
+                     unread_count = unread_count + u.n
+                 FROM (SELECT id AS locked FROM conversations
+                       WHERE church_id = $1 AND id = ANY($3) ORDER BY id FOR NO KEY UPDATE) AS l
+                 JOIN unnest($3::uuid[], $4::text[], $5::bigint[]) AS u(id, preview, n) ON u.id = l.locked
+                 WHERE conversations.id = l.locked";
+            let ids: Vec<uuid::Uuid> = moved.iter().map(|(id, _, _)| id.0).collect();
+            let previews: Vec<&str> = moved.iter().map(|(_, p, _)| p.as_str()).collect();
+            let counts: Vec<i64> = moved.iter().map(|(_, _, n)| *n).collect();
+            sqlx::query(SQL).bind(church).bind(at).bind(ids).bind(previews).bind(counts).execute(&mut **q).await?;
+        }
+        Conn::Sqlite(q) => {
+            // One writer at a time: no lock order to keep.
+            for chunk in moved.chunks(500) {
+                let mut b =
+                    sqlx::QueryBuilder::new("UPDATE conversations SET last_message_at = CASE WHEN last_message_at > ");
+                b.push_bind(at).push(" THEN last_message_at ELSE ").push_bind(at).push(" END, updated_at = ");
+                b.push_bind(at).push(", last_message_preview = CASE id");
+                for (id, preview, _) in chunk {
+                    b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(preview.as_str());
+                }
+                // Every conversation moved here gains unread messages: the first one starts the wait.
+                b.push(" ELSE last_message_preview END, unread_since = CASE WHEN unread_count = 0 THEN ");
+                b.push_bind(at).push(" ELSE unread_since END, unread_count = unread_count + CASE id");
+                for (id, _, n) in chunk {
+                    b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
+                }
+                b.push(" ELSE 0 END WHERE church_id = ").push_bind(church).push(" AND id IN (");
+                let mut list = b.separated(", ");
+                for (id, _, _) in chunk {
+                    list.push_bind(*id);
+                }
+                b.push(")");
+                b.build().persistent(false).execute(&mut **q).await?;
             }
-            // Every conversation moved here gains unread messages: the first one starts the wait.
-            b.push(" ELSE last_message_preview END, unread_since = CASE WHEN unread_count = 0 THEN ");
-            b.push_bind(at).push(" ELSE unread_since END, unread_count = unread_count + CASE id");
-            for (id, _, n) in chunk {
-                b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
-            }
-            b.push(" ELSE 0 END");
-            if postgres {
-                b.push(" FROM (SELECT id AS locked FROM conversations WHERE church_id = ");
-            } else {
-                b.push(" WHERE church_id = ");
-            }
-            b.push_bind(church).push(" AND id IN (");
-            let mut list = b.separated(", ");
-            for (id, _, _) in chunk {
-                list.push_bind(*id);
-            }
-            b.push(")");
-            if postgres {
-                b.push(" ORDER BY id FOR NO KEY UPDATE) AS l WHERE conversations.id = l.locked");
-            }
-            b.build().persistent(false).execute(&mut **q).await.map(|_| ())
-        })?;
+        }
     }
     Ok(())
 }

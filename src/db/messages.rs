@@ -78,38 +78,75 @@ pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
     insert_many(c, std::slice::from_ref(m)).await
 }
 
-/// Inserts many messages in as few statements as the databases' parameter limits allow.
+/// Inserts many messages: on PostgreSQL in one statement whatever their number, each column
+/// passed as an array (one text, prepared once per connection); on SQLite in as few statements
+/// as its parameter limit allows.
 pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
-    // 20 parameters a row: 500 rows stay far below SQLite's 32,766 and PostgreSQL's 65,535.
-    for chunk in rows.chunks(500) {
-        run!(&mut *c, |q| {
-            let mut b = sqlx::QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
-            b.push_values(chunk, |mut r, m| {
-                r.push_bind(m.id)
-                    .push_bind(m.church_id)
-                    .push_bind(m.conversation_id)
-                    .push_bind(m.member_id)
-                    .push_bind(m.leader_id)
-                    .push_bind(m.direction)
-                    .push_bind(&m.content)
-                    .push_bind(&m.keyword)
-                    .push_bind(m.likely_opt_out)
-                    .push_bind(m.delivery_status)
-                    .push_bind(&m.failure_reason)
-                    .push_bind(&m.provider_message_id)
-                    .push_bind(&m.cc_ciphertext)
-                    .push_bind(m.created_at)
-                    .push_bind(m.updated_at)
-                    .push_bind(m.send_state)
-                    .push_bind(m.send_started_at)
-                    .push_bind(&m.provider_status)
-                    .push_bind(&m.send_mode)
-                    .push_bind(m.send_preview);
-            });
-            // One row is always the same statement, worth preparing once; a batch's text varies
-            // with its length and would crowd the per-connection statement cache.
-            b.build().persistent(chunk.len() == 1).execute(&mut **q).await.map(|_| ())
-        })?;
+    match c {
+        Conn::Postgres(q) => {
+            let sql = format!(
+                "INSERT INTO messages ({COLUMNS})
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[],
+                     $7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[], $12::text[], $13::bytea[],
+                     $14::timestamptz[], $15::timestamptz[], $16::text[], $17::timestamptz[], $18::text[],
+                     $19::text[], $20::boolean[])"
+            );
+            let column = |f: &dyn Fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+            sqlx::query(&sql)
+                .bind(rows.iter().map(|m| m.id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|m| m.church_id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|m| m.conversation_id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|m| m.member_id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|m| m.leader_id.map(|l| l.0)).collect::<Vec<_>>())
+                .bind(column(&|m| Some(m.direction.as_str())))
+                .bind(column(&|m| Some(m.content.as_str())))
+                .bind(column(&|m| m.keyword.as_deref()))
+                .bind(rows.iter().map(|m| m.likely_opt_out).collect::<Vec<_>>())
+                .bind(column(&|m| m.delivery_status.map(|d| d.as_str())))
+                .bind(column(&|m| m.failure_reason.as_deref()))
+                .bind(column(&|m| m.provider_message_id.as_deref()))
+                .bind(rows.iter().map(|m| m.cc_ciphertext.as_deref()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|m| m.created_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|m| m.updated_at).collect::<Vec<_>>())
+                .bind(column(&|m| m.send_state.map(|s| s.as_str())))
+                .bind(rows.iter().map(|m| m.send_started_at).collect::<Vec<_>>())
+                .bind(column(&|m| m.provider_status.as_deref()))
+                .bind(column(&|m| m.send_mode.as_deref()))
+                .bind(rows.iter().map(|m| m.send_preview).collect::<Vec<_>>())
+                .execute(&mut **q)
+                .await?;
+        }
+        Conn::Sqlite(q) => {
+            // 20 parameters a row: 500 rows stay far below SQLite's 32,766.
+            for chunk in rows.chunks(500) {
+                let mut b = sqlx::QueryBuilder::new(format!("INSERT INTO messages ({COLUMNS}) "));
+                b.push_values(chunk, |mut r, m| {
+                    r.push_bind(m.id)
+                        .push_bind(m.church_id)
+                        .push_bind(m.conversation_id)
+                        .push_bind(m.member_id)
+                        .push_bind(m.leader_id)
+                        .push_bind(m.direction)
+                        .push_bind(&m.content)
+                        .push_bind(&m.keyword)
+                        .push_bind(m.likely_opt_out)
+                        .push_bind(m.delivery_status)
+                        .push_bind(&m.failure_reason)
+                        .push_bind(&m.provider_message_id)
+                        .push_bind(&m.cc_ciphertext)
+                        .push_bind(m.created_at)
+                        .push_bind(m.updated_at)
+                        .push_bind(m.send_state)
+                        .push_bind(m.send_started_at)
+                        .push_bind(&m.provider_status)
+                        .push_bind(&m.send_mode)
+                        .push_bind(m.send_preview);
+                });
+                // One row is always the same statement, worth preparing once; a batch's text
+                // varies with its length and would crowd the per-connection statement cache.
+                b.build().persistent(chunk.len() == 1).execute(&mut **q).await?;
+            }
+        }
     }
     Ok(())
 }

@@ -38,16 +38,34 @@ pub struct NewEvent<'a> {
 /// redeliveries). The ids must be distinct.
 pub async fn insert_new(c: &mut Conn<'_>, events: &[NewEvent<'_>], now: DateTime<Utc>) -> Result<HashSet<String>> {
     let mut fresh = HashSet::with_capacity(events.len());
-    for chunk in events.chunks(1000) {
-        let ids: Vec<String> = run!(&mut *c, |q| {
-            let mut b = sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, event_type, church_id, received_at) ");
-            b.push_values(chunk, |mut r, e| {
-                r.push_bind(e.id).push_bind(e.event_type).push_bind(e.church).push_bind(now);
-            });
-            b.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            b.build_query_scalar::<String>().persistent(false).fetch_all(&mut **q).await
-        })?;
-        fresh.extend(ids);
+    match c {
+        // One statement whatever their number, the columns passed as arrays (prepared once).
+        Conn::Postgres(q) => {
+            const SQL: &str = "INSERT INTO webhook_events (id, event_type, church_id, received_at)
+                 SELECT e.id, e.event_type, e.church_id, $4
+                 FROM unnest($1::text[], $2::text[], $3::uuid[]) AS e(id, event_type, church_id)
+                 ON CONFLICT (id) DO NOTHING RETURNING id";
+            let ids: Vec<String> = sqlx::query_scalar(SQL)
+                .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
+                .bind(events.iter().map(|e| e.church.map(|c| c.0)).collect::<Vec<_>>())
+                .bind(now)
+                .fetch_all(&mut **q)
+                .await?;
+            fresh.extend(ids);
+        }
+        Conn::Sqlite(q) => {
+            for chunk in events.chunks(1000) {
+                let mut b =
+                    sqlx::QueryBuilder::new("INSERT INTO webhook_events (id, event_type, church_id, received_at) ");
+                b.push_values(chunk, |mut r, e| {
+                    r.push_bind(e.id).push_bind(e.event_type).push_bind(e.church).push_bind(now);
+                });
+                b.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                let ids: Vec<String> = b.build_query_scalar().persistent(false).fetch_all(&mut **q).await?;
+                fresh.extend(ids);
+            }
+        }
     }
     Ok(fresh)
 }
