@@ -4,32 +4,29 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::Stream;
 use http_body::{Body as _, Frame};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio_util::io::ReaderStream;
 
-/// A response body: a few bytes, or a file streamed from disk.
+/// A response body: a few bytes, or a generated file's pieces.
 enum Body {
     Bytes(Option<Bytes>),
-    File(ReaderStream<tokio::fs::File>),
+    Pieces(Box<dyn Iterator<Item = Bytes> + Send>),
 }
 
 impl http_body::Body for Body {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             Body::Bytes(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::File(s) => Pin::new(s).poll_next(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Body::Pieces(p) => Poll::Ready(p.next().map(|b| Ok(Frame::data(b)))),
         }
     }
 }
@@ -58,21 +55,16 @@ where
     Ok(format!("http://{addr}"))
 }
 
-/// Serves one WAV file (a stand-in for the carrier's media host); returns its URL.
-pub async fn media_host(path: PathBuf) -> anyhow::Result<String> {
-    let len = std::fs::metadata(&path)?.len();
+/// Serves a generated WAV from memory (a stand-in for the carrier's media host); returns its URL.
+pub async fn media_host(wav: super::wav::Wav) -> anyhow::Result<String> {
     let base = serve(move |_req| {
-        let path = path.clone();
+        let wav = wav.clone();
         async move {
-            let mut res = hyper::Response::builder().header("content-type", "audio/wav").header("content-length", len);
-            let body = match tokio::fs::File::open(&path).await {
-                Ok(f) => Body::File(ReaderStream::with_capacity(f, 256 << 10)),
-                Err(_) => {
-                    res = res.status(500);
-                    Body::Bytes(None)
-                }
-            };
-            res.body(body).unwrap_or_else(|_| hyper::Response::new(Body::Bytes(None)))
+            hyper::Response::builder()
+                .header("content-type", "audio/wav")
+                .header("content-length", wav.len())
+                .body(Body::Pieces(Box::new(wav.pieces())))
+                .unwrap_or_else(|_| hyper::Response::new(Body::Bytes(None)))
         }
     })
     .await?;
