@@ -61,6 +61,9 @@ impl App {
         // What loads lazily loads now, beside the database's start-up, not in the first request.
         let warming = tokio::task::spawn_blocking(warm_up);
         let state = AppState::build(config).await?;
+        if let Err(e) = crate::flows::inbound::rehearse(&state.inbound()).await {
+            tracing::warn!(error = %e, "the start-up rehearsal of a webhook failed");
+        }
         let _ = warming.await;
         Ok(Self { state, listener })
     }

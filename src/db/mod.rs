@@ -222,6 +222,13 @@ impl Tx {
             Self::Sqlite(t) => t.commit().await,
         }
     }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Self::Postgres(t) => t.rollback().await,
+            Self::Sqlite(t) => t.rollback().await,
+        }
+    }
 }
 
 /// Maps a unique-constraint violation to a caller's error (portable: no constraint names).

@@ -108,6 +108,39 @@ pub async fn record(deps: &Deps<'_>, msg: InboundMessage) -> Result<Outcome, Inb
     outcomes.pop().ok_or(InboundError::Stopped)
 }
 
+/// Takes a made-up text from a new member to a made-up church through [`write_all`] in a
+/// transaction that is rolled back: the statements a webhook runs are prepared, and the pages
+/// they touch read, before the first webhook comes. Leaves nothing behind; nothing is published.
+pub async fn rehearse(deps: &Deps<'_>) -> Result<(), InboundError> {
+    let now = clock::now();
+    let number = Phone::from_trusted("+15550199999".to_owned());
+    let church = db::churches::ChurchRow {
+        id: ChurchId::new(),
+        name: "Rehearsal".to_owned(),
+        phone_number: number.as_str().to_owned(),
+        messaging_profile_id: None,
+        time_zone: "UTC".to_owned(),
+        created_at: now,
+    };
+    let msg = InboundMessage {
+        event_id: Some(format!("rehearsal-{}", uuid::Uuid::now_v7())),
+        event_type: "message.received".to_owned(),
+        from: Phone::from_trusted("+13125550199".to_owned()),
+        to: vec![number],
+        cc: Vec::new(),
+        text: "Rehearsal".to_owned(),
+        files: Vec::new(),
+        autoresponse_type: None,
+    };
+    let mut tx = deps.db.begin().await?;
+    // A church already holding the number (unlikely) only means there is nothing to rehearse.
+    if db::churches::insert(&mut tx.conn(), &church).await.is_ok() {
+        write_all(&mut tx.conn(), deps, &[&msg]).await?;
+    }
+    tx.rollback().await?;
+    Ok(())
+}
+
 /// What the live screens and the workers hear of a message once its transaction committed.
 pub(crate) struct Effect {
     church: ChurchId,

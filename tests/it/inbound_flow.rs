@@ -178,3 +178,26 @@ async fn ten_files_of_mixed_types(app: TestApp) {
 }
 
 crate::matrix!(ten_files_everywhere, [sqlite_local => (Sqlite, Local), postgres_s3 => (Postgres, S3)], ten_files_of_mixed_types);
+
+/// The start-up rehearsal (a made-up text through the webhook's statements, rolled back) leaves
+/// nothing behind, however often it runs; a real webhook after it is stored as usual.
+async fn the_start_up_rehearsal_leaves_nothing_behind(app: TestApp) {
+    const TABLES: [&str; 7] =
+        ["churches", "members", "conversations", "messages", "webhook_events", "jobs", "attachments"];
+    let mut before = Vec::new();
+    for t in TABLES {
+        before.push(app.count(t).await);
+    }
+    for _ in 0..2 {
+        koinonia::flows::inbound::rehearse(&app.state.inbound()).await.expect("the rehearsal runs to its end");
+    }
+    for (t, n) in TABLES.iter().zip(&before) {
+        assert_eq!(app.count(t).await, *n, "{t} after the rehearsal");
+    }
+    app.church("Grace", CHURCH_NUMBER).await;
+    let event = received_event("evt-after-rehearsal", MEMBER_NUMBER, CHURCH_NUMBER, "Hello", vec![]);
+    assert_eq!(app.post_webhook("/api/webhooks/telnyx/mms", &event).await.status(), 200);
+    assert_eq!(app.count("messages").await, before[3] + 1);
+}
+
+crate::matrix!(start_up_rehearsal, databases, the_start_up_rehearsal_leaves_nothing_behind);
