@@ -260,14 +260,26 @@ pub async fn stored_since(
     after: Option<(DateTime<Utc>, AttachmentId)>,
     limit: i64,
 ) -> Result<Vec<AttachmentRow>> {
+    stored_page(c, "($1 IS NULL OR stored_at >= $1)", since, after, limit).await
+}
+
+/// A page of stored files that also match `filter` (SQL over `$1`, bound to `first`), after the
+/// keyset position `after`, oldest first.
+async fn stored_page(
+    c: &mut Conn<'_>,
+    filter: &str,
+    first: Option<DateTime<Utc>>,
+    after: Option<(DateTime<Utc>, AttachmentId)>,
+    limit: i64,
+) -> Result<Vec<AttachmentRow>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM attachments
-         WHERE status = 'stored' AND ($1 IS NULL OR stored_at >= $1)
+         WHERE status = 'stored' AND {filter}
            AND ($2 IS NULL OR stored_at > $2 OR (stored_at = $2 AND id > $3))
          ORDER BY stored_at, id LIMIT $4"
     );
     run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
-        .bind(since)
+        .bind(first)
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(limit)
@@ -311,19 +323,7 @@ pub async fn expired(
     after: Option<(DateTime<Utc>, AttachmentId)>,
     limit: i64,
 ) -> Result<Vec<AttachmentRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM attachments
-         WHERE status = 'stored' AND keep = false AND stored_at < $1
-           AND ($2 IS NULL OR stored_at > $2 OR (stored_at = $2 AND id > $3))
-         ORDER BY stored_at, id LIMIT $4"
-    );
-    run!(c, |q| sqlx::query_as::<_, AttachmentRow>(&sql)
-        .bind(cutoff)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(limit)
-        .fetch_all(&mut **q)
-        .await)
+    stored_page(c, "keep = false AND stored_at < $1", Some(cutoff), after, limit).await
 }
 
 /// stored → deleted (its object already removed), unless a leader marked it "keep" meanwhile.

@@ -59,7 +59,7 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     worker: &str,
 ) -> Result<Option<JobRow>> {
-    claim_where(c, now, lease_until, worker, &ClaimFilter::default()).await
+    Ok(claim_many_where(c, now, lease_until, worker, &ClaimFilter::default(), 1).await?.into_iter().next())
 }
 
 /// Which jobs a claim may take: one kind (each kind has its own workers), and none of the
@@ -68,17 +68,6 @@ pub async fn claim(
 pub struct ClaimFilter<'a> {
     pub kind: Option<&'a str>,
     pub skip_churches: &'a [ChurchId],
-}
-
-/// [`claim`] limited by `filter`.
-pub async fn claim_where(
-    c: &mut Conn<'_>,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    worker: &str,
-    filter: &ClaimFilter<'_>,
-) -> Result<Option<JobRow>> {
-    Ok(claim_many_where(c, now, lease_until, worker, filter, 1).await?.into_iter().next())
 }
 
 /// Up to `limit` jobs in one statement, in the order a claim takes them: the due ones first

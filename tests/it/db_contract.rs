@@ -1050,7 +1050,7 @@ async fn story_more(db: Db) {
     let lease = t0 + Duration::seconds(60);
     let claim = async |c: &mut db::Conn<'_>, now, worker: &str, kind: Option<&str>, skip: &[ChurchId]| {
         let filter = db::jobs::ClaimFilter { kind, skip_churches: skip };
-        db::jobs::claim_where(c, now, lease, worker, &filter).await.expect("claim")
+        db::jobs::claim_many_where(c, now, lease, worker, &filter, 1).await.expect("claim").into_iter().next()
     };
     let got = claim(c, t0, "more-w1", Some("more.send"), &[zion.id]).await.expect("Hope's send");
     assert_eq!(
