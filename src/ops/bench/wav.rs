@@ -46,18 +46,12 @@ impl Wav {
 
     /// The file's bytes in order, in pieces of at most 256 KiB that share the block (no copy).
     pub fn pieces(&self) -> impl Iterator<Item = Bytes> + Send + 'static {
-        let block = self.block.clone();
-        let mut left = self.data_len;
-        let data = std::iter::from_fn(move || {
-            if left == 0 {
-                return None;
-            }
-            let n = usize::try_from(left).unwrap_or(usize::MAX).min(block.len());
-            left -= n as u64;
-            Some(block.slice(..n))
-        })
-        .flat_map(|b| {
-            (0..b.len()).step_by(PIECE).map(move |at| b.slice(at..(at + PIECE).min(b.len()))).collect::<Vec<_>>()
+        // The block's length is a multiple of PIECE, so no piece crosses the block's end.
+        let (block, data_len) = (self.block.clone(), self.data_len);
+        let data = (0..data_len).step_by(PIECE).map(move |at| {
+            let start = (at % block.len() as u64) as usize;
+            let n = (data_len - at).min(PIECE as u64) as usize;
+            block.slice(start..start + n)
         });
         std::iter::once(self.header.clone()).chain(data)
     }
