@@ -84,6 +84,14 @@
     });
     events.addEventListener("conversation", refreshList);
     events.addEventListener("resync", () => window.location.reload());
+    // A file that arrived or failed between this page's rendering and the stream's opening (or
+    // while it reconnected) came as no event: at every opening, files still shown as arriving
+    // are asked for again.
+    events.addEventListener("open", () => {
+      messages?.querySelectorAll("article.bubble").forEach((b) => {
+        if (b.querySelector(".media.pending")) showMessage(b.dataset.id);
+      });
+    });
   }
 
   // ---- older messages ----------------------------------------------------------------------
