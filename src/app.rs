@@ -30,18 +30,6 @@ fn connection_limits(config: &Config) -> crate::web::server::ConnectionLimits {
     limits
 }
 
-/// Loads what would otherwise load in the first request that needs it: libphonenumber's metadata
-/// and its patterns (about 150 ms on a small machine, paid by the first webhook). A number of
-/// the 555 range belongs to no region, so telling its country compiles the patterns of every
-/// region sharing +1 (about 3 ms, paid by the first webhook naming such a number).
-fn warm_up() {
-    for sample in ["+13125550100", "(312) 555-0100", "+15550100000", "+14165550100", "+447700900123"] {
-        if let Ok(phone) = crate::domain::Phone::parse(sample) {
-            let _ = phone.is_us_or_canada();
-        }
-    }
-}
-
 /// A built application with its listener bound (port 0 works: read [`App::local_addr`]).
 pub struct App {
     state: AppState,
@@ -59,11 +47,8 @@ impl App {
             }
         }
         // What loads lazily loads now, beside the database's start-up, not in the first request.
-        let warming = tokio::task::spawn_blocking(warm_up);
+        let warming = tokio::task::spawn_blocking(crate::domain::warm_up_phone_numbers);
         let state = AppState::build(config).await?;
-        if let Err(e) = crate::flows::inbound::rehearse(&state.inbound()).await {
-            tracing::warn!(error = %e, "the start-up rehearsal of a webhook failed");
-        }
         let _ = warming.await;
         Ok(Self { state, listener })
     }
@@ -81,7 +66,26 @@ impl App {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let Self { state, listener } = self;
         let router = crate::web::router(state.clone());
-        let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(25)));
+        // The workers' start-up statements (dead leases, each pool's first claim) run before the
+        // first request is answered, not beside it: on SQLite they share one connection, and a
+        // webhook that came at start (Telnyx redelivering what waited while koinonia was down)
+        // queued behind them. Bounded: a slow database does not keep the server from answering.
+        let (first_round, mut workers_started) = tokio::sync::mpsc::channel(1);
+        let workers = tokio::spawn(crate::jobs::run_workers(
+            state.clone(),
+            shutdown.clone(),
+            Duration::from_secs(25),
+            first_round,
+        ));
+        let _ = tokio::time::timeout(Duration::from_secs(5), workers_started.recv()).await;
+        // Then a webhook is rehearsed on every connection the pool holds by now.
+        let inbound = state.inbound();
+        let rehearsal = crate::flows::inbound::rehearse(&inbound, state.db.connections());
+        match tokio::time::timeout(Duration::from_secs(5), rehearsal).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the start-up rehearsal of a webhook failed"),
+            Err(_) => tracing::warn!("the start-up rehearsal of a webhook took over 5 s; serving without it"),
+        }
         tokio::spawn(state.live.clone().run_listener(shutdown.clone()));
         tokio::spawn(crate::jobs::wake::run_listener(state.db.clone(), state.jobs.clone(), shutdown.clone()));
         tokio::spawn(crate::flows::retention::run_daily(

@@ -164,6 +164,14 @@ impl Db {
         Ok((usize::try_from(applied).unwrap_or(0), known))
     }
 
+    /// Connections the pool holds now, idle or in use.
+    pub fn connections(&self) -> u32 {
+        match self {
+            Self::Postgres(p) => p.size(),
+            Self::Sqlite(p) => p.size(),
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres(_))
     }

@@ -111,9 +111,20 @@ pub async fn record(deps: &Deps<'_>, msg: InboundMessage) -> Result<Outcome, Inb
 /// Takes a made-up text from a new member to a made-up church through [`write_all`] in a
 /// transaction that is rolled back: the statements a webhook runs are prepared, and the pages
 /// they touch read, before the first webhook comes. Leaves nothing behind; nothing is published.
-pub async fn rehearse(deps: &Deps<'_>) -> Result<(), InboundError> {
+///
+/// Runs on `connections` connections at once, each rehearsal holding its own: the pool hands out
+/// its least recently used connection, so with PostgreSQL the first webhooks after start would
+/// otherwise meet connections that never ran these statements (start-up passes the number of
+/// connections the pool holds by then).
+pub async fn rehearse(deps: &Deps<'_>, connections: u32) -> Result<(), InboundError> {
+    futures::future::try_join_all((0..connections.clamp(1, 64)).map(|i| rehearse_on_one(deps, i))).await?;
+    Ok(())
+}
+
+/// One rehearsal, to a church number of its own (`i` apart from the others running with it).
+async fn rehearse_on_one(deps: &Deps<'_>, i: u32) -> Result<(), InboundError> {
     let now = clock::now();
-    let number = Phone::from_trusted("+15550199999".to_owned());
+    let number = Phone::from_trusted(format!("+1555019{:04}", 9999 - i));
     let church = db::churches::ChurchRow {
         id: ChurchId::new(),
         name: "Rehearsal".to_owned(),

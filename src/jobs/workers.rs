@@ -44,7 +44,16 @@ pub fn pools(concurrency: usize) -> [Pool; 4] {
 }
 
 /// Runs workers until `shutdown` is cancelled, then lets running jobs finish for up to `drain`.
-pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Duration) {
+/// `first_round` is dropped once dead leases were given back and every pool made its first claim
+/// (and, when it found nothing, looked up when its next job is due): a server that waits for that
+/// before it answers does not make its first requests queue behind the workers' start-up
+/// statements (on SQLite they share one connection).
+pub async fn run_workers(
+    state: AppState,
+    shutdown: CancellationToken,
+    drain: Duration,
+    first_round: tokio::sync::mpsc::Sender<()>,
+) {
     let tuning = state.config.workers.clone();
     let worker_id = format!("{}-{}-{}", hostname(), std::process::id(), uuid::Uuid::new_v4().simple());
     tracing::info!(worker = %worker_id, concurrency = tuning.concurrency, "job workers started");
@@ -54,9 +63,10 @@ pub async fn run_workers(state: AppState, shutdown: CancellationToken, drain: Du
         .into_iter()
         .map(|pool| {
             let worker = Worker { id: worker_id.clone(), completions: completions.clone() };
-            tokio::spawn(run_pool(state.clone(), pool, worker, shutdown.clone(), drain))
+            tokio::spawn(run_pool(state.clone(), pool, worker, shutdown.clone(), drain, first_round.clone()))
         })
         .collect();
+    drop(first_round);
     let mut drained = true;
     for pool in running {
         drained &= pool.await.unwrap_or(false);
@@ -79,8 +89,17 @@ struct Worker {
     completions: Completions,
 }
 
-/// One pool's loop; true when its jobs all finished within `drain` after `shutdown`.
-async fn run_pool(state: AppState, pool: Pool, worker: Worker, shutdown: CancellationToken, drain: Duration) -> bool {
+/// One pool's loop; true when its jobs all finished within `drain` after `shutdown`. Drops
+/// `first_round` after its first claim (see [`run_workers`]).
+async fn run_pool(
+    state: AppState,
+    pool: Pool,
+    worker: Worker,
+    shutdown: CancellationToken,
+    drain: Duration,
+    first_round: tokio::sync::mpsc::Sender<()>,
+) -> bool {
+    let mut first_round = Some(first_round);
     let poll = state.config.workers.poll_interval;
     let slots = Arc::new(Semaphore::new(pool.slots));
     let by_church: Arc<std::sync::Mutex<HashMap<ChurchId, usize>>> = Arc::default();
@@ -142,6 +161,7 @@ async fn run_pool(state: AppState, pool: Pool, worker: Worker, shutdown: Cancell
                 // With churches at their share, what is due may be theirs: wait for one of this
                 // pool's jobs to end rather than polling for it.
                 let wait = if full.is_empty() { idle_wait(&state, pool.kind.as_str(), poll).await } else { poll };
+                drop(first_round.take());
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = state.jobs.notify.notified() => {}
@@ -152,12 +172,14 @@ async fn run_pool(state: AppState, pool: Pool, worker: Worker, shutdown: Cancell
             Err(e) => {
                 drop(permits);
                 tracing::warn!(error = %e, kind = pool.kind.as_str(), "cannot claim jobs; retrying");
+                drop(first_round.take());
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(poll) => {}
                 }
             }
         }
+        drop(first_round.take());
     }
     // Drain: wait until every slot is free again, or give up and leave the leases to expire.
     let all = u32::try_from(pool.slots).unwrap_or(u32::MAX);

@@ -180,7 +180,8 @@ async fn ten_files_of_mixed_types(app: TestApp) {
 crate::matrix!(ten_files_everywhere, [sqlite_local => (Sqlite, Local), postgres_s3 => (Postgres, S3)], ten_files_of_mixed_types);
 
 /// The start-up rehearsal (a made-up text through the webhook's statements, rolled back) leaves
-/// nothing behind, however often it runs; a real webhook after it is stored as usual.
+/// nothing behind, however often it runs and on however many connections at once; a real webhook
+/// after it is stored as usual.
 async fn the_start_up_rehearsal_leaves_nothing_behind(app: TestApp) {
     const TABLES: [&str; 7] =
         ["churches", "members", "conversations", "messages", "webhook_events", "jobs", "attachments"];
@@ -189,7 +190,7 @@ async fn the_start_up_rehearsal_leaves_nothing_behind(app: TestApp) {
         before.push(app.count(t).await);
     }
     for _ in 0..2 {
-        koinonia::flows::inbound::rehearse(&app.state.inbound()).await.expect("the rehearsal runs to its end");
+        koinonia::flows::inbound::rehearse(&app.state.inbound(), 3).await.expect("the rehearsal runs to its end");
     }
     for (t, n) in TABLES.iter().zip(&before) {
         assert_eq!(app.count(t).await, *n, "{t} after the rehearsal");

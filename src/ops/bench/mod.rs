@@ -354,7 +354,12 @@ pub async fn outbound(messages: usize, work_dir: &Path) -> anyhow::Result<Outbou
     }
     let enqueue = started.elapsed();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let workers = tokio::spawn(crate::jobs::run_workers(state.clone(), shutdown.clone(), Duration::from_secs(5)));
+    let workers = tokio::spawn(crate::jobs::run_workers(
+        state.clone(),
+        shutdown.clone(),
+        Duration::from_secs(5),
+        tokio::sync::mpsc::channel(1).0,
+    ));
     let started = Instant::now();
     state.jobs.wake();
     wait_for_arrivals(&arrivals, messages).await?;
