@@ -35,6 +35,9 @@ pub mod webhook_rejections;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// A PostgreSQL connection idle this long is pinged before it is handed out (see [`Db::connect`]).
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A pool of either database.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -106,6 +109,8 @@ impl Db {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
+                    // A file in this process has no other end to hang up: no ping on acquire.
+                    .test_before_acquire(false)
                     .connect_with(opts)
                     .await?;
                 Ok(Self::Sqlite(pool))
@@ -115,6 +120,20 @@ impl Db {
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(30))
+                    // sqlx pings a connection when it comes back to the pool and, by default,
+                    // again before handing it out: a round trip to the server each time. A
+                    // connection that came back a moment ago (every one, on a busy server) was
+                    // just found alive; only one idle for a while (the server restarted, a
+                    // firewall forgot it) is pinged, and replaced if it does not answer.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_WHEN_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(opts)
                     .await?;
                 Ok(Self::Postgres(pool))
