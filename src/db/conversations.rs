@@ -102,58 +102,85 @@ pub async fn record_message(
         .map(|_| ()))
 }
 
-/// [`record_message`] for many conversations of one church at the same moment: each gets its
-/// own preview and unread increment. On PostgreSQL one statement whatever their number, its
-/// lists passed as arrays (one text, prepared once per connection); on SQLite one statement per
-/// few hundred.
-pub async fn record_messages(
-    c: &mut Conn<'_>,
-    church: ChurchId,
+/// A conversation that new messages move to the top of its church's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub church: ChurchId,
+    pub id: ConversationId,
+    /// The newest message's preview.
+    pub preview: String,
+    /// How many messages it gained (all unread).
+    pub messages: i64,
+}
+
+/// PostgreSQL's update of [`record_messages`], its parameters numbered from `$first` (so that
+/// [`super::messages::insert_moving`] can run it with the messages' insert): the time, then
+/// the conversations' ids, churches, previews and message counts as arrays ([`bind_moved`]).
+///
+/// The rows are locked in id order first: concurrent batches moving the same conversations
+/// would otherwise lock them in the order a scan meets them, which an update changes (the new
+/// row version lives elsewhere), and could deadlock (a 1 s stall, a retry).
+pub(crate) fn moving_sql(first: usize) -> String {
+    let (at, ids, churches, previews, counts) = (first, first + 1, first + 2, first + 3, first + 4);
+    format!(
+        "UPDATE conversations
+         SET last_message_at = CASE WHEN last_message_at > ${at} THEN last_message_at ELSE ${at} END,
+             updated_at = ${at}, last_message_preview = u.preview,
+             unread_since = CASE WHEN unread_count = 0 THEN ${at} ELSE unread_since END,
+             unread_count = unread_count + u.n
+         FROM (SELECT id AS locked FROM conversations WHERE id = ANY(${ids}) ORDER BY id FOR NO KEY UPDATE) AS l
+         JOIN unnest(${ids}::uuid[], ${churches}::uuid[], ${previews}::text[], ${counts}::bigint[])
+             AS u(id, church_id, preview, n) ON u.id = l.locked
+         WHERE conversations.id = l.locked AND conversations.church_id = u.church_id"
+    )
+}
+
+/// Binds [`moving_sql`]'s parameters, in its order.
+pub(crate) fn bind_moved<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     at: DateTime<Utc>,
-    moved: &[(ConversationId, String, i64)],
-) -> Result<()> {
+    moved: &[Moved],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(at)
+        .bind(moved.iter().map(|m| m.id.0).collect::<Vec<_>>())
+        .bind(moved.iter().map(|m| m.church.0).collect::<Vec<_>>())
+        .bind(moved.iter().map(|m| m.preview.clone()).collect::<Vec<_>>())
+        .bind(moved.iter().map(|m| m.messages).collect::<Vec<_>>())
+}
+
+/// Moves conversations to the top of their inboxes after new inbound messages: the newest
+/// preview, and the messages counted unread (the first one starts the wait an e-mail reminder
+/// measures). A conversation of another church than the one named is left alone.
+pub async fn record_messages(c: &mut Conn<'_>, at: DateTime<Utc>, moved: &[Moved]) -> Result<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
     match c {
         Conn::Postgres(q) => {
-            // The rows are locked in id order first: concurrent batches moving the same
-            // conversations would otherwise lock them in the order a scan meets them, which an
-            // update changes (the new row version lives elsewhere), and could deadlock (a 1 s
-            // stall, a retry).
-            const SQL: &str = "UPDATE conversations
-                 SET last_message_at = CASE WHEN last_message_at > $2 THEN last_message_at ELSE $2 END,
-                     updated_at = $2, last_message_preview = u.preview,
-                     unread_since = CASE WHEN unread_count = 0 THEN $2 ELSE unread_since END,
-                     unread_count = unread_count + u.n
-                 FROM (SELECT id AS locked FROM conversations
-                       WHERE church_id = $1 AND id = ANY($3) ORDER BY id FOR NO KEY UPDATE) AS l
-                 JOIN unnest($3::uuid[], $4::text[], $5::bigint[]) AS u(id, preview, n) ON u.id = l.locked
-                 WHERE conversations.id = l.locked";
-            let ids: Vec<uuid::Uuid> = moved.iter().map(|(id, _, _)| id.0).collect();
-            let previews: Vec<&str> = moved.iter().map(|(_, p, _)| p.as_str()).collect();
-            let counts: Vec<i64> = moved.iter().map(|(_, _, n)| *n).collect();
-            sqlx::query(SQL).bind(church).bind(at).bind(ids).bind(previews).bind(counts).execute(&mut **q).await?;
+            bind_moved(sqlx::query(&moving_sql(1)), at, moved).execute(&mut **q).await?;
         }
         Conn::Sqlite(q) => {
             // One writer at a time: no lock order to keep.
-            for chunk in moved.chunks(500) {
+            for chunk in moved.chunks(300) {
                 let mut b =
                     sqlx::QueryBuilder::new("UPDATE conversations SET last_message_at = CASE WHEN last_message_at > ");
                 b.push_bind(at).push(" THEN last_message_at ELSE ").push_bind(at).push(" END, updated_at = ");
                 b.push_bind(at).push(", last_message_preview = CASE id");
-                for (id, preview, _) in chunk {
-                    b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(preview.as_str());
+                for m in chunk {
+                    b.push(" WHEN ").push_bind(m.id).push(" THEN ").push_bind(m.preview.as_str());
                 }
                 // Every conversation moved here gains unread messages: the first one starts the wait.
                 b.push(" ELSE last_message_preview END, unread_since = CASE WHEN unread_count = 0 THEN ");
                 b.push_bind(at).push(" ELSE unread_since END, unread_count = unread_count + CASE id");
-                for (id, _, n) in chunk {
-                    b.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*n);
+                for m in chunk {
+                    b.push(" WHEN ").push_bind(m.id).push(" THEN ").push_bind(m.messages);
                 }
-                b.push(" ELSE 0 END WHERE church_id = ").push_bind(church).push(" AND id IN (");
-                let mut list = b.separated(", ");
-                for (id, _, _) in chunk {
-                    list.push_bind(*id);
+                b.push(" ELSE 0 END WHERE ");
+                let mut list = b.separated(" OR ");
+                for m in chunk {
+                    list.push("(id = ").push_bind_unseparated(m.id).push_unseparated(" AND church_id = ");
+                    list.push_bind_unseparated(m.church).push_unseparated(")");
                 }
-                b.push(")");
                 b.build().persistent(false).execute(&mut **q).await?;
             }
         }

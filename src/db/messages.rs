@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{run, Conn, Result};
+use super::{conversations, run, Conn, Result};
 use crate::domain::{ChurchId, ConversationId, DeliveryStatus, Direction, LeaderId, MemberId, MessageId, SendState};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -82,17 +82,34 @@ pub async fn insert(c: &mut Conn<'_>, m: &MessageRow) -> Result<()> {
 /// passed as an array (one text, prepared once per connection); on SQLite in as few statements
 /// as its parameter limit allows.
 pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
+    insert_moving(c, rows, DateTime::UNIX_EPOCH, &[]).await // nothing moved: the time is unused
+}
+
+/// [`insert_many`] with [`conversations::record_messages`] for the conversations the messages
+/// moved: on PostgreSQL both in one statement (the update a data-modifying `WITH`), one round
+/// trip less for every batch of inbound messages.
+pub async fn insert_moving(
+    c: &mut Conn<'_>,
+    rows: &[MessageRow],
+    at: DateTime<Utc>,
+    moved: &[conversations::Moved],
+) -> Result<()> {
     match c {
         Conn::Postgres(q) => {
-            let sql = format!(
+            let insert = format!(
                 "INSERT INTO messages ({COLUMNS})
                  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[],
                      $7::text[], $8::text[], $9::boolean[], $10::text[], $11::text[], $12::text[], $13::bytea[],
                      $14::timestamptz[], $15::timestamptz[], $16::text[], $17::timestamptz[], $18::text[],
                      $19::text[], $20::boolean[])"
             );
+            let sql = if moved.is_empty() {
+                insert
+            } else {
+                format!("WITH moved AS ({}) {insert}", conversations::moving_sql(21))
+            };
             let column = |f: &dyn Fn(&MessageRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
-            sqlx::query(&sql)
+            let query = sqlx::query(&sql)
                 .bind(rows.iter().map(|m| m.id.0).collect::<Vec<_>>())
                 .bind(rows.iter().map(|m| m.church_id.0).collect::<Vec<_>>())
                 .bind(rows.iter().map(|m| m.conversation_id.0).collect::<Vec<_>>())
@@ -112,9 +129,9 @@ pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
                 .bind(rows.iter().map(|m| m.send_started_at).collect::<Vec<_>>())
                 .bind(column(&|m| m.provider_status.as_deref()))
                 .bind(column(&|m| m.send_mode.as_deref()))
-                .bind(rows.iter().map(|m| m.send_preview).collect::<Vec<_>>())
-                .execute(&mut **q)
-                .await?;
+                .bind(rows.iter().map(|m| m.send_preview).collect::<Vec<_>>());
+            let query = if moved.is_empty() { query } else { conversations::bind_moved(query, at, moved) };
+            query.execute(&mut **q).await?;
         }
         Conn::Sqlite(q) => {
             // 20 parameters a row: 500 rows stay far below SQLite's 32,766.
@@ -146,6 +163,7 @@ pub async fn insert_many(c: &mut Conn<'_>, rows: &[MessageRow]) -> Result<()> {
                 // varies with its length and would crowd the per-connection statement cache.
                 b.build().persistent(chunk.len() == 1).execute(&mut **q).await?;
             }
+            conversations::record_messages(c, at, moved).await?;
         }
     }
     Ok(())

@@ -276,7 +276,7 @@ pub(crate) async fn write_all(
     // 4. Each message in order: keywords, its row, its files.
     let mut rows = Vec::with_capacity(pending.len());
     let mut files_of = Vec::with_capacity(pending.len());
-    let mut moved: HashMap<ConversationId, (ChurchId, String, i64)> = HashMap::new();
+    let mut moved: HashMap<ConversationId, db::conversations::Moved> = HashMap::new();
     let mut effects = Vec::with_capacity(pending.len());
     for (i, p) in &pending {
         let msg = p.msg;
@@ -339,15 +339,24 @@ pub(crate) async fn write_all(
             tracing::warn!(count = msg.files.len(), kept = MAX_FILES, "message announced too many files");
         }
         let preview = preview(&msg.text, files.iter().map(|f| f.declared_type.as_deref()));
-        let update = moved.entry(conversation).or_insert((p.church, String::new(), 0));
-        update.1 = preview;
-        update.2 += 1;
+        let update = moved.entry(conversation).or_insert(db::conversations::Moved {
+            church: p.church,
+            id: conversation,
+            preview: String::new(),
+            messages: 0,
+        });
+        update.preview = preview;
+        update.messages += 1;
         outcomes[*i] = Some(Outcome::Recorded { message: message.id, conversation, files: files.len() });
         effects.push(Effect { church: p.church, conversation, message: message.id, files: files.len(), push: false });
         files_of.push((p.church, conversation, message.id, files));
         rows.push(message);
     }
-    db::messages::insert_many(c, &rows).await?;
+    // The messages, and each conversation moved to the top once (in id order: see
+    // `db::conversations::moving_sql`).
+    let mut moved: Vec<_> = moved.into_values().collect();
+    moved.sort_by_key(|m| m.id);
+    db::messages::insert_moving(c, &rows, now, &moved).await?;
 
     // 5. Files (after their messages: they refer to them), each with its download job.
     for (church, conversation, message, files) in files_of {
@@ -382,17 +391,7 @@ pub(crate) async fn write_all(
         }
     }
 
-    // 6. Each conversation moved to the top once, one statement per church, in id order.
-    let mut by_church: HashMap<ChurchId, Vec<(ConversationId, String, i64)>> = HashMap::new();
-    for (id, (church, preview, unread)) in moved {
-        by_church.entry(church).or_default().push((id, preview, unread));
-    }
-    for (church, mut list) in by_church {
-        list.sort_by_key(|(id, _, _)| *id);
-        db::conversations::record_messages(c, church, now, &list).await?;
-    }
-
-    // 7. Leaders who chose push notifications: one job per church of the batch.
+    // 6. Leaders who chose push notifications: one job per church of the batch.
     let notified = crate::flows::notifications::queue_push(
         c,
         deps.config,

@@ -112,6 +112,14 @@ async fn story(db: Db) {
     let many = db::conversations::get_many(c, church.id, &[conv.id, ConversationId::new()]).await.expect("get_many");
     assert_eq!(many.iter().map(|r| r.id).collect::<Vec<_>>(), vec![conv.id], "only what exists");
     assert_eq!((row.last_message_at, row.unread_count), (later, 2), "last_message_at never goes back");
+    // Many at once (inbound batches): each its own preview and count; another church's id moves nothing.
+    let moved = |church, messages| db::conversations::Moved { church, id: conv.id, preview: "batch".into(), messages };
+    db::conversations::record_messages(c, later, &[moved(ChurchId::new(), 5)]).await.expect("another church");
+    let row = db::conversations::get(c, church.id, conv.id).await.expect("get").expect("some");
+    assert_eq!((row.unread_count, row.last_message_preview.as_str()), (2, "older event"), "another church's batch");
+    db::conversations::record_messages(c, later, &[moved(church.id, 3)]).await.expect("batch");
+    let row = db::conversations::get(c, church.id, conv.id).await.expect("get").expect("some");
+    assert_eq!((row.unread_count, row.last_message_preview.as_str()), (5, "batch"), "the church's own batch");
     let filter = db::conversations::InboxFilter { last_digits: Some("01".into()), ..Default::default() };
     assert_eq!(db::conversations::list(c, church.id, None, &filter, 10).await.expect("list").len(), 1);
     let filter = db::conversations::InboxFilter { name_like: Some("zed".into()), ..Default::default() };
@@ -1337,7 +1345,8 @@ async fn notification_story(db: &Db) {
     let member =
         db::members::find_or_create(c, &member_row(church.id, 201, sealed(&[], 201), now)).await.expect("member");
     let conv = db::conversations::find_or_create(c, &conversation_row(church.id, member.id, now)).await.expect("conv");
-    db::conversations::record_messages(c, church.id, now, &[(conv.id, "Hi".into(), 1)]).await.expect("unread");
+    let moved = db::conversations::Moved { church: church.id, id: conv.id, preview: "Hi".into(), messages: 1 };
+    db::conversations::record_messages(c, now, &[moved]).await.expect("unread");
     let later = now + Duration::minutes(20);
     assert!(waiting(c, now).await.is_empty(), "not waited long enough");
     let due = waiting(c, later).await;
@@ -1383,4 +1392,40 @@ async fn contract_on_postgres() {
 async fn waiting(c: &mut db::Conn<'_>, at: DateTime<Utc>) -> Vec<db::conversations::Waiting> {
     let (before, active, told) = (at - Duration::minutes(15), at - Duration::days(1), at - Duration::hours(1));
     db::conversations::waiting(c, before, active, told, 10).await.expect("waiting")
+}
+
+/// A PostgreSQL connection the server closed while it sat idle in the pool (a restart, a
+/// firewall's idle timeout) is found dead and replaced before it is handed out: the next query
+/// succeeds. (Connections handed back a moment ago are not pinged again; see `Db::connect`.)
+#[tokio::test]
+async fn a_connection_dropped_while_idle_is_replaced() {
+    let Some(admin) = test_database_url() else { return };
+    let url = fresh_postgres_database(&admin).await;
+    let db = Db::connect(&DatabaseKind::Postgres { url: SecretString::from(url) }).await.expect("connect");
+    let Db::Postgres(pool) = &db else { unreachable!("connected to PostgreSQL") };
+    let pids = || async {
+        let mut pids: Vec<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+                .fetch_all(&mut *pool.acquire().await.expect("acquire"))
+                .await
+                .expect("backends");
+        pids.sort_unstable();
+        pids
+    };
+    let before = pids().await;
+    assert_eq!(before.len(), 1, "one connection in the pool: {before:?}");
+
+    let mut killer = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.expect("admin connection");
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(before[0])
+        .fetch_one(&mut killer)
+        .await
+        .expect("kill");
+    assert!(killed, "the pool's connection was terminated");
+    tokio::time::sleep(db::PING_WHEN_IDLE_FOR + StdDuration::from_millis(300)).await;
+
+    db.ping().await.expect("the dead connection was replaced, not handed out");
+    let after = pids().await;
+    assert!(!after.contains(&before[0]), "a new backend serves the pool: {before:?} → {after:?}");
+    db.close().await;
 }
