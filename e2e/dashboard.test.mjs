@@ -319,6 +319,32 @@ test("a new text from the member appears in the open thread live", async () => {
   await leader.locator("#conversation-list a.conversation .preview").filter({ hasText: text }).waitFor();
 });
 
+test("a text that comes before the thread's live stream opens still appears", async () => {
+  // The stream is held back while the page renders and the member texts: the server publishes
+  // to no one, and the page must catch up when its stream opens.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await leader.route("**/events", async (route) => { await held; await route.continue(); });
+  try {
+    await leader.reload();
+    await leader.locator("#messages article.bubble").first().waitFor();
+    const text = "Texted while the page was loading";
+    await Promise.all([
+      sim.waitForResponse((r) => new URL(r.url()).pathname === "/sandbox/send"),
+      sim.fill("#sim-text", text).then(() => sim.locator("#sim-text").press("Enter")),
+    ]);
+    assert.equal(await leader.locator("#messages article.bubble").filter({ hasText: text }).count(), 0,
+      "not shown before the stream opens (the page was rendered before it came)");
+    release();
+    await leader.locator("#messages article.bubble.in").filter({ hasText: text }).waitFor();
+    const last = await leader.evaluate(() => [...document.querySelectorAll("#messages article.bubble")].at(-1).textContent);
+    assert.match(last, /Texted while the page was loading/, "added as the newest message");
+  } finally {
+    release();
+    await leader.unroute("**/events");
+  }
+});
+
 test("screenshots of the inbox and a thread at desktop and phone widths", async () => {
   assert.ok(conversationId, "a conversation exists");
   // Desktop: list and thread side by side.

@@ -84,11 +84,32 @@
     });
     events.addEventListener("conversation", refreshList);
     events.addEventListener("resync", () => window.location.reload());
-    // A file that arrived or failed between this page's rendering and the stream's opening (or
-    // while it reconnected) came as no event: at every opening, files still shown as arriving
-    // are asked for again.
-    events.addEventListener("open", () => {
-      messages?.querySelectorAll("article.bubble").forEach((b) => {
+    // What happened between this page's rendering and the stream's opening (or while it
+    // reconnected) came as no event. At every opening the list and the thread's newest messages
+    // are asked for again: messages not shown yet are added (a gap longer than a page reloads
+    // the page), and files still shown as arriving are asked for again.
+    events.addEventListener("open", async () => {
+      refreshList();
+      if (!messages || !conversation) return;
+      const html = await fetchHtml(`/inbox/${conversation}/fragments/messages`);
+      if (html !== null) {
+        const tmp = document.createElement("div");
+        tmp.innerHTML = html;
+        const newest = [...tmp.querySelectorAll("article.bubble")];
+        const last = newest.map((b) => document.getElementById(b.id) !== null).lastIndexOf(true);
+        if (last === -1 && newest.length > 0) {
+          window.location.reload();
+          return;
+        }
+        const missed = newest.slice(last + 1).filter((b) => document.getElementById(b.id) === null);
+        if (missed.length > 0) {
+          const stick = atBottom();
+          missed.forEach((b) => messages.appendChild(b));
+          if (stick) scrollToBottom();
+          if (document.visibilityState === "visible") markRead();
+        }
+      }
+      messages.querySelectorAll("article.bubble").forEach((b) => {
         if (b.querySelector(".media.pending")) showMessage(b.dataset.id);
       });
     });
