@@ -328,6 +328,7 @@ test("a text that comes before the thread's live stream opens still appears", as
   try {
     await leader.reload();
     await leader.locator("#messages article.bubble").first().waitFor();
+    await leader.evaluate(() => { window.__e2eNoReload = true; });
     const text = "Texted while the page was loading";
     await Promise.all([
       sim.waitForResponse((r) => new URL(r.url()).pathname === "/sandbox/send"),
@@ -339,6 +340,7 @@ test("a text that comes before the thread's live stream opens still appears", as
     await leader.locator("#messages article.bubble.in").filter({ hasText: text }).waitFor();
     const last = await leader.evaluate(() => [...document.querySelectorAll("#messages article.bubble")].at(-1).textContent);
     assert.match(last, /Texted while the page was loading/, "added as the newest message");
+    assert.equal(await leader.evaluate(() => window.__e2eNoReload), true, "added in place, the page not reloaded");
   } finally {
     release();
     await leader.unroute("**/events");

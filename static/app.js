@@ -96,15 +96,25 @@
         const tmp = document.createElement("div");
         tmp.innerHTML = html;
         const newest = [...tmp.querySelectorAll("article.bubble")];
-        const last = newest.map((b) => document.getElementById(b.id) !== null).lastIndexOf(true);
-        if (last === -1 && newest.length > 0) {
+        if (newest.length > 0 && !newest.some((b) => document.getElementById(b.id))) {
           window.location.reload();
           return;
         }
-        const missed = newest.slice(last + 1).filter((b) => document.getElementById(b.id) === null);
-        if (missed.length > 0) {
-          const stick = atBottom();
-          missed.forEach((b) => messages.appendChild(b));
+        // Each missing message goes where the server's order puts it: before the next one on
+        // the page (a live event may have shown a newer one first), or last.
+        const stick = atBottom();
+        let added = 0;
+        for (let i = newest.length - 1, next = null; i >= 0; i--) {
+          const shown = document.getElementById(newest[i].id);
+          if (shown) {
+            next = shown;
+            continue;
+          }
+          messages.insertBefore(newest[i], next);
+          next = newest[i];
+          added++;
+        }
+        if (added > 0) {
           if (stick) scrollToBottom();
           if (document.visibilityState === "visible") markRead();
         }
